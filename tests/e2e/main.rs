@@ -1,0 +1,3 @@
+//! End-to-end tests of the `signet` binary against a real `docker-registry`.
+
+mod support;
