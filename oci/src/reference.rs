@@ -156,10 +156,28 @@ impl fmt::Debug for Reference {
     }
 }
 
-impl FromStr for Reference {
-    type Err = Error;
+impl Reference {
+    /// Parse without adding the default tag: `repo` stays tagless. Signed identities are compared
+    /// as written (a cosign identity names the repository only), so they are parsed this way.
+    pub fn parse_as_written(input: &str) -> Result<Reference, Error> {
+        let mut reference = Reference::parse_normalized(input)?;
+        if reference.digest.is_none() && !has_explicit_tag(input.split('@').next().unwrap_or(input)) {
+            reference.tag = None;
+        }
+        Ok(reference)
+    }
 
-    fn from_str(input: &str) -> Result<Reference, Error> {
+    /// The repository alone, without tag or digest.
+    pub fn without_tag_or_digest(&self) -> Reference {
+        Reference {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: None,
+            digest: None,
+        }
+    }
+
+    fn parse_normalized(input: &str) -> Result<Reference, Error> {
         let invalid = |reason: &str| Error::InvalidReference {
             input: input.chars().take(300).collect(),
             reason: reason.to_string(),
@@ -215,6 +233,14 @@ impl FromStr for Reference {
             tag,
             digest,
         })
+    }
+}
+
+impl FromStr for Reference {
+    type Err = Error;
+
+    fn from_str(input: &str) -> Result<Reference, Error> {
+        Reference::parse_normalized(input)
     }
 }
 
@@ -521,6 +547,16 @@ mod tests {
         assert!(is_loopback_host("localhost:5000"));
         assert!(is_loopback_host("[::1]:5000"));
         assert!(is_loopback_host("127.3.4.5"));
+    }
+
+    #[test]
+    fn as_written_keeps_tagless_names() {
+        let r = Reference::parse_as_written("127.0.0.1:5000/a").unwrap();
+        assert_eq!(r.to_string(), "127.0.0.1:5000/a");
+        let r = Reference::parse_as_written("busybox:1").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/busybox:1");
+        let r = Reference::parse_as_written("localhost:5000/a").unwrap();
+        assert_eq!(r.tag(), None);
     }
 
     #[test]
