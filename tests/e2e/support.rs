@@ -1,1 +1,593 @@
 //! Shared harness: a real registry on a free loopback port, and helpers to run the binary.
+//!
+//! Each [`TestRegistry`] is Debian's `docker-registry` (distribution 2.8) serving a fresh temporary
+//! storage directory on `127.0.0.1:<free port>`, without auth, with htpasswd basic auth, or with
+//! token auth from a small token server in this process (ES256 JWTs whose self-signed certificate,
+//! made with the `openssl` CLI, is the registry's `rootcertbundle`). The registry is killed when
+//! the value is dropped.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use signet_oci::registry::Credentials;
+use signet_oci::{Descriptor, Digest, Reference, RegistryClient, RegistryOptions};
+
+/// Where Debian installs distribution's registry.
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+/// The `service` (JWT audience) of token-auth registries.
+pub const TOKEN_SERVICE: &str = "signet-test-registry";
+/// The issuer of the test token server's JWTs.
+pub const TOKEN_ISSUER: &str = "signet-test-issuer";
+/// How long a registry may take to answer `GET /v2/` after start.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `docker-registry` with its own storage; killed on drop.
+pub struct TestRegistry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    storage: PathBuf,
+    token_server: Option<TokenServer>,
+}
+
+impl TestRegistry {
+    /// A registry without authentication.
+    pub fn start() -> TestRegistry {
+        Self::start_with_auth(|_| String::new(), None)
+    }
+
+    /// A registry that demands HTTP basic credentials `user`/`pass` (bcrypt htpasswd file made
+    /// with Debian's `htpasswd` from apache2-utils).
+    pub fn start_with_htpasswd(user: &str, pass: &str) -> TestRegistry {
+        let (user, pass) = (user.to_string(), pass.to_string());
+        Self::start_with_auth(
+            move |dir| {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", &user, &pass])
+                    .output()
+                    .expect("run htpasswd (install Debian's apache2-utils)");
+                assert!(out.status.success(), "htpasswd failed: {out:?}");
+                let file = dir.join("htpasswd");
+                std::fs::write(&file, &out.stdout).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: signet-test\n    path: {}\n",
+                    file.display()
+                )
+            },
+            None,
+        )
+    }
+
+    /// A registry using the distribution token flow: its realm is a token server in this process
+    /// that grants the requested scopes to `user`/`pass`, an empty-access token to anonymous
+    /// callers, and 401 to wrong credentials.
+    pub fn start_with_token_auth(user: &str, pass: &str) -> TestRegistry {
+        let server = TokenServer::start(user, pass);
+        let realm = format!("http://127.0.0.1:{}/token", server.port);
+        let cert = server.cert_path.clone();
+        Self::start_with_auth(
+            move |_| {
+                format!(
+                    "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                    cert.display()
+                )
+            },
+            Some(server),
+        )
+    }
+
+    fn start_with_auth(
+        auth: impl Fn(&Path) -> String,
+        token_server: Option<TokenServer>,
+    ) -> TestRegistry {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: install Debian's docker-registry: apt-get install -y docker-registry"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage");
+        std::fs::create_dir_all(&storage).unwrap();
+        let auth_yaml = auth(dir.path());
+        // A free port can be taken between our probe and the registry's bind: try a few.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
+                    storage.display()
+                ),
+            )
+            .unwrap();
+            let log_path = dir.path().join("registry.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = Command::new(REGISTRY_BIN)
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start docker-registry");
+            if wait_ready(&mut child, port) {
+                return TestRegistry {
+                    child,
+                    port,
+                    dir,
+                    storage,
+                    token_server,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        }
+        panic!("docker-registry did not start; its log:\n{last_log}");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The registry's storage root (`docker/registry/v2/...` lives below it).
+    pub fn storage_dir(&self) -> &Path {
+        &self.storage
+    }
+
+    /// Where the registry keeps the bytes of blob (or manifest) `digest`.
+    pub fn blob_data_path(&self, digest: &Digest) -> PathBuf {
+        self.storage
+            .join("docker/registry/v2/blobs")
+            .join(digest.algorithm().as_str())
+            .join(&digest.hex()[..2])
+            .join(digest.hex())
+            .join("data")
+    }
+
+    /// `127.0.0.1:PORT/<repo_and_tag>` parsed.
+    pub fn reference(&self, repo_and_tag: &str) -> Reference {
+        format!("{}/{repo_and_tag}", self.host()).parse().unwrap()
+    }
+
+    /// How many token requests the token server answered (0 without token auth).
+    pub fn token_requests(&self) -> usize {
+        self.token_server
+            .as_ref()
+            .map_or(0, |s| s.requests.load(Ordering::SeqCst))
+    }
+
+    /// A scratch directory that lives as long as the registry.
+    pub fn scratch_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listened on a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `GET /v2/` until it answers 200 or 401; false if the registry exits or time runs out.
+fn wait_ready(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let request = format!("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+            let mut answer = [0u8; 12];
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_exact(&mut answer).is_ok()
+            {
+                let status = &answer[9..12];
+                if status == b"200" || status == b"401" {
+                    return true;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A tokio runtime for tests that call the async library directly.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Options for tests: no auth files (the developer's own must not leak in), short time-outs,
+/// one retry.
+pub fn test_options() -> RegistryOptions {
+    RegistryOptions {
+        use_auth_files: false,
+        timeout: Duration::from_secs(10),
+        retries: 1,
+        ..RegistryOptions::default()
+    }
+}
+
+/// A client with [`test_options`].
+pub fn client() -> RegistryClient {
+    RegistryClient::new(test_options()).unwrap()
+}
+
+/// A client with [`test_options`] and explicit credentials for `reg`.
+pub fn client_with_credentials(reg: &TestRegistry, user: &str, pass: &str) -> RegistryClient {
+    let mut options = test_options();
+    options.credentials = vec![(
+        reg.host(),
+        Credentials {
+            username: user.into(),
+            password: pass.into(),
+        },
+    )];
+    RegistryClient::new(options).unwrap()
+}
+
+/// A `signet` command with a clean environment: a fresh empty HOME (and XDG dirs below it), PATH
+/// kept, nothing else inherited, so no user configuration or credentials leak in.
+pub fn signet() -> Command {
+    let home = tempfile::Builder::new()
+        .prefix("signet-e2e-home-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
+    cmd.env_clear()
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_RUNTIME_DIR", home.join("run"));
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    if let Some(tmp) = std::env::var_os("TMPDIR") {
+        cmd.env("TMPDIR", tmp);
+    }
+    cmd
+}
+
+/// Deterministic pseudo-random bytes (xorshift) from `seed`.
+pub fn sample_bytes(seed: &str, len: usize) -> Vec<u8> {
+    let mut state = seed.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// A deterministic uncompressed tar holding one file.
+fn sample_tar(name: &str, contents: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(contents.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    builder
+        .append_data(&mut header, name, contents)
+        .expect("build tar");
+    builder.into_inner().expect("finish tar")
+}
+
+/// A small OCI image (two uncompressed tar layers, a config naming their diff IDs): the manifest
+/// bytes and the blobs (config first). Same `seed`, same bytes.
+pub fn sample_image(seed: &str) -> (Vec<u8>, Vec<(Descriptor, Vec<u8>)>) {
+    let layers: Vec<Vec<u8>> = (0..2)
+        .map(|i| {
+            sample_tar(
+                &format!("file{i}.bin"),
+                &sample_bytes(&format!("{seed}/{i}"), 1000 + 500 * i),
+            )
+        })
+        .collect();
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| Digest::sha256(l).to_string())
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": {"org.example.seed": seed}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_desc = Descriptor::of(signet_oci::manifest::OCI_CONFIG, &config);
+    let layer_descs: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| Descriptor::of("application/vnd.oci.image.layer.v1.tar", l))
+        .collect();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": signet_oci::manifest::OCI_MANIFEST,
+        "config": config_desc,
+        "layers": layer_descs,
+    }))
+    .unwrap();
+    let mut blobs = vec![(config_desc, config)];
+    blobs.extend(layer_descs.into_iter().zip(layers));
+    (manifest, blobs)
+}
+
+/// Push [`sample_image`]`(repo_and_tag)` to `reg` as `repo_and_tag` with the library client;
+/// returns the manifest digest. Call from synchronous test code (it runs its own runtime).
+pub fn push_sample_image(reg: &TestRegistry, repo_and_tag: &str) -> Digest {
+    push_sample_image_with(reg, repo_and_tag, &client())
+}
+
+/// [`push_sample_image`] with a given client (for registries that need credentials).
+pub fn push_sample_image_with(
+    reg: &TestRegistry,
+    repo_and_tag: &str,
+    client: &RegistryClient,
+) -> Digest {
+    let reference = reg.reference(repo_and_tag);
+    let (manifest, blobs) = sample_image(repo_and_tag);
+    runtime().block_on(async {
+        for (_, bytes) in blobs {
+            client
+                .put_blob(&reference, bytes::Bytes::from(bytes))
+                .await
+                .unwrap();
+        }
+        client
+            .put_manifest(&reference, &manifest, signet_oci::manifest::OCI_MANIFEST)
+            .await
+            .unwrap()
+    })
+}
+
+/// An in-process token server for the distribution token flow (one thread, one request per
+/// connection).
+struct TokenServer {
+    port: u16,
+    cert_path: PathBuf,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    _dir: tempfile::TempDir,
+}
+
+impl TokenServer {
+    fn start(user: &str, pass: &str) -> TokenServer {
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("token-key.pem");
+        let cert_path = dir.path().join("token-cert.pem");
+        run_openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            key_path.to_str().unwrap(),
+        ]);
+        run_openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            key_path.to_str().unwrap(),
+            "-subj",
+            "/CN=signet-test-token-issuer",
+            "-days",
+            "2",
+            "-out",
+            cert_path.to_str().unwrap(),
+        ]);
+        let key_pem = std::fs::read_to_string(&key_path).unwrap();
+        let secret = <p256::SecretKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&key_pem)
+            .expect("openssl wrote a PKCS#8 P-256 key");
+        let signing_key = p256::ecdsa::SigningKey::from(secret);
+        // x5c carries base64 DER, which is exactly the PEM body without its armour.
+        let cert_b64: String = std::fs::read_to_string(&cert_path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (user, pass) = (user.to_string(), pass.to_string());
+        let (thread_requests, thread_stop) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if thread_stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                thread_requests.fetch_add(1, Ordering::SeqCst);
+                serve_token(stream, &user, &pass, &signing_key, &cert_b64);
+            }
+        });
+        TokenServer {
+            port,
+            cert_path,
+            requests,
+            stop,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn run_openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?} failed: {out:?}");
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn respond(mut stream: TcpStream, status: &str, body: &str) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// Answer one token request: 401 for wrong credentials, else a JWT granting the requested
+/// scopes to the right user and nothing to anonymous callers.
+fn serve_token(
+    mut stream: TcpStream,
+    user: &str,
+    pass: &str,
+    key: &p256::ecdsa::SigningKey,
+    cert_b64: &str,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let target = head
+        .lines()
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or("");
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let scopes: Vec<String> = query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .filter(|(k, _)| *k == "scope")
+        .map(|(_, v)| percent_decode(v))
+        .collect();
+    let given = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        if !name.eq_ignore_ascii_case("authorization") {
+            return None;
+        }
+        let encoded = value.trim().strip_prefix("Basic ")?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (u, p) = text.split_once(':')?;
+        Some((u.to_string(), p.to_string()))
+    });
+    let subject = match &given {
+        Some((u, p)) if u == user && p == pass => u.clone(),
+        Some(_) => {
+            respond(
+                stream,
+                "401 Unauthorized",
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#,
+            );
+            return;
+        }
+        None => String::new(),
+    };
+    let access: Vec<serde_json::Value> = if subject.is_empty() {
+        Vec::new()
+    } else {
+        scopes
+            .iter()
+            .filter_map(|scope| {
+                let (kind, rest) = scope.split_once(':')?;
+                let (name, actions) = rest.rsplit_once(':')?;
+                Some(serde_json::json!({
+                    "type": kind,
+                    "name": name,
+                    "actions": actions.split(',').collect::<Vec<_>>(),
+                }))
+            })
+            .collect()
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [cert_b64]});
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER,
+        "sub": subject,
+        "aud": TOKEN_SERVICE,
+        "exp": now + 300,
+        "nbf": now - 10,
+        "iat": now,
+        "jti": format!("{now}-{}", scopes.len()),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature: p256::ecdsa::Signature =
+        p256::ecdsa::signature::Signer::sign(key, signing_input.as_bytes());
+    let token = format!("{signing_input}.{}", b64(&signature.to_bytes()));
+    let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+    respond(stream, "200 OK", &body);
+}

@@ -278,7 +278,7 @@ mod tests {
                 password: "x".into(),
             },
         )];
-        let got = lookup(&explicit, &[file.clone()], "r.example", "a").unwrap();
+        let got = lookup(&explicit, std::slice::from_ref(&file), "r.example", "a").unwrap();
         assert_eq!(got.unwrap().username, "flag");
         let got = lookup(&[], &[dir.path().join("none"), file], "r.example", "a").unwrap();
         assert_eq!(got.unwrap().username, "file");

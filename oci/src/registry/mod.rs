@@ -454,7 +454,14 @@ impl RegistryClient {
                 scope,
             } => {
                 let ours = Self::scope(call);
-                let token = match self.auth.token(registry, &ours) {
+                // A push token also covers pulling from the same repository.
+                let cached = self.auth.token(registry, &ours).or_else(|| {
+                    (call.access == Access::Pull).then(|| {
+                        let push = format!("repository:{}:pull,push", call.reference.repository());
+                        self.auth.token(registry, &push)
+                    })?
+                });
+                let token = match cached {
                     Some(token) => token,
                     None => {
                         let (token, lifetime) = self
