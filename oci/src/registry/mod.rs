@@ -584,7 +584,11 @@ impl RegistryClient {
                 .request(call.method.clone(), call.url.clone())
                 .headers(call.headers.clone());
             if call.whole_timeout {
-                request = request.timeout(self.options.timeout);
+                // Upload bodies get extra time for their size (at a floor of 64 KiB/s): a
+                // fixed bound would fail large chunks on slow links.
+                let body_len = call.body.as_ref().map_or(0, |b| b.len() as u64);
+                let extra = Duration::from_secs(body_len / (64 * 1024));
+                request = request.timeout(self.options.timeout + extra);
             }
             if let Some(value) = &auth {
                 request = request.header(reqwest::header::AUTHORIZATION, value.clone());
@@ -1372,6 +1376,176 @@ mod tests {
             password: "hunter2".into(),
         };
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    /// A loopback HTTP server answering each connection with the next scripted response (the
+    /// last one repeats), counting requests. It stands in for registries that misbehave in ways
+    /// the real one cannot be made to (lying headers, 5xx).
+    fn scripted_server(answers: Vec<Vec<u8>>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let i = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = &answers[i.min(answers.len() - 1)];
+                let _ = stream.write_all(answer);
+            }
+        });
+        (host, count)
+    }
+
+    fn answer(status: &str, headers: &[(&str, String)], body: &[u8], length: bool) -> Vec<u8> {
+        let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if length {
+            out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        out.push_str("\r\n");
+        let mut out = out.into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+
+    fn oci_type() -> (&'static str, String) {
+        ("Content-Type", crate::manifest::OCI_MANIFEST.to_string())
+    }
+
+    fn quick_client(retries: u32, max_manifest_bytes: u64) -> RegistryClient {
+        RegistryClient::new(RegistryOptions {
+            use_auth_files: false,
+            timeout: Duration::from_secs(5),
+            retries,
+            max_manifest_bytes,
+            ..RegistryOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn retries_5xx_but_never_4xx() {
+        let unavailable = answer("503 Service Unavailable", &[], b"", true);
+        let ok = answer("200 OK", &[oci_type()], MANIFEST, true);
+        let (host, count) = scripted_server(vec![unavailable.clone(), unavailable, ok]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let fetched = quick_client(2, 4096)
+            .get_manifest(&reference)
+            .await
+            .unwrap();
+        assert_eq!(fetched.bytes, MANIFEST);
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        let bad = answer(
+            "400 Bad Request",
+            &[],
+            br#"{"errors":[{"code":"X","message":"no"}]}"#,
+            true,
+        );
+        let (host, count) = scripted_server(vec![bad]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let err = quick_client(3, 4096)
+            .get_manifest(&reference)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Registry { .. }), "{err}");
+        assert!(err.to_string().contains("X: no"), "{err}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_registry_that_lies_about_the_digest_is_refused() {
+        let lie = (
+            "Docker-Content-Digest",
+            Digest::sha256(b"other").to_string(),
+        );
+        let (host, _) = scripted_server(vec![answer("200 OK", &[oci_type(), lie], MANIFEST, true)]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let err = quick_client(0, 4096)
+            .get_manifest(&reference)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+
+        let truth = (
+            "Docker-Content-Digest",
+            Digest::sha256(MANIFEST).to_string(),
+        );
+        let (host, _) =
+            scripted_server(vec![answer("200 OK", &[oci_type(), truth], MANIFEST, true)]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let fetched = quick_client(0, 4096)
+            .get_manifest(&reference)
+            .await
+            .unwrap();
+        assert_eq!(fetched.digest, Digest::sha256(MANIFEST));
+    }
+
+    #[tokio::test]
+    async fn manifest_size_is_counted_not_taken_from_headers() {
+        // No Content-Length: the body runs to the end of the connection.
+        let (host, _) = scripted_server(vec![answer("200 OK", &[oci_type()], MANIFEST, false)]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let err = quick_client(0, 100)
+            .get_manifest(&reference)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LimitExceeded { .. }), "{err}");
+        let fetched = quick_client(0, 4096)
+            .get_manifest(&reference)
+            .await
+            .unwrap();
+        assert_eq!(fetched.bytes, MANIFEST);
+    }
+
+    #[tokio::test]
+    async fn tag_lists_follow_pagination_on_the_same_host_only() {
+        let page1 = answer(
+            "200 OK",
+            &[(
+                "Link",
+                "</v2/a/b/tags/list?last=t2&n=2>; rel=\"next\"".to_string(),
+            )],
+            br#"{"name":"a/b","tags":["t1","t2"]}"#,
+            true,
+        );
+        let page2 = answer("200 OK", &[], br#"{"name":"a/b","tags":["t3"]}"#, true);
+        let (host, count) = scripted_server(vec![page1, page2]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let tags = quick_client(0, 4096).list_tags(&reference).await.unwrap();
+        assert_eq!(tags, vec!["t1", "t2", "t3"]);
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        let elsewhere = answer(
+            "200 OK",
+            &[(
+                "Link",
+                "<http://127.0.0.2:1/v2/a/b/tags/list?last=t1>; rel=\"next\"".to_string(),
+            )],
+            br#"{"name":"a/b","tags":["t1"]}"#,
+            true,
+        );
+        let (host, _) = scripted_server(vec![elsewhere]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let err = quick_client(0, 4096)
+            .list_tags(&reference)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("another host"), "{err}");
     }
 
     #[tokio::test]
