@@ -3,3 +3,4 @@
 mod support;
 mod registry;
 mod image;
+mod keys;

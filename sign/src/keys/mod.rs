@@ -126,6 +126,21 @@ impl FromStr for KeyId {
     }
 }
 
+/// Serialised as the bare hex string.
+impl serde::Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// Deserialised through [`KeyId::from_str`], so only valid key ids load.
+impl<'de> serde::Deserialize<'de> for KeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// An ECDSA P-256 public key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
@@ -348,6 +363,13 @@ pub(crate) mod tests {
         let parsed: KeyId = rekor.key_id().as_str().parse().unwrap();
         assert_eq!(parsed, rekor.key_id());
         assert!("C0D2".parse::<KeyId>().is_err());
+        let json = serde_json::to_string(&rekor.key_id()).unwrap();
+        assert_eq!(json, format!("\"{}\"", rekor.key_id()));
+        assert_eq!(
+            serde_json::from_str::<KeyId>(&json).unwrap(),
+            rekor.key_id()
+        );
+        assert!(serde_json::from_str::<KeyId>("\"abc\"").is_err());
         assert!("g".repeat(64).parse::<KeyId>().is_err());
     }
 
