@@ -91,6 +91,15 @@ impl EncryptedKeyFile {
         nonce: &[u8; NONCE_LEN],
         log_n: u8,
     ) -> Result<String, Error> {
+        if !(15..=17).contains(&log_n) {
+            // Never write a file that `decrypt` (and cosign's N bounds) would refuse.
+            return Err(Error::UnsupportedKdfParams {
+                file: "signing key".to_string(),
+                n: 1u64 << log_n.min(63),
+                r: 8,
+                p: 1,
+            });
+        }
         let plaintext = key.to_pkcs8_der()?;
         let secret = derive_key(password, salt, log_n).map_err(|reason| Error::InvalidKey {
             file: "signing key".to_string(),

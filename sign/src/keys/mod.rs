@@ -184,6 +184,12 @@ impl PublicKey {
         let spki = p256::pkcs8::spki::SubjectPublicKeyInfoRef::try_from(der)
             .map_err(|e| invalid(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
         require_p256(&spki.algorithm, source)?;
+        // Go's x509 (and so cosign) only reads uncompressed points; refusing others keeps key ids
+        // equal to the SHA-256 of the bytes cosign would hash.
+        match spki.subject_public_key.as_bytes() {
+            Some(point) if point.len() == 65 && point[0] == 4 => {}
+            _ => return Err(invalid("not an uncompressed P-256 point".to_string())),
+        }
         let inner = p256::PublicKey::from_public_key_der(der)
             .map_err(|e| invalid(format!("not a valid P-256 public key: {e}")))?;
         Ok(PublicKey::from_inner(inner))
@@ -409,6 +415,18 @@ pub(crate) mod tests {
         let err =
             PublicKey::from_pem(&fixture("cosign-real/fulcio-cert"), "fulcio-cert").unwrap_err();
         assert!(err.to_string().contains("found CERTIFICATE"), "{err}");
+        // A compressed point is valid SEC1 but Go's x509 refuses it, so Signet does too.
+        let key = SigningKey::generate().public_key();
+        let compressed = {
+            use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+            key.inner.to_encoded_point(true)
+        };
+        let mut der = P256_SPKI_PREFIX.to_vec();
+        der[1] -= 32;
+        der[25 - 1] -= 32;
+        der.extend_from_slice(compressed.as_bytes());
+        let err = PublicKey::from_der(&der, "compressed.pub").unwrap_err();
+        assert!(err.to_string().contains("uncompressed"), "{err}");
         assert!(PublicKey::from_pem(b"nothing", "x").is_err());
         let huge = vec![b'A'; (MAX_KEY_FILE_SIZE + 1) as usize];
         assert!(matches!(
