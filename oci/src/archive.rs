@@ -448,7 +448,14 @@ fn index_members(path: &Path) -> Result<BTreeMap<String, Member>, Error> {
         .entries()
         .map_err(|e| invalid(format!("not a tar file: {e}")))?;
     for entry in entries {
-        let entry = entry.map_err(|e| invalid(format!("not a valid tar file: {e}")))?;
+        // The tar crate's messages can quote raw header bytes; say only where the damage is.
+        let entry = entry.map_err(|_| {
+            if members.is_empty() {
+                invalid("not a tar file".into())
+            } else {
+                invalid(format!("corrupt tar file after {} members", members.len()))
+            }
+        })?;
         if members.len() >= MAX_ARCHIVE_MEMBERS {
             return Err(Error::LimitExceeded {
                 what: format!("number of members of {}", path.display()),

@@ -1,0 +1,12 @@
+//! One module per `signet` command; each exposes its clap arguments and a `run` function returning
+//! an [`ExitCode`](crate::exit::ExitCode).
+
+pub mod digest;
+pub mod validate;
+
+/// A runtime for commands that talk to registries or hash in parallel.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,147 @@
+//! Flags shared by every command (registry access, limits, logging), and how they become a
+//! registry client.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use signet_oci::registry::Credentials;
+use signet_oci::{ImageLocation, RegistryClient, RegistryOptions};
+
+/// Largest password accepted on stdin.
+const MAX_PASSWORD_BYTES: u64 = 64 * 1024;
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// How log lines on stderr look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags every command accepts (before or after the command name).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalOptions {
+    /// Reach this registry (HOST[:PORT]) over plain HTTP; loopback hosts always may. Repeatable.
+    #[arg(long = "allow-http-registry", value_name = "HOST", global = true)]
+    pub allow_http_registry: Vec<String>,
+    /// Trust the PEM CA certificates in FILE for registry TLS. Repeatable.
+    #[arg(long = "ca-file", value_name = "FILE", global = true)]
+    pub ca_file: Vec<PathBuf>,
+    /// User name for the image's registry (with --registry-password-stdin).
+    #[arg(
+        long,
+        value_name = "USER",
+        global = true,
+        requires = "registry_password_stdin"
+    )]
+    pub registry_username: Option<String>,
+    /// Read the password for the image's registry from stdin (with --registry-username).
+    #[arg(long, global = true, requires = "registry_username")]
+    pub registry_password_stdin: bool,
+    /// Largest manifest accepted, in bytes.
+    #[arg(long, value_name = "BYTES", global = true, default_value_t = signet_oci::manifest::DEFAULT_MAX_MANIFEST_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_manifest_bytes: u64,
+    /// Registry time-out for connecting and for each request, in seconds.
+    #[arg(long, value_name = "SECS", global = true, default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Print only what is essential (no progress, no summary on success).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Format of log lines on stderr.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        global = true,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+impl GlobalOptions {
+    /// Send log output to stderr at the level -v asks for (`SIGNET_LOG` overrides, as an
+    /// `EnvFilter` directive).
+    pub fn init_logging(&self) {
+        let level = match self.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = match self.log_format {
+            LogFormat::Text => builder.try_init(),
+            LogFormat::Json => builder.json().try_init(),
+        };
+    }
+
+    /// Registry options from the flags; explicit credentials, if given, are for `registry_host`
+    /// (the registry of the image the command works on) and are read from stdin here.
+    pub fn registry_options(&self, registry_host: Option<&str>) -> anyhow::Result<RegistryOptions> {
+        let mut credentials = Vec::new();
+        if let Some(username) = &self.registry_username {
+            let Some(host) = registry_host else {
+                bail!("--registry-username applies only to images in a registry");
+            };
+            let mut password = String::new();
+            std::io::stdin()
+                .take(MAX_PASSWORD_BYTES)
+                .read_to_string(&mut password)
+                .context("reading the registry password from stdin")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            if password.is_empty() {
+                bail!("--registry-password-stdin: stdin held no password");
+            }
+            credentials.push((
+                host.to_string(),
+                Credentials {
+                    username: username.clone(),
+                    password,
+                },
+            ));
+        }
+        Ok(RegistryOptions {
+            allow_http_registries: self.allow_http_registry.clone(),
+            ca_files: self.ca_file.clone(),
+            credentials,
+            max_manifest_bytes: self.max_manifest_bytes,
+            timeout: Duration::from_secs(self.timeout),
+            ..RegistryOptions::default()
+        })
+    }
+
+    /// A registry client for a command working on `location`.
+    pub fn registry_client(&self, location: &ImageLocation) -> anyhow::Result<RegistryClient> {
+        let host = match location {
+            ImageLocation::Registry(reference) => Some(reference.registry()),
+            _ => None,
+        };
+        Ok(RegistryClient::new(self.registry_options(host)?)?)
+    }
+}
+
+/// Parse an image argument (`HOST/REPO[:TAG][@DIGEST]`, `oci:DIR[:TAG]`, `docker-archive:FILE`).
+pub fn parse_image(text: &str) -> anyhow::Result<ImageLocation> {
+    Ok(text.parse::<ImageLocation>()?)
+}
