@@ -1,0 +1,41 @@
+//! `signet copy`: copy an image with its signatures between registries and OCI layouts.
+
+use signet_oci::store::ImageStore;
+use signet_oci::{ImageLocation, RegistryClient};
+use signet_verifier::copy::copy_image;
+
+use crate::exit::ExitCode;
+
+/// Arguments of `signet copy`.
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// Copy the image only, without its signatures.
+    #[arg(long)]
+    no_signatures: bool,
+    /// Where the image is.
+    source: String,
+    /// Where it goes (`HOST/REPO[:TAG]` or `oci:DIR[:TAG]`).
+    destination: String,
+}
+
+/// Run `signet copy`.
+pub async fn run(args: CopyArgs, client: &RegistryClient) -> anyhow::Result<ExitCode> {
+    let source: ImageLocation = args.source.parse()?;
+    let destination: ImageLocation = args.destination.parse()?;
+    let src = ImageStore::open(&source, client)?;
+    let dst = ImageStore::open_for_write(&destination, client)?;
+    let report = copy_image(&src, &dst, !args.no_signatures).await?;
+    eprintln!(
+        "Copied {} to {}: {} blob(s) copied, {} already present, {} manifest(s) written, {} signature(s) added",
+        source,
+        destination,
+        report.blobs_copied,
+        report.blobs_present,
+        report.manifests,
+        report.signatures_copied
+    );
+    if let Some(digest) = report.digest {
+        crate::output::stdout(&format!("{digest}\n"))?;
+    }
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,130 @@
+//! `signet verify`: verify an image's cosign signatures with given keys.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use signet_oci::store::ImageStore;
+use signet_oci::{ImageLocation, RegistryClient};
+use signet_sign::keys::read_public_key_file;
+use signet_verifier::identity::IdentityRule;
+use signet_verifier::verify::{verify_image, Outcome, VerifyOptions};
+
+use crate::exit::ExitCode;
+
+/// Arguments of `signet verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// A trusted public key (PEM); repeat for several (any one suffices).
+    #[arg(long, required = true)]
+    key: Vec<PathBuf>,
+    /// An annotation every accepted payload must carry (repeatable).
+    #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE", value_parser = super::sign::parse_annotation)]
+    annotations: Vec<(String, String)>,
+    /// How the signed identity must match: matchRepository, matchRepoDigestOrExact, matchExact.
+    #[arg(long, default_value = "matchRepository")]
+    identity_rule: IdentityRule,
+    /// The registry reference the image is known by (required for oci: and docker-archive: images).
+    #[arg(long, value_name = "REF")]
+    identity: Option<String>,
+    /// Read signatures from this repository (`HOST/REPO` or `oci:DIR`) instead of the image's own.
+    #[arg(long, value_name = "REPO")]
+    signature_repo: Option<String>,
+    /// Most signature layers examined.
+    #[arg(long, default_value_t = signet_verifier::signatures::DEFAULT_MAX_SIGNATURES)]
+    max_signatures: usize,
+    /// `text`: verified payloads on stdout (cosign's format); `json`: a report of every candidate.
+    #[arg(long, value_enum, default_value = "text")]
+    output: crate::output::Format,
+    /// The image to verify.
+    image: String,
+}
+
+/// Run `signet verify`.
+pub async fn run(args: VerifyArgs, client: &RegistryClient) -> anyhow::Result<ExitCode> {
+    let location: ImageLocation = args.image.parse()?;
+    let identity = super::sign::identity_of(&location, args.identity.as_deref())?;
+    let keys = args
+        .key
+        .iter()
+        .map(|path| read_public_key_file(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let image = ImageStore::open(&location, client)?;
+    let separate = super::sign::signature_store(
+        &image,
+        &location,
+        args.signature_repo.as_deref(),
+        client,
+        false,
+    )?;
+    let options = VerifyOptions {
+        keys,
+        identity_rule: args.identity_rule,
+        required_annotations: args.annotations.into_iter().collect::<BTreeMap<_, _>>(),
+        max_signatures: args.max_signatures,
+    };
+    let signatures = separate.as_ref().unwrap_or(&image);
+    let report = match verify_image(&image, signatures, &identity, &options).await {
+        Ok(report) => report,
+        Err(e) if e.is_not_found() => {
+            eprintln!("signet: error: {e}");
+            return Ok(ExitCode::ImageNotFound);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match args.output {
+        crate::output::Format::Json => {
+            crate::output::stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        }
+        crate::output::Format::Text => {
+            let payloads = report
+                .verified()
+                .filter_map(|c| c.payload_bytes.as_deref())
+                .map(serde_json::from_slice::<serde_json::Value>)
+                .collect::<Result<Vec<_>, _>>()
+                .context("re-reading a verified payload")?;
+            if !payloads.is_empty() {
+                crate::output::stdout(&format!("{}\n", serde_json::to_string(&payloads)?))?;
+            }
+        }
+    }
+    let verified = report.verified().count();
+    match report.outcome {
+        Outcome::Verified => {
+            eprintln!(
+                "\nVerification for {} ({}) --\nThe following checks were performed on each of these signatures:\n  - the payload blob matched its digest and parsed strictly as a cosign simple-signing payload\n  - the payload names the image's manifest digest\n  - the signed identity was accepted by {} for {}\n  - the signature was verified against the given public key(s)\n{verified} of {} signature(s) verified.",
+                report.image,
+                report.digest,
+                report.identity_rule,
+                report.identity,
+                report.signatures.len()
+            );
+            Ok(ExitCode::Success)
+        }
+        Outcome::NoSignatures => {
+            eprintln!(
+                "signet: error: no signatures found for {} ({}) at tag {}",
+                report.image, report.digest, report.signature_tag
+            );
+            Ok(ExitCode::NoSignatures)
+        }
+        Outcome::NoneVerified => {
+            eprintln!(
+                "signet: error: none of the {} signature(s) of {} ({}) verifies:",
+                report.signatures.len(),
+                report.image,
+                report.digest
+            );
+            for candidate in &report.signatures {
+                let failed: Vec<String> = candidate
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| format!("{}: {}", c.name, c.detail))
+                    .collect();
+                eprintln!("  signature {}: {}", candidate.index, failed.join("; "));
+            }
+            Ok(ExitCode::NoValidSignature)
+        }
+    }
+}
