@@ -111,6 +111,17 @@ fn streamed_upload_that_does_not_match_its_descriptor_is_abandoned() {
     let mut other = bytes.clone();
     other[4000] ^= 1;
     support::runtime().block_on(async {
+        // Stream pieces larger than the chunk size are split across PATCHes.
+        let fine = support::sample_bytes("fine", 5000);
+        let fine_desc = Descriptor::of("application/octet-stream", &fine);
+        client
+            .put_blob_stream(&reference, &fine_desc, chunked(&fine, 2500))
+            .await
+            .unwrap();
+        assert_eq!(
+            fetch_blob(&client, &reference, &fine_desc).await.unwrap(),
+            fine
+        );
         let err = client
             .put_blob_stream(&reference, &desc, chunked(&other, 700))
             .await

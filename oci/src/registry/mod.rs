@@ -805,9 +805,10 @@ impl RegistryClient {
             }
             None => Digest::sha256(bytes),
         };
+        // With both, the digest has been checked above and the tag is what the caller wants set.
         let tail = match reference.tag() {
-            Some(tag) if reference.digest().is_none() => format!("manifests/{tag}"),
-            _ => format!("manifests/{digest}"),
+            Some(tag) => format!("manifests/{tag}"),
+            None => format!("manifests/{digest}"),
         };
         let url = self.url(reference, &tail)?;
         let mut call = Self::call(reference, &what, Access::Push, Method::PUT, url);
@@ -1019,9 +1020,10 @@ impl RegistryClient {
         let mut hasher = DigestHasher::new(descriptor.digest.algorithm());
         let mut sent: u64 = 0;
         let mut buffer = BytesMut::new();
-        let mut ended = false;
-        while !ended {
-            while buffer.len() < self.chunk_bytes {
+        // Once the stream has said None it must not be polled again.
+        let mut exhausted = false;
+        loop {
+            while !exhausted && buffer.len() < self.chunk_bytes {
                 match stream.next().await {
                     Some(chunk) => {
                         let chunk = chunk?;
@@ -1036,10 +1038,7 @@ impl RegistryClient {
                             });
                         }
                     }
-                    None => {
-                        ended = true;
-                        break;
-                    }
+                    None => exhausted = true,
                 }
             }
             if buffer.is_empty() {
@@ -1068,9 +1067,6 @@ impl RegistryClient {
             }
             location = Self::location(&call, &response)?;
             sent += chunk.len() as u64;
-            if !buffer.is_empty() {
-                ended = false;
-            }
         }
         if sent != descriptor.size {
             return Err(Error::SizeMismatch {
