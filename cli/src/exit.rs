@@ -10,6 +10,12 @@ pub enum ExitCode {
     Mismatch,
     /// 2: a usage or operational error (bad arguments, unreadable file, unreachable registry).
     Error,
+    /// 10: `verify` found no signatures for the image.
+    NoSignatures,
+    /// 11: `verify`: the image or tag does not exist.
+    ImageNotFound,
+    /// 12: `verify`: signatures exist but none passes every check.
+    NoValidSignature,
 }
 
 impl ExitCode {
@@ -19,6 +25,9 @@ impl ExitCode {
             ExitCode::Success => 0,
             ExitCode::Mismatch => 1,
             ExitCode::Error => 2,
+            ExitCode::NoSignatures => 10,
+            ExitCode::ImageNotFound => 11,
+            ExitCode::NoValidSignature => 12,
         }
     }
 }

@@ -27,6 +27,18 @@ enum Command {
     Digest(commands::digest::DigestArgs),
     /// Re-hash every blob of an image and compare with its manifest (exit 1 on any mismatch).
     Validate(commands::validate::ValidateArgs),
+    /// Generate a key pair: PREFIX.key (cosign's encrypted format, 0600) and PREFIX.pub.
+    GenerateKeyPair(commands::keys::GenerateArgs),
+    /// Encrypt an existing PKCS#8 or SEC1 PEM private key into cosign's key file format.
+    ImportKeyPair(commands::keys::ImportArgs),
+    /// Print the public key of an encrypted private key file.
+    PublicKey(commands::keys::PublicKeyArgs),
+    /// Sign an image, appending the signature to its sha256-<hex>.sig manifest.
+    Sign(commands::sign::SignArgs),
+    /// Verify an image's signatures (exit 10: none, 11: image not found, 12: none verifies).
+    Verify(commands::verify::VerifyArgs),
+    /// Copy an image with its signatures between registries and OCI layouts.
+    Copy(commands::copy::CopyArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -38,6 +50,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => {
             commands::runtime()?.block_on(commands::validate::run(args, &global))
         }
+        Command::GenerateKeyPair(args) => commands::keys::generate(args),
+        Command::ImportKeyPair(args) => commands::keys::import(args),
+        Command::PublicKey(args) => commands::keys::public_key(args),
+        Command::Sign(args) => commands::runtime()?.block_on(commands::sign::run(args, &global)),
+        Command::Verify(args) => {
+            commands::runtime()?.block_on(commands::verify::run(args, &global))
+        }
+        Command::Copy(args) => commands::runtime()?.block_on(commands::copy::run(args, &global)),
     }
 }
 

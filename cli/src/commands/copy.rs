@@ -1,10 +1,11 @@
 //! `signet copy`: copy an image with its signatures between registries and OCI layouts.
 
 use signet_oci::store::ImageStore;
-use signet_oci::{ImageLocation, RegistryClient};
+use signet_oci::ImageLocation;
 use signet_verifier::copy::copy_image;
 
 use crate::exit::ExitCode;
+use crate::options::GlobalOptions;
 
 /// Arguments of `signet copy`.
 #[derive(Debug, clap::Args)]
@@ -19,9 +20,10 @@ pub struct CopyArgs {
 }
 
 /// Run `signet copy`.
-pub async fn run(args: CopyArgs, client: &RegistryClient) -> anyhow::Result<ExitCode> {
+pub async fn run(args: CopyArgs, global: &GlobalOptions) -> anyhow::Result<ExitCode> {
     let source: ImageLocation = args.source.parse()?;
     let destination: ImageLocation = args.destination.parse()?;
+    let client = &global.registry_client(&source)?;
     let src = ImageStore::open(&source, client)?;
     let dst = ImageStore::open_for_write(&destination, client)?;
     let report = copy_image(&src, &dst, !args.no_signatures).await?;
@@ -35,7 +37,7 @@ pub async fn run(args: CopyArgs, client: &RegistryClient) -> anyhow::Result<Exit
         report.signatures_copied
     );
     if let Some(digest) = report.digest {
-        crate::output::stdout(&format!("{digest}\n"))?;
+        print!("{}", &format!("{digest}\n"));
     }
     Ok(ExitCode::Success)
 }

@@ -111,6 +111,6 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 /// Run `signet public-key`.
 pub fn public_key(args: PublicKeyArgs) -> anyhow::Result<ExitCode> {
     let key = open_private_key(&args.key)?;
-    crate::output::stdout(&key.public_key().to_pem())?;
+    print!("{}", &key.public_key().to_pem());
     Ok(ExitCode::Success)
 }

@@ -1,8 +1,12 @@
 //! One module per `signet` command; each exposes its clap arguments and a `run` function returning
 //! an [`ExitCode`](crate::exit::ExitCode).
 
+pub mod copy;
 pub mod digest;
+pub mod keys;
+pub mod sign;
 pub mod validate;
+pub mod verify;
 
 /// A runtime for commands that talk to registries or hash in parallel.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -9,6 +9,7 @@ use signet_oci::{ImageLocation, Reference, RegistryClient};
 use signet_verifier::sign::{sign_image, SignOptions, SignedIdentity};
 
 use crate::exit::ExitCode;
+use crate::options::GlobalOptions;
 
 /// Arguments of `signet sign`.
 #[derive(Debug, clap::Args)]
@@ -93,9 +94,10 @@ pub fn signature_store(
 }
 
 /// Run `signet sign`.
-pub async fn run(args: SignArgs, client: &RegistryClient) -> anyhow::Result<ExitCode> {
+pub async fn run(args: SignArgs, global: &GlobalOptions) -> anyhow::Result<ExitCode> {
     let location: ImageLocation = args.image.parse()?;
     let identity = identity_of(&location, args.identity.as_deref())?;
+    let client = &global.registry_client(&location)?;
     let image = ImageStore::open(&location, client)?;
     if matches!(image, ImageStore::Archive(_)) && args.signature_repo.is_none() {
         bail!("{location}: a docker archive is read-only; give --signature-repo to store the signature elsewhere");

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use signet_oci::store::ImageStore;
-use signet_oci::{ImageLocation, RegistryClient};
+use signet_oci::ImageLocation;
 use signet_sign::keys::read_public_key_file;
 use signet_verifier::identity::IdentityRule;
 use signet_verifier::verify::{verify_image, Outcome, VerifyOptions};
 
 use crate::exit::ExitCode;
+use crate::options::GlobalOptions;
 
 /// Arguments of `signet verify`.
 #[derive(Debug, clap::Args)]
@@ -35,13 +36,13 @@ pub struct VerifyArgs {
     max_signatures: usize,
     /// `text`: verified payloads on stdout (cosign's format); `json`: a report of every candidate.
     #[arg(long, value_enum, default_value = "text")]
-    output: crate::output::Format,
+    output: crate::options::OutputFormat,
     /// The image to verify.
     image: String,
 }
 
 /// Run `signet verify`.
-pub async fn run(args: VerifyArgs, client: &RegistryClient) -> anyhow::Result<ExitCode> {
+pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<ExitCode> {
     let location: ImageLocation = args.image.parse()?;
     let identity = super::sign::identity_of(&location, args.identity.as_deref())?;
     let keys = args
@@ -49,6 +50,7 @@ pub async fn run(args: VerifyArgs, client: &RegistryClient) -> anyhow::Result<Ex
         .iter()
         .map(|path| read_public_key_file(path))
         .collect::<Result<Vec<_>, _>>()?;
+    let client = &global.registry_client(&location)?;
     let image = ImageStore::open(&location, client)?;
     let separate = super::sign::signature_store(
         &image,
@@ -73,10 +75,10 @@ pub async fn run(args: VerifyArgs, client: &RegistryClient) -> anyhow::Result<Ex
         Err(e) => return Err(e.into()),
     };
     match args.output {
-        crate::output::Format::Json => {
-            crate::output::stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        crate::options::OutputFormat::Json => {
+            print!("{}", &format!("{}\n", serde_json::to_string_pretty(&report)?));
         }
-        crate::output::Format::Text => {
+        crate::options::OutputFormat::Text => {
             let payloads = report
                 .verified()
                 .filter_map(|c| c.payload_bytes.as_deref())
@@ -84,7 +86,7 @@ pub async fn run(args: VerifyArgs, client: &RegistryClient) -> anyhow::Result<Ex
                 .collect::<Result<Vec<_>, _>>()
                 .context("re-reading a verified payload")?;
             if !payloads.is_empty() {
-                crate::output::stdout(&format!("{}\n", serde_json::to_string(&payloads)?))?;
+                print!("{}", &format!("{}\n", serde_json::to_string(&payloads)?));
             }
         }
     }
