@@ -1,0 +1,458 @@
+//! The gate's configuration: the YAML file (`signet serve --config`, strict: unknown fields are
+//! errors) or the simple form `--policy FILE --listen ADDR --upstream URL`, validated into routes
+//! from proxy repository names to upstream registries.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use signet_oci::reference::{is_loopback_host, DOCKER_HUB};
+
+use super::GateError;
+
+/// Everything `signet serve` needs besides the policy itself.
+///
+/// ```yaml
+/// listen: 0.0.0.0:8443
+/// policy: /etc/signet/policy.yaml      # read by the CLI, not by the gate
+/// upstreams:
+///   - prefix: ""                        # every repository…
+///     url: https://registry.example.com # …comes from here
+///     credentials: { username: puller, password_file: /run/secrets/upstream-password }
+/// tls: { cert: /tls/tls.crt, key: /tls/tls.key }
+/// cache: { size: 10000, ttl_seconds: 300 }
+/// timeouts: { upstream_seconds: 30, judge_seconds: 60, shutdown_seconds: 30 }
+/// limits: { max_body_bytes: 4194304, parallel_images: 8, max_images: 100, max_connections: 1024 }
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The policy file; the gate does not read it (the CLI builds the [`super::Judge`] from it).
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    /// Where proxied repositories come from; the longest matching prefix wins.
+    pub upstreams: Vec<Upstream>,
+    /// Serve HTTPS with this certificate (reloaded when the files change); plain HTTP without.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// The verdict cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Time limits.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Bounds on requests.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// One upstream registry and the proxy repository names it serves.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// Repository-name prefix, matched on whole path components (`team` matches `team/app`, not
+    /// `teamwork/app`); empty matches every repository.
+    #[serde(default)]
+    pub prefix: String,
+    /// `https://host[:port]` (or `http://` for loopback hosts, or with `allow_http`); no path.
+    pub url: String,
+    /// Remove `prefix` from the name before asking upstream (`mirror/app` → `app`).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Credentials for pulling from the upstream.
+    #[serde(default)]
+    pub credentials: Option<UpstreamCredentials>,
+    /// Speak plain HTTP to a non-loopback upstream. Insecure: anyone on the path can change
+    /// tags (though never the bytes of a verified digest).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// Pull credentials; the password is read from a file (a mounted Secret), never from the config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamCredentials {
+    /// User name.
+    pub username: String,
+    /// File holding the password or token (trailing newline ignored).
+    pub password_file: PathBuf,
+}
+
+/// Certificate and key files (PEM).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Verdict cache bounds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Most verdicts kept (0 disables caching).
+    pub size: usize,
+    /// How long a verdict is reused.
+    pub ttl_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            size: 10_000,
+            ttl_seconds: 300,
+        }
+    }
+}
+
+/// Time limits, in seconds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Connecting to the upstream and each request to it (blob streams: each read).
+    pub upstream_seconds: u64,
+    /// One judgement.
+    pub judge_seconds: u64,
+    /// Waiting for open connections to finish on shutdown.
+    pub shutdown_seconds: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            upstream_seconds: 30,
+            judge_seconds: 60,
+            shutdown_seconds: 30,
+        }
+    }
+}
+
+/// Bounds on what one request may ask.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body (admission reviews, verify requests).
+    pub max_body_bytes: usize,
+    /// Images of one request judged at the same time.
+    pub parallel_images: usize,
+    /// Distinct images in one request.
+    pub max_images: usize,
+    /// Connections served at the same time; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 * 1024 * 1024,
+            parallel_images: 8,
+            max_images: 100,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// An upstream, validated: where names matching `prefix` are fetched from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Route {
+    pub prefix: String,
+    pub strip_prefix: bool,
+    /// `host[:port]` as references name it (`docker.io` for Docker Hub).
+    pub registry: String,
+}
+
+impl GateConfig {
+    /// Parse and check a YAML configuration. Unknown fields are errors (a misspelt option must
+    /// not silently fall back to a default).
+    pub fn from_yaml(text: &str) -> Result<GateConfig, GateError> {
+        let config: GateConfig =
+            serde_yaml_ng::from_str(text).map_err(|e| GateError::Config(e.to_string()))?;
+        config.routes()?;
+        Ok(config)
+    }
+
+    /// The simple form: `--policy FILE --listen ADDR --upstream URL`, every repository from
+    /// that upstream, defaults for everything else. Plain `http://` is accepted for loopback
+    /// upstreams only; set `upstreams[0].allow_http` for others.
+    pub fn simple(
+        policy: PathBuf,
+        listen: SocketAddr,
+        upstream_url: &str,
+    ) -> Result<GateConfig, GateError> {
+        let config = GateConfig {
+            listen,
+            policy: Some(policy),
+            upstreams: vec![Upstream {
+                prefix: String::new(),
+                url: upstream_url.to_string(),
+                strip_prefix: false,
+                credentials: None,
+                allow_http: false,
+            }],
+            tls: None,
+            cache: CacheConfig::default(),
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+        };
+        config.routes()?;
+        Ok(config)
+    }
+
+    /// Check everything that can be checked without I/O; the routes, in configuration order.
+    pub(crate) fn routes(&self) -> Result<Vec<Route>, GateError> {
+        let bad = |m: String| GateError::Config(m);
+        if self.upstreams.is_empty() {
+            return Err(bad("at least one upstream is needed".into()));
+        }
+        if self.upstreams.len() > 1000 {
+            return Err(bad("more than 1000 upstreams".into()));
+        }
+        let mut routes: Vec<Route> = Vec::new();
+        for upstream in &self.upstreams {
+            let prefix = upstream.prefix.trim_end_matches('/').to_string();
+            if prefix.starts_with('/') || prefix.contains("//") {
+                return Err(bad(format!(
+                    "upstream prefix {:?} is not a repository path",
+                    upstream.prefix
+                )));
+            }
+            if routes.iter().any(|r| r.prefix == prefix) {
+                return Err(bad(format!("two upstreams for prefix {prefix:?}")));
+            }
+            if upstream.strip_prefix && prefix.is_empty() {
+                return Err(bad("strip_prefix needs a non-empty prefix".into()));
+            }
+            let registry = registry_of(&upstream.url, upstream.allow_http).map_err(bad)?;
+            if let Some(c) = &upstream.credentials {
+                if c.username.is_empty() || c.username.contains(':') {
+                    return Err(bad(format!("upstream {}: invalid username", upstream.url)));
+                }
+            }
+            routes.push(Route {
+                prefix,
+                strip_prefix: upstream.strip_prefix,
+                registry,
+            });
+        }
+        if self.cache.size > 1_000_000 {
+            return Err(bad("cache.size above 1000000".into()));
+        }
+        let t = &self.timeouts;
+        for (name, value) in [
+            ("upstream_seconds", t.upstream_seconds),
+            ("judge_seconds", t.judge_seconds),
+            ("shutdown_seconds", t.shutdown_seconds),
+        ] {
+            if value == 0 || value > 3600 {
+                return Err(bad(format!("timeouts.{name} must be between 1 and 3600")));
+            }
+        }
+        let l = &self.limits;
+        if l.max_body_bytes == 0 || l.max_body_bytes > 64 * 1024 * 1024 {
+            return Err(bad(
+                "limits.max_body_bytes must be between 1 and 64 MiB".into()
+            ));
+        }
+        if l.parallel_images == 0 || l.parallel_images > 256 {
+            return Err(bad(
+                "limits.parallel_images must be between 1 and 256".into()
+            ));
+        }
+        if l.max_images == 0 || l.max_images > 10_000 {
+            return Err(bad("limits.max_images must be between 1 and 10000".into()));
+        }
+        if l.max_connections == 0 || l.max_connections > 100_000 {
+            return Err(bad(
+                "limits.max_connections must be between 1 and 100000".into()
+            ));
+        }
+        Ok(routes)
+    }
+}
+
+/// The registry name (`host[:port]`) an upstream URL designates, checking its scheme.
+fn registry_of(url: &str, allow_http: bool) -> Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("upstream URL {url:?} has no scheme (https:// or http://)"))?;
+    let host = rest.strip_suffix('/').unwrap_or(rest);
+    if host.is_empty()
+        || host.contains(['/', '?', '#', '@', ' '])
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(format!(
+            "upstream URL {url:?} must be scheme://host[:port] with no path or user"
+        ));
+    }
+    let host = host.to_ascii_lowercase();
+    let loopback = is_loopback_host(&host);
+    match scheme {
+        "https" if loopback => {
+            return Err(format!(
+                "upstream {url:?}: loopback registries are reached over plain HTTP; write http://"
+            ))
+        }
+        "https" => {}
+        "http" if loopback || allow_http => {}
+        "http" => {
+            return Err(format!(
+                "upstream {url:?} is plain HTTP on a non-loopback host; set allow_http: true to accept that"
+            ))
+        }
+        _ => return Err(format!("upstream URL {url:?}: scheme must be https or http")),
+    }
+    Ok(match host.as_str() {
+        "registry-1.docker.io" | "index.docker.io" => DOCKER_HUB.to_string(),
+        _ => host,
+    })
+}
+
+impl Route {
+    /// The upstream repository for proxy name `name`, if this route serves it.
+    pub(crate) fn upstream_repository(&self, name: &str) -> Option<String> {
+        if self.prefix.is_empty() {
+            return Some(name.to_string());
+        }
+        let rest = name.strip_prefix(&self.prefix)?;
+        if rest.is_empty() {
+            return (!self.strip_prefix).then(|| name.to_string());
+        }
+        let rest = rest.strip_prefix('/')?;
+        Some(if self.strip_prefix {
+            rest.to_string()
+        } else {
+            name.to_string()
+        })
+    }
+}
+
+/// The route for proxy name `name` (longest prefix wins) and the upstream repository.
+pub(crate) fn route<'a>(routes: &'a [Route], name: &str) -> Option<(&'a Route, String)> {
+    routes
+        .iter()
+        .filter_map(|r| r.upstream_repository(name).map(|repo| (r, repo)))
+        .max_by_key(|(r, _)| r.prefix.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const FULL: &str = r#"
+listen: 0.0.0.0:8443
+policy: /etc/signet/policy.yaml
+upstreams:
+  - url: https://registry.example.com
+  - prefix: mirror/hub
+    url: https://registry-1.docker.io
+    strip_prefix: true
+  - prefix: local
+    url: http://127.0.0.1:5000/
+    credentials: { username: bot, password_file: /run/pw }
+tls: { cert: /tls/tls.crt, key: /tls/tls.key }
+cache: { size: 50, ttl_seconds: 10 }
+timeouts: { upstream_seconds: 5, judge_seconds: 20, shutdown_seconds: 3 }
+limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connections: 9 }
+"#;
+
+    #[test]
+    fn full_config_parses() {
+        let c = GateConfig::from_yaml(FULL).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(c.policy, Some(PathBuf::from("/etc/signet/policy.yaml")));
+        assert_eq!(c.upstreams.len(), 3);
+        assert_eq!(c.tls.as_ref().unwrap().key, PathBuf::from("/tls/tls.key"));
+        assert_eq!(
+            c.cache,
+            CacheConfig {
+                size: 50,
+                ttl_seconds: 10
+            }
+        );
+        assert_eq!(c.timeouts.judge_seconds, 20);
+        assert_eq!(c.limits.max_images, 7);
+        let creds = c.upstreams[2].credentials.as_ref().unwrap();
+        assert_eq!(creds.username, "bot");
+        let routes = c.routes().unwrap();
+        assert_eq!(routes[1].registry, "docker.io");
+        assert_eq!(routes[2].registry, "127.0.0.1:5000");
+        // Longest prefix wins; prefixes match whole components; strip_prefix removes it.
+        let check = |name: &str, registry: &str, repo: &str| {
+            let (r, got) = route(&routes, name).unwrap();
+            assert_eq!(
+                (r.registry.as_str(), got.as_str()),
+                (registry, repo),
+                "{name}"
+            );
+        };
+        check("team/app", "registry.example.com", "team/app");
+        check("mirror/hub/library/nginx", "docker.io", "library/nginx");
+        check("mirror/hubble", "registry.example.com", "mirror/hubble");
+        check("local/app", "127.0.0.1:5000", "local/app");
+        check("localx/app", "registry.example.com", "localx/app");
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = GateConfig::from_yaml(
+            "listen: 127.0.0.1:0\nupstreams: [{url: 'http://localhost:5000'}]\n",
+        )
+        .unwrap();
+        assert_eq!(c.cache, CacheConfig::default());
+        assert_eq!(c.timeouts, Timeouts::default());
+        assert_eq!(c.limits, Limits::default());
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn strict_and_checked() {
+        for (yaml, wanted) in [
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'http://127.0.0.1:5000'}]\nlisten_port: 3\n", "unknown field"),
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'http://127.0.0.1:5000', prefx: a}]\n", "unknown field"),
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'http://127.0.0.1:5000'}]\ncache: {size: 1, ttl: 3}\n", "unknown field"),
+            ("listen: 127.0.0.1:0\nupstreams: []\n", "at least one upstream"),
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'http://reg.example.com'}]\n", "allow_http"),
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'https://127.0.0.1:5000'}]\n", "plain HTTP"),
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'https://reg.example.com/v2'}]\n", "no path"),
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'reg.example.com'}]\n", "no scheme"),
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'https://a.io'}, {url: 'https://b.io'}]\n", "two upstreams"),
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'https://a.io', strip_prefix: true}]\n", "strip_prefix"),
+            ("listen: 127.0.0.1:0\nupstreams: [{url: 'https://a.io'}]\ntimeouts: {judge_seconds: 0}\n", "judge_seconds"),
+            ("listen: nowhere\nupstreams: [{url: 'https://a.io'}]\n", "invalid"),
+        ] {
+            let err = GateConfig::from_yaml(yaml).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{yaml}: {err}");
+        }
+        let ok = GateConfig::from_yaml(
+            "listen: 127.0.0.1:0\nupstreams: [{url: 'http://reg.example.com', allow_http: true}]\n",
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn simple_form() {
+        let c = GateConfig::simple(
+            "p.yaml".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            "http://127.0.0.1:5000",
+        )
+        .unwrap();
+        let routes = c.routes().unwrap();
+        assert_eq!(route(&routes, "any/thing").unwrap().1, "any/thing");
+        assert_eq!(routes[0].registry, "127.0.0.1:5000");
+        assert!(GateConfig::simple(
+            "p".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            "http://example.com"
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,342 @@
+//! The engine around the [`Judge`]: tag → digest resolution (always asked of the upstream: tags
+//! move), the verdict cache keyed by content (repository name, manifest digest, policy hash), single
+//! flight for concurrent requests about the same key, time-outs, metrics and one log line per
+//! decision. Every failure becomes a denial.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use signet_oci::{Digest, Reference};
+
+use super::metrics::Metrics;
+use super::server::Gate;
+use super::{one_line, GateError, Judge, Judgement, Mode};
+
+/// Which door a decision was asked at (a metrics label and a log field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The registry proxy.
+    Proxy,
+    /// The admission webhook.
+    Admission,
+    /// The verify API.
+    Api,
+}
+
+impl Source {
+    /// `proxy`, `admission` or `api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Proxy => "proxy",
+            Source::Admission => "admission",
+            Source::Api => "api",
+        }
+    }
+}
+
+/// The gate's decision about one image: a judgement, or the reason none could be had.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The image as asked for.
+    pub image: String,
+    /// The image's normalised reference, when it parsed.
+    pub reference: Option<Reference>,
+    /// The digest judged, when it was resolved.
+    pub digest: Option<Digest>,
+    /// Whether the policy allows the image (false on every error).
+    pub allowed: bool,
+    /// How a denial is applied (`Enforce` on errors).
+    pub mode: Mode,
+    /// Why, in one line.
+    pub message: String,
+    /// The judge's full verdict (`null` on errors).
+    pub report: Value,
+    /// Whether the verdict came from the cache.
+    pub cached: bool,
+    /// Whether no verdict could be had (the image is denied, whatever the mode).
+    pub error: bool,
+}
+
+impl Decision {
+    /// Whether the image may be used: allowed, or denied in warn or audit mode; never on error.
+    pub fn admitted(&self) -> bool {
+        !self.error && (self.allowed || self.mode != Mode::Enforce)
+    }
+
+    /// `allow`, `deny` or `error` (metrics and logs).
+    pub fn result(&self) -> &'static str {
+        match (self.error, self.allowed) {
+            (true, _) => "error",
+            (false, true) => "allow",
+            (false, false) => "deny",
+        }
+    }
+
+    /// The verdict as the verify API returns it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "image": self.image,
+            "reference": self.reference.as_ref().map(ToString::to_string),
+            "digest": self.digest.as_ref().map(ToString::to_string),
+            "allowed": self.allowed,
+            "admitted": self.admitted(),
+            "mode": self.mode,
+            "message": self.message,
+            "cached": self.cached,
+            "error": self.error,
+            "report": self.report,
+        })
+    }
+
+    fn failed(
+        image: &str,
+        reference: Option<Reference>,
+        digest: Option<Digest>,
+        why: &str,
+    ) -> Self {
+        Decision {
+            image: image.to_string(),
+            reference,
+            digest,
+            allowed: false,
+            mode: Mode::Enforce,
+            message: one_line(why, MAX_MESSAGE_CHARS),
+            report: Value::Null,
+            cached: false,
+            error: true,
+        }
+    }
+}
+
+/// Messages are cut to this many characters.
+pub(crate) const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// A verdict cache key: repository name, manifest digest, policy hash. The name is part of it
+/// because policies and signature identities are per repository: the same bytes may be trusted
+/// under one name and not another.
+pub(crate) type Key = (String, Digest, String);
+
+/// What a judgement task yields to everyone waiting on it.
+pub(crate) type Outcome = Result<Arc<Judgement>, String>;
+
+/// The cache and the judgements under way, under one lock so that "not cached" and "not under
+/// way" are decided together (no request can slip between a result's caching and its task's end).
+pub(crate) struct VerdictState {
+    pub(crate) cache: super::cache::TtlMap<Key, Arc<Judgement>>,
+    pub(crate) inflight: std::collections::HashMap<Key, Shared<BoxFuture<'static, Outcome>>>,
+}
+
+impl<J: Judge> Gate<J> {
+    /// Decide about `image` (`[host/]repo[:tag][@digest]`, as in a pod spec): parse it, resolve a
+    /// tag to its digest at the image's registry (a `HEAD`, every time), then judge that digest
+    /// (cached).
+    pub async fn decide(&self, image: &str, source: Source) -> Decision {
+        let started = Instant::now();
+        let decision = self.decide_inner(image, source).await;
+        self.record(&decision, source, started);
+        decision
+    }
+
+    async fn decide_inner(&self, image: &str, source: Source) -> Decision {
+        let reference: Reference = match image.parse() {
+            Ok(r) => r,
+            Err(e) => return Decision::failed(image, None, None, &e.to_string()),
+        };
+        let digest = match reference.digest() {
+            Some(d) => d.clone(),
+            None => match self.resolve(&reference).await {
+                Ok(d) => d,
+                Err(why) => return Decision::failed(image, Some(reference), None, &why),
+            },
+        };
+        self.judge_at(image, reference, digest, source).await
+    }
+
+    /// The digest a tag names now, asked of the registry with one `HEAD`.
+    async fn resolve(&self, reference: &Reference) -> Result<Digest, String> {
+        let timeout = Duration::from_secs(self.inner.config.timeouts.upstream_seconds);
+        match tokio::time::timeout(timeout, self.inner.client.head_manifest(reference)).await {
+            Ok(Ok(Some(descriptor))) => Ok(descriptor.digest),
+            Ok(Ok(None)) => Err(format!("{reference}: no such image")),
+            Ok(Err(e)) => {
+                Metrics::inc(&self.inner.metrics.upstream_errors);
+                Err(format!("cannot resolve {reference}: {e}"))
+            }
+            Err(_) => {
+                Metrics::inc(&self.inner.metrics.upstream_errors);
+                Err(format!(
+                    "cannot resolve {reference}: timed out after {} s",
+                    timeout.as_secs()
+                ))
+            }
+        }
+    }
+
+    /// Decide about `reference` at `digest` (already resolved) and record it.
+    pub(crate) async fn decide_at(
+        &self,
+        reference: Reference,
+        digest: Digest,
+        source: Source,
+    ) -> Decision {
+        let started = Instant::now();
+        let image = reference.to_string();
+        let decision = self.judge_at(&image, reference, digest, source).await;
+        self.record(&decision, source, started);
+        decision
+    }
+
+    async fn judge_at(
+        &self,
+        image: &str,
+        reference: Reference,
+        digest: Digest,
+        _source: Source,
+    ) -> Decision {
+        let (outcome, cached) = self.verdict(&reference, &digest).await;
+        match outcome {
+            Ok(j) => Decision {
+                image: image.to_string(),
+                reference: Some(reference),
+                digest: Some(digest),
+                allowed: j.allowed,
+                mode: j.mode,
+                message: one_line(&j.message, MAX_MESSAGE_CHARS),
+                report: j.report.clone(),
+                cached,
+                error: false,
+            },
+            Err(why) => Decision::failed(image, Some(reference), Some(digest), &why),
+        }
+    }
+
+    /// The verdict on (`reference`'s name, `digest`) under the active policy: from the cache, from
+    /// a judgement already under way, or from a new one. The bool says "from the cache".
+    async fn verdict(&self, reference: &Reference, digest: &Digest) -> (Outcome, bool) {
+        let active = self.active();
+        let key: Key = (reference.name(), digest.clone(), active.hash.clone());
+        let shared = {
+            let Ok(mut state) = self.inner.verdicts.lock() else {
+                return (Err("verdict cache unavailable".into()), false);
+            };
+            if let Some(j) = state.cache.get(&key, Instant::now()) {
+                Metrics::inc(&self.inner.metrics.cache_hits);
+                return (Ok(j), true);
+            }
+            Metrics::inc(&self.inner.metrics.cache_misses);
+            if let Some(fut) = state.inflight.get(&key) {
+                Metrics::inc(&self.inner.metrics.shared_judgements);
+                fut.clone()
+            } else {
+                let fut = self.spawn_judgement(
+                    key.clone(),
+                    reference.clone(),
+                    digest.clone(),
+                    active.judge.clone(),
+                );
+                state.inflight.insert(key, fut.clone());
+                fut
+            }
+        };
+        (shared.await, false)
+    }
+
+    /// Run one judgement as its own task (so it finishes, and is cached, even if every request
+    /// waiting for it goes away) and share its outcome.
+    fn spawn_judgement(
+        &self,
+        key: Key,
+        reference: Reference,
+        digest: Digest,
+        judge: Arc<J>,
+    ) -> Shared<BoxFuture<'static, Outcome>> {
+        let gate = self.clone();
+        let seconds = self.inner.config.timeouts.judge_seconds;
+        let task = tokio::spawn(async move {
+            let outcome: Outcome = match tokio::time::timeout(
+                Duration::from_secs(seconds),
+                judge.judge(reference, Some(digest.clone())),
+            )
+            .await
+            {
+                Ok(Ok(j)) if j.digest != digest => Err(format!(
+                    "the judge answered about {}, not {digest}",
+                    j.digest
+                )),
+                Ok(Ok(j)) => Ok(Arc::new(j)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(GateError::Timeout {
+                    what: "judgement".into(),
+                    seconds,
+                }
+                .to_string()),
+            };
+            if let Ok(mut state) = gate.inner.verdicts.lock() {
+                if let Ok(j) = &outcome {
+                    if j.cacheable {
+                        state.cache.insert(key.clone(), j.clone(), Instant::now());
+                    }
+                }
+                state.inflight.remove(&key);
+            }
+            outcome
+        });
+        async move {
+            task.await
+                .unwrap_or_else(|e| Err(format!("judgement failed: {e}")))
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// Count and log one decision.
+    fn record(&self, d: &Decision, source: Source, started: Instant) {
+        let took = started.elapsed();
+        self.inner
+            .metrics
+            .decision(source.as_str(), d.result(), d.mode.as_str(), took);
+        let digest = d
+            .digest
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let elapsed_ms = took.as_millis() as u64;
+        if d.admitted() {
+            tracing::info!(
+                target: "signet::gate::decision",
+                source = source.as_str(), image = %d.image, digest = %digest, result = d.result(),
+                mode = d.mode.as_str(), admitted = true, cached = d.cached, elapsed_ms,
+                message = %d.message, "image admitted"
+            );
+        } else {
+            tracing::warn!(
+                target: "signet::gate::decision",
+                source = source.as_str(), image = %d.image, digest = %digest, result = d.result(),
+                mode = d.mode.as_str(), admitted = false, cached = d.cached, elapsed_ms,
+                message = %d.message, "image denied"
+            );
+        }
+    }
+
+    /// Decide about every image of `images` (distinct, at most `limits.max_images`), judging up
+    /// to `limits.parallel_images` at a time; results in the order given.
+    pub async fn decide_all(&self, images: &[String], source: Source) -> Vec<Decision> {
+        let parallel = self.inner.config.limits.parallel_images;
+        // Owned strings and gate clones: borrowing closures here trip the compiler's
+        // higher-ranked `Send` inference in axum handlers.
+        let mut results: Vec<(usize, Decision)> =
+            futures_util::stream::iter(images.iter().cloned().enumerate())
+                .map(|(i, image)| {
+                    let gate = self.clone();
+                    async move { (i, gate.decide(&image, source).await) }
+                })
+                .buffer_unordered(parallel)
+                .collect()
+                .await;
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, d)| d).collect()
+    }
+}

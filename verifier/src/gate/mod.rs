@@ -1,0 +1,197 @@
+//! The registry-side gate (`signet serve`): one HTTP(S) server that answers for the trust policy at
+//! the places images enter a system — a verifying, read-only registry proxy (OCI distribution pull
+//! API), a Kubernetes admission webhook (`/validate`, `/mutate`), a verify API (`/v1/verify`,
+//! `/v1/policy`), health and Prometheus endpoints — plus the logic of containerd's image-verifier
+//! hook. The gate never decides anything itself: it resolves tags to digests, asks a [`Judge`] for a
+//! verdict on one image at one digest, caches cacheable verdicts by content and fails closed on
+//! every error.
+//!
+//! How the CLI runs it:
+//!
+//! ```no_run
+//! # use signet_verifier::gate::{Gate, GateConfig, GateError, Judge, Judgement};
+//! # async fn run<J: Judge>(judge: J, load_policy: impl Fn() -> Result<J, GateError>) -> Result<(), GateError> {
+//! let config = GateConfig::from_yaml(&std::fs::read_to_string("gate.yaml").map_err(|e| GateError::io("gate.yaml", e))?)?;
+//! let gate = Gate::new(config, judge)?;
+//! let bound = gate.bind().await?;            // listening now; `bound.local_addr()` is known
+//! let reloader = gate.clone();               // e.g. on SIGHUP: build a new judge, then
+//! # let _ = || -> Result<(), GateError> {
+//! reloader.reload(load_policy()?);           // a policy that fails to load never gets here
+//! # Ok(()) };
+//! bound.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! [`serve`] does `Gate::new`, `bind` and `run` in one call for callers that need no handle.
+
+mod admission;
+mod api;
+mod cache;
+pub mod config;
+mod containerd;
+mod engine;
+mod metrics;
+mod proxy;
+mod server;
+mod tls;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use signet_oci::{Digest, Reference};
+
+pub use admission::{extract_images, pin_patch, PodImage};
+pub use config::{
+    CacheConfig, GateConfig, Limits, Timeouts, TlsConfig, Upstream, UpstreamCredentials,
+};
+pub use containerd::{
+    containerd_verify, CONTAINERD_DESCRIPTOR_MEDIA_TYPE, CONTAINERD_INPUT_MEDIA_TYPE,
+};
+pub use engine::{Decision, Source};
+pub use server::{serve, BoundGate, Gate};
+
+/// How a verdict is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A denial blocks: the proxy answers 403, admission denies, containerd's hook exits non-zero.
+    Enforce,
+    /// A denial lets the image through with a warning (admission `warnings`, a log line).
+    Warn,
+    /// A denial lets the image through silently; it is only logged, counted and (admission)
+    /// recorded in `auditAnnotations`.
+    Audit,
+}
+
+impl Mode {
+    /// `enforce`, `warn` or `audit` (as in metrics labels and JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// The decision for one image at one digest, as a [`Judge`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// The digest judged; must equal the digest the gate asked about (the gate denies otherwise).
+    pub digest: Digest,
+    /// Whether the policy allows the image.
+    pub allowed: bool,
+    /// How a denial is applied.
+    pub mode: Mode,
+    /// Why, in one line (shown to users in 403 bodies, admission messages and logs).
+    pub message: String,
+    /// The full verdict, returned as is by `/v1/verify`.
+    pub report: serde_json::Value,
+    /// Whether the verdict may be cached: true for verified allows and for cryptographic or policy
+    /// denials, false for anything transient (a registry that did not answer, a time-out).
+    pub cacheable: bool,
+}
+
+impl Judgement {
+    /// Whether the image may be used: allowed, or denied in a mode that does not block.
+    pub fn admitted(&self) -> bool {
+        self.allowed || self.mode != Mode::Enforce
+    }
+}
+
+/// What the gate asks for a verdict. The CLI implements it with the real verifier and policy; tests
+/// implement it in a few lines.
+///
+/// Implementations are shared between all requests (hence `Send + Sync + 'static`) and replaced
+/// whole on policy reload ([`Gate::reload`]), so they hold the loaded policy and trust roots and
+/// nothing that changes while they live.
+pub trait Judge: Send + Sync + 'static {
+    /// Judge the image `reference`: its upstream name (registry host and repository, with the tag
+    /// or digest the caller used) — the name its signatures were made for. `digest` is set when
+    /// the caller already resolved it (the gate always does), and the verdict must be about
+    /// exactly that digest.
+    ///
+    /// An `Err` means "could not judge": the gate denies with the error as the reason and never
+    /// caches it.
+    fn judge(
+        &self,
+        reference: Reference,
+        digest: Option<Digest>,
+    ) -> impl Future<Output = Result<Judgement, GateError>> + Send;
+
+    /// A content hash of the active policy and trust roots; part of every cache key, so verdicts
+    /// made under another policy are never reused.
+    fn policy_hash(&self) -> String;
+}
+
+/// Why the gate could not start, or could not judge an image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// The gate's configuration is not valid.
+    #[error("invalid gate configuration: {0}")]
+    Config(String),
+    /// A file (configuration, credentials, certificate) could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The upstream registry failed or answered with an error.
+    #[error(transparent)]
+    Upstream(#[from] signet_oci::Error),
+    /// The verifier could not carry out a verification.
+    #[error(transparent)]
+    Verifier(#[from] crate::Error),
+    /// The judge could not reach a verdict.
+    #[error("{0}")]
+    Judge(String),
+    /// Something took longer than the gate allows.
+    #[error("{what} timed out after {seconds} s")]
+    Timeout {
+        /// What timed out.
+        what: String,
+        /// The limit.
+        seconds: u64,
+    },
+}
+
+impl GateError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> GateError {
+        GateError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `text` on one line, control characters replaced, at most `max` characters: messages from
+/// judges and registries end up in HTTP bodies, headers and log lines.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
