@@ -1545,6 +1545,85 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn credentials_and_redirects_never_go_to_plain_http_elsewhere() {
+        let challenge = answer(
+            "401 Unauthorized",
+            &[(
+                "WWW-Authenticate",
+                r#"Bearer realm="http://token.example/token",service="x""#.to_string(),
+            )],
+            b"",
+            true,
+        );
+        let (host, _) = scripted_server(vec![challenge]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let mut options = RegistryOptions {
+            use_auth_files: false,
+            retries: 0,
+            ..RegistryOptions::default()
+        };
+        options.credentials = vec![(
+            host.clone(),
+            Credentials {
+                username: "u".into(),
+                password: "p".into(),
+            },
+        )];
+        let client = RegistryClient::new(options).unwrap();
+        let err = client.get_manifest(&reference).await.unwrap_err();
+        assert!(err.to_string().contains("is not https"), "{err}");
+
+        let redirect = answer(
+            "307 Temporary Redirect",
+            &[("Location", "http://storage.example/blob".to_string())],
+            b"",
+            true,
+        );
+        let (host, _) = scripted_server(vec![redirect]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let blob = Descriptor::of("application/octet-stream", b"x");
+        let err = quick_client(0, 4096)
+            .get_blob(&reference, &blob)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::Registry { .. }), "{err}");
+        assert!(err.to_string().contains("plain HTTP"), "{err}");
+    }
+
+    #[test]
+    fn extra_ca_files_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_ca = |path: PathBuf| {
+            RegistryClient::new(RegistryOptions {
+                ca_files: vec![path],
+                ..RegistryOptions::default()
+            })
+        };
+        assert!(matches!(
+            with_ca(dir.path().join("absent.pem")),
+            Err(Error::Io { .. })
+        ));
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        assert!(matches!(with_ca(junk), Err(Error::Io { .. })));
+        let key = dir.path().join("key.pem");
+        let cert = dir.path().join("cert.pem");
+        let status = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .arg("ec_paramgen_curve:P-256")
+            .args(["-nodes", "-subj", "/CN=signet-test-ca", "-days", "1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{status:?}");
+        with_ca(cert).unwrap();
+    }
+
+    #[tokio::test]
     async fn blob_stream_refuses_wrong_bytes() {
         let good = Bytes::from_static(b"hello world");
         let descriptor = Descriptor::of("application/octet-stream", &good);
