@@ -284,7 +284,8 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl RegistryClient {
-    /// A client with `options`.
+    /// A client with `options`. Extra CA files are read now; auth-file locations are taken from
+    /// the environment now, and the files are read when a registry asks for credentials.
     pub fn new(options: RegistryOptions) -> Result<RegistryClient, Error> {
         let allow_http = options.allow_http_registries.clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
