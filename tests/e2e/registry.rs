@@ -460,3 +460,41 @@ fn token_flow_grants_what_the_credentials_allow() {
     assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
     assert!(!err.to_string().contains("wrong"), "{err}");
 }
+
+#[test]
+fn https_registries_need_a_trusted_certificate() {
+    let reg = TestRegistry::start_with_tls();
+    let reference: Reference = format!("{}/tls/app:v1", reg.tls_host()).parse().unwrap();
+    let (manifest, blobs) = support::sample_image("tls/app:v1");
+    let trusting = RegistryClient::new(reg.tls_options()).unwrap();
+    let rt = support::runtime();
+    rt.block_on(async {
+        for (_, bytes) in &blobs {
+            trusting
+                .put_blob(&reference, Bytes::from(bytes.clone()))
+                .await
+                .unwrap();
+        }
+        trusting
+            .put_manifest(&reference, &manifest, signet_oci::manifest::OCI_MANIFEST)
+            .await
+            .unwrap();
+        let fetched = trusting.get_manifest(&reference).await.unwrap();
+        assert_eq!(fetched.bytes, manifest);
+    });
+
+    // The same registry without its CA: refused, and no plain-HTTP fallback is tried.
+    let untrusting = RegistryClient::new(RegistryOptions {
+        ca_files: Vec::new(),
+        ..reg.tls_options()
+    })
+    .unwrap();
+    let err = rt
+        .block_on(untrusting.get_manifest(&reference))
+        .unwrap_err();
+    assert!(matches!(err, Error::Registry { .. }), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}

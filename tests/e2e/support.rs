@@ -26,6 +26,9 @@ pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 pub const TOKEN_SERVICE: &str = "signet-test-registry";
 /// The issuer of the test token server's JWTs.
 pub const TOKEN_ISSUER: &str = "signet-test-issuer";
+/// The host name a TLS registry's certificate is made out to (resolved to 127.0.0.1 by
+/// [`TestRegistry::tls_options`], so the client does not treat it as loopback and speaks https).
+pub const TLS_NAME: &str = "registry.signet.test";
 /// How long a registry may take to answer `GET /v2/` after start.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -36,12 +39,85 @@ pub struct TestRegistry {
     dir: tempfile::TempDir,
     storage: PathBuf,
     token_server: Option<TokenServer>,
+    ca_file: Option<PathBuf>,
 }
 
 impl TestRegistry {
     /// A registry without authentication.
     pub fn start() -> TestRegistry {
         Self::start_with_auth(|_| String::new(), None)
+    }
+
+    /// A registry without authentication serving https only, with a certificate for
+    /// [`TLS_NAME`] and `127.0.0.1` issued by a CA made with the `openssl` CLI at start
+    /// ([`TestRegistry::ca_file`]).
+    pub fn start_with_tls() -> TestRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        run_openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=signet-test-ca",
+            "-days",
+            "2",
+            "-keyout",
+            &path("ca-key.pem"),
+            "-out",
+            &path("ca.pem"),
+        ]);
+        run_openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={TLS_NAME}"),
+            "-keyout",
+            &path("server-key.pem"),
+            "-out",
+            &path("server.csr"),
+        ]);
+        std::fs::write(
+            dir.path().join("ext.cnf"),
+            format!("subjectAltName=DNS:{TLS_NAME},IP:127.0.0.1\n"),
+        )
+        .unwrap();
+        run_openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path("server.csr"),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca-key.pem"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &path("ext.cnf"),
+            "-out",
+            &path("server.pem"),
+        ]);
+        let tls = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            path("server.pem"),
+            path("server-key.pem")
+        );
+        let mut reg = Self::start_with_config(move |_| tls.clone(), None, true);
+        let ca = reg.dir.path().join("ca.pem");
+        std::fs::copy(dir.path().join("ca.pem"), &ca).unwrap();
+        reg.ca_file = Some(ca);
+        reg
     }
 
     /// A registry that demands HTTP basic credentials `user`/`pass` (bcrypt htpasswd file made
@@ -88,6 +164,16 @@ impl TestRegistry {
         auth: impl Fn(&Path) -> String,
         token_server: Option<TokenServer>,
     ) -> TestRegistry {
+        Self::start_with_config(auth, token_server, false)
+    }
+
+    /// Start with `extra(dir)` appended to the config (inside `http:` when `tls`, else at the
+    /// top level).
+    fn start_with_config(
+        extra: impl Fn(&Path) -> String,
+        token_server: Option<TokenServer>,
+        tls: bool,
+    ) -> TestRegistry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: install Debian's docker-registry: apt-get install -y docker-registry"
@@ -95,7 +181,7 @@ impl TestRegistry {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).unwrap();
-        let auth_yaml = auth(dir.path());
+        let extra_yaml = extra(dir.path());
         // A free port can be taken between our probe and the registry's bind: try a few.
         let mut last_log = String::new();
         for _ in 0..5 {
@@ -104,7 +190,7 @@ impl TestRegistry {
             std::fs::write(
                 &config,
                 format!(
-                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_yaml}",
                     storage.display()
                 ),
             )
@@ -119,13 +205,14 @@ impl TestRegistry {
                 .stderr(log)
                 .spawn()
                 .expect("start docker-registry");
-            if wait_ready(&mut child, port) {
+            if wait_ready(&mut child, port, tls) {
                 return TestRegistry {
                     child,
                     port,
                     dir,
                     storage,
                     token_server,
+                    ca_file: None,
                 };
             }
             let _ = child.kill();
@@ -167,6 +254,25 @@ impl TestRegistry {
             .map_or(0, |s| s.requests.load(Ordering::SeqCst))
     }
 
+    /// The CA certificate (PEM) of a [`TestRegistry::start_with_tls`] registry.
+    pub fn ca_file(&self) -> &Path {
+        self.ca_file.as_deref().expect("not a TLS registry")
+    }
+
+    /// `registry.signet.test:PORT`: how to name a TLS registry so the client uses https.
+    pub fn tls_host(&self) -> String {
+        format!("{TLS_NAME}:{}", self.port)
+    }
+
+    /// [`test_options`] resolving [`TLS_NAME`] to 127.0.0.1 and trusting [`TestRegistry::ca_file`].
+    pub fn tls_options(&self) -> RegistryOptions {
+        RegistryOptions {
+            ca_files: vec![self.ca_file().to_path_buf()],
+            resolve: vec![(TLS_NAME.to_string(), [127, 0, 0, 1].into())],
+            ..test_options()
+        }
+    }
+
     /// A scratch directory that lives as long as the registry.
     pub fn scratch_dir(&self) -> &Path {
         self.dir.path()
@@ -189,8 +295,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Poll `GET /v2/` until it answers 200 or 401; false if the registry exits or time runs out.
-fn wait_ready(child: &mut Child, port: u16) -> bool {
+/// Poll `GET /v2/` until it answers 200 or 401 (any HTTP answer from a TLS port, where Go
+/// answers plain HTTP with 400); false if the registry exits or time runs out.
+fn wait_ready(child: &mut Child, port: u16, tls: bool) -> bool {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if child.try_wait().ok().flatten().is_some() {
@@ -204,7 +311,7 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
                 && stream.read_exact(&mut answer).is_ok()
             {
                 let status = &answer[9..12];
-                if status == b"200" || status == b"401" {
+                if status == b"200" || status == b"401" || (tls && answer.starts_with(b"HTTP/1.")) {
                     return true;
                 }
             }

@@ -71,6 +71,9 @@ pub struct RegistryOptions {
     pub timeout: Duration,
     /// Retries for idempotent requests on 5xx and connection errors.
     pub retries: u32,
+    /// Fixed addresses for registry host names, bypassing DNS (like `curl --resolve`; the port
+    /// still comes from the reference). TLS is still checked against the name.
+    pub resolve: Vec<(String, std::net::IpAddr)>,
 }
 
 impl Default for RegistryOptions {
@@ -83,6 +86,7 @@ impl Default for RegistryOptions {
             max_manifest_bytes: crate::manifest::DEFAULT_MAX_MANIFEST_BYTES,
             timeout: Duration::from_secs(30),
             retries: 3,
+            resolve: Vec::new(),
         }
     }
 }
@@ -326,6 +330,9 @@ impl RegistryClient {
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
+        }
+        for (name, ip) in &options.resolve {
+            builder = builder.resolve(name, std::net::SocketAddr::new(*ip, 0));
         }
         let http = builder.build().map_err(|e| Error::Registry {
             registry: "(client)".into(),
