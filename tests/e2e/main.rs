@@ -5,3 +5,4 @@ mod keys;
 mod registry;
 mod support;
 mod signing;
+mod gate;

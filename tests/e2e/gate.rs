@@ -1,0 +1,698 @@
+//! The gate (`signet_verifier::gate`) in front of a real `docker-registry`, with an in-test judge
+//! that allows repositories under `allowed/`, admits `warn/` with a warning and denies the rest:
+//! byte-identical pulls of allowed images, 403 for denied ones, signature tags passing through,
+//! pushes refused, an unreachable upstream denied, a corrupted blob cut off, tags pinned by the
+//! mutating webhook, platform manifests covered by their index's verdict.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use signet_oci::manifest::{OCI_INDEX, OCI_MANIFEST, SIMPLE_SIGNING};
+use signet_oci::{Descriptor, Digest, Reference, RegistryClient};
+use signet_verifier::gate::{Gate, GateConfig, GateError, Judge, Judgement, Mode};
+
+use crate::support::{self, TestRegistry};
+
+/// Allows `allowed/…`, admits `warn/…` in warn mode, denies everything else; remembers what it
+/// was asked.
+#[derive(Clone, Default)]
+struct TestJudge {
+    asked: Arc<Mutex<Vec<Asked>>>,
+}
+
+/// One question put to the judge: the reference as text and the digest.
+type Asked = (String, Option<Digest>);
+
+impl Judge for TestJudge {
+    async fn judge(
+        &self,
+        reference: Reference,
+        digest: Option<Digest>,
+    ) -> Result<Judgement, GateError> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((reference.to_string(), digest.clone()));
+        let digest = digest.ok_or_else(|| GateError::Judge("no digest".into()))?;
+        let repo = reference.repository();
+        Ok(Judgement {
+            digest,
+            allowed: repo.starts_with("allowed/"),
+            mode: if repo.starts_with("warn/") {
+                Mode::Warn
+            } else {
+                Mode::Enforce
+            },
+            message: if repo.starts_with("allowed/") {
+                "signed by the test key".into()
+            } else {
+                "no valid signature".into()
+            },
+            report: json!({"repository": repo}),
+            cacheable: true,
+        })
+    }
+
+    fn policy_hash(&self) -> String {
+        "test-policy".into()
+    }
+}
+
+impl TestJudge {
+    fn calls(&self) -> usize {
+        self.asked.lock().unwrap().len()
+    }
+}
+
+/// A gate on a free loopback port in front of `upstream` (`host:port`), running on `rt`.
+struct RunningGate {
+    url: String,
+    host: String,
+    judge: TestJudge,
+    gate: Gate<TestJudge>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RunningGate {
+    fn start(rt: &tokio::runtime::Runtime, upstream: &str) -> RunningGate {
+        let config = GateConfig::simple(
+            "unused-policy.yaml".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            &format!("http://{upstream}"),
+        )
+        .unwrap();
+        let judge = TestJudge::default();
+        let gate = Gate::new(config, judge.clone()).unwrap();
+        let bound = rt.block_on(gate.bind()).unwrap();
+        let host = format!("127.0.0.1:{}", bound.local_addr().port());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(bound.run(async move {
+            let _ = rx.await;
+        }));
+        RunningGate {
+            url: format!("http://{host}"),
+            host,
+            judge,
+            gate,
+            stop: Some(tx),
+        }
+    }
+
+    /// `HOST:PORT/<repo_and_tag>` of the proxy, parsed.
+    fn reference(&self, repo_and_tag: &str) -> Reference {
+        format!("{}/{repo_and_tag}", self.host).parse().unwrap()
+    }
+}
+
+impl Drop for RunningGate {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn get(url: &str) -> reqwest::Response {
+    http()
+        .get(url)
+        .header("accept", signet_oci::manifest::ACCEPT_MANIFESTS)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn json_of(response: reqwest::Response) -> Value {
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+fn flip_byte(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn allowed_images_pull_byte_identical_denied_ones_get_403() {
+    let reg = TestRegistry::start();
+    let allowed = support::push_sample_image(&reg, "allowed/app:v1");
+    let denied = support::push_sample_image(&reg, "denied/app:v1");
+    let (manifest, blobs) = support::sample_image("allowed/app:v1");
+    let rt = support::runtime();
+    let gate = RunningGate::start(&rt, &reg.host());
+    rt.block_on(async {
+        let url = &gate.url;
+        let v2 = get(&format!("{url}/v2/")).await;
+        assert_eq!(v2.status(), 200);
+        assert_eq!(
+            v2.headers()["docker-distribution-api-version"],
+            "registry/2.0"
+        );
+
+        // By tag: the exact bytes, the upstream's media type, the digest.
+        let r = get(&format!("{url}/v2/allowed/app/manifests/v1")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], OCI_MANIFEST);
+        assert_eq!(
+            r.headers()["docker-content-digest"],
+            allowed.to_string().as_str()
+        );
+        assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_slice());
+        // The judge was asked about the upstream name, at the digest served.
+        let asked = gate.judge.asked.lock().unwrap().clone();
+        assert_eq!(
+            asked,
+            vec![(
+                format!("{}/allowed/app:v1", reg.host()),
+                Some(allowed.clone())
+            )]
+        );
+        // HEAD and by digest.
+        let head = http()
+            .head(format!("{url}/v2/allowed/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200);
+        assert_eq!(
+            head.headers()["docker-content-digest"],
+            allowed.to_string().as_str()
+        );
+        assert_eq!(
+            head.headers()["content-length"],
+            manifest.len().to_string().as_str()
+        );
+        let r = get(&format!("{url}/v2/allowed/app/manifests/{allowed}")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_slice());
+        assert_eq!(
+            gate.judge.calls(),
+            1,
+            "the verdict on that digest was cached"
+        );
+
+        // Blobs: identical bytes; HEAD states the size.
+        for (desc, bytes) in &blobs {
+            let r = get(&format!("{url}/v2/allowed/app/blobs/{}", desc.digest)).await;
+            assert_eq!(r.status(), 200);
+            assert_eq!(
+                r.headers()["docker-content-digest"],
+                desc.digest.to_string().as_str()
+            );
+            assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+            let head = http()
+                .head(format!("{url}/v2/allowed/app/blobs/{}", desc.digest))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                head.headers()["content-length"],
+                bytes.len().to_string().as_str()
+            );
+        }
+
+        // A registry client pulls through the proxy as from any registry.
+        let client = support::client();
+        let through = gate.reference("allowed/app:v1");
+        let fetched = client.get_manifest(&through).await.unwrap();
+        assert_eq!(fetched.bytes, manifest);
+        for (desc, bytes) in &blobs {
+            assert_eq!(
+                &client
+                    .get_blob_bytes(&through, desc, 1 << 20)
+                    .await
+                    .unwrap(),
+                bytes
+            );
+        }
+        let tags = client.list_tags(&through).await.unwrap();
+        assert_eq!(tags, vec!["v1".to_string()]);
+
+        // Denied: 403 with the OCI DENIED error and why, by tag and by digest.
+        for path in [
+            "denied/app/manifests/v1".to_string(),
+            format!("denied/app/manifests/{denied}"),
+        ] {
+            let r = get(&format!("{url}/v2/{path}")).await;
+            assert_eq!(r.status(), 403, "{path}");
+            let body = json_of(r).await;
+            assert_eq!(body["errors"][0]["code"], "DENIED");
+            let message = body["errors"][0]["message"].as_str().unwrap();
+            assert!(
+                message.contains("no valid signature") && message.contains(&denied.to_string()),
+                "{message}"
+            );
+        }
+        let err = client
+            .get_manifest(&gate.reference("denied/app:v1"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no valid signature"), "{err}");
+
+        // Unknown tags stay unknown (nothing to judge).
+        let r = get(&format!("{url}/v2/allowed/app/manifests/nope")).await;
+        assert_eq!(r.status(), 404);
+        assert_eq!(json_of(r).await["errors"][0]["code"], "MANIFEST_UNKNOWN");
+
+        let metrics = gate.gate.metrics_text();
+        assert!(
+            metrics.contains(
+                "signet_gate_decisions_total{source=\"proxy\",result=\"deny\",mode=\"enforce\"}"
+            ),
+            "{metrics}"
+        );
+    });
+}
+
+/// Push a cosign-style signature manifest (one simple-signing layer) for `signed` under its
+/// `sha256-<hex>.sig` tag in `repo`; returns (manifest digest, payload).
+async fn push_signature(
+    client: &RegistryClient,
+    reg: &TestRegistry,
+    repo: &str,
+    signed: &Digest,
+) -> (Digest, Vec<u8>) {
+    let reference = reg.reference(&format!("{repo}:{}", signed.signature_tag()));
+    let payload = serde_json::to_vec(
+        &json!({"critical": {"image": {"docker-manifest-digest": signed.to_string()}}}),
+    )
+    .unwrap();
+    let config =
+        br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    client
+        .put_blob(&reference, Bytes::from(payload.clone()))
+        .await
+        .unwrap();
+    client
+        .put_blob(&reference, Bytes::from(config.clone()))
+        .await
+        .unwrap();
+    let mut layer = Descriptor::of(SIMPLE_SIGNING, &payload);
+    layer.annotations = Some(
+        [(
+            "dev.cosignproject.cosign/signature".to_string(),
+            "MEUCIQ==".to_string(),
+        )]
+        .into(),
+    );
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": Descriptor::of(signet_oci::manifest::OCI_CONFIG, &config),
+        "layers": [layer],
+    }))
+    .unwrap();
+    let digest = client
+        .put_manifest(&reference, &manifest, OCI_MANIFEST)
+        .await
+        .unwrap();
+    (digest, payload)
+}
+
+#[test]
+fn signature_tags_pass_through_unjudged_and_runnable_images_under_them_do_not() {
+    let reg = TestRegistry::start();
+    let denied = support::push_sample_image(&reg, "denied/app:v1");
+    let disguised = support::push_sample_image(&reg, "denied/app:v2");
+    let rt = support::runtime();
+    let gate = RunningGate::start(&rt, &reg.host());
+    rt.block_on(async {
+        let client = support::client();
+        let (sig_digest, payload) = push_signature(&client, &reg, "denied/app", &denied).await;
+        let tag = denied.signature_tag();
+        let r = get(&format!("{}/v2/denied/app/manifests/{tag}", gate.url)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["docker-content-digest"],
+            sig_digest.to_string().as_str()
+        );
+        // Its payload blob, and the manifest again by digest.
+        let through = gate.reference(&format!("denied/app:{tag}"));
+        let fetched = client.get_manifest(&through).await.unwrap();
+        assert_eq!(fetched.digest, sig_digest);
+        let layer = match &fetched.manifest {
+            signet_oci::Manifest::Image(m) => m.layers[0].clone(),
+            other => panic!("not an image manifest: {other:?}"),
+        };
+        assert_eq!(
+            client
+                .get_blob_bytes(&through, &layer, 1 << 20)
+                .await
+                .unwrap(),
+            payload
+        );
+        let r = get(&format!(
+            "{}/v2/denied/app/manifests/{sig_digest}",
+            gate.url
+        ))
+        .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(gate.judge.calls(), 0, "signature manifests are not judged");
+
+        // A runnable image tagged like a signature is judged like any image.
+        let fake_tag = disguised.signature_tag();
+        let (manifest, _) = support::sample_image("denied/app:v2");
+        client
+            .put_manifest(
+                &reg.reference(&format!("denied/app:{fake_tag}")),
+                &manifest,
+                OCI_MANIFEST,
+            )
+            .await
+            .unwrap();
+        let r = get(&format!("{}/v2/denied/app/manifests/{fake_tag}", gate.url)).await;
+        assert_eq!(r.status(), 403);
+        assert_eq!(gate.judge.calls(), 1);
+    });
+}
+
+#[test]
+fn pushes_and_deletes_are_refused() {
+    let reg = TestRegistry::start();
+    let digest = support::push_sample_image(&reg, "allowed/app:v1");
+    let rt = support::runtime();
+    let gate = RunningGate::start(&rt, &reg.host());
+    rt.block_on(async {
+        let client = support::client();
+        let through = gate.reference("allowed/app:v2");
+        let err = client
+            .put_blob(&through, Bytes::from_static(b"new layer"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("405")
+                || err.to_string().contains("UNSUPPORTED")
+                || err.to_string().contains("read-only"),
+            "{err}"
+        );
+        let err = client
+            .put_manifest(&through, b"{}", OCI_MANIFEST)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+        for (method, path) in [
+            ("PUT", "allowed/app/manifests/v1".to_string()),
+            ("DELETE", format!("allowed/app/manifests/{digest}")),
+            ("PATCH", "allowed/app/blobs/uploads/x".to_string()),
+            ("DELETE", format!("allowed/app/blobs/{digest}")),
+        ] {
+            let r = http()
+                .request(method.parse().unwrap(), format!("{}/v2/{path}", gate.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 405, "{method} {path}");
+            assert_eq!(json_of(r).await["errors"][0]["code"], "UNSUPPORTED");
+        }
+        // Nothing changed upstream.
+        assert_eq!(
+            support::client()
+                .list_tags(&reg.reference("allowed/app:v1"))
+                .await
+                .unwrap(),
+            vec!["v1"]
+        );
+    });
+}
+
+#[test]
+fn an_unreachable_upstream_means_deny() {
+    let nowhere = format!("127.0.0.1:{}", support::free_port());
+    let rt = support::runtime();
+    let gate = RunningGate::start(&rt, &nowhere);
+    rt.block_on(async {
+        let r = get(&format!("{}/v2/allowed/app/manifests/v1", gate.url)).await;
+        assert_eq!(r.status(), 502);
+        let body = json_of(r).await;
+        assert_eq!(body["errors"][0]["code"], "DENIED");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.starts_with("not verified: upstream failed"), "{message}");
+        let digest = Digest::sha256(b"x");
+        let r = get(&format!("{}/v2/allowed/app/blobs/{digest}", gate.url)).await;
+        assert_eq!(r.status(), 502);
+        // Admission of a tag there cannot resolve it: denied.
+        let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+                        "object": {"spec": {"containers": [{"name": "a", "image": format!("{nowhere}/allowed/app:v1")}]}}}});
+        let answer = json_of(http().post(format!("{}/validate", gate.url)).body(review.to_string()).send().await.unwrap()).await;
+        assert_eq!(answer["response"]["allowed"], false);
+        let message = answer["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.contains("cannot resolve"), "{message}");
+        assert_eq!(gate.judge.calls(), 0);
+    });
+}
+
+/// Read a blob through the proxy: (bytes received, whether the transfer ended in an error).
+async fn read_blob(url: &str) -> (Vec<u8>, bool) {
+    let response = get(url).await;
+    assert_eq!(response.status(), 200, "{url}");
+    let mut stream = response.bytes_stream();
+    let mut got = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => got.extend_from_slice(&c),
+            Err(_) => return (got, true),
+        }
+    }
+    (got, false)
+}
+
+#[test]
+fn a_corrupted_upstream_blob_is_cut_off() {
+    let reg = TestRegistry::start();
+    let rt = support::runtime();
+    // An image with a 600 KiB layer, so the transfer spans many chunks.
+    let big = support::sample_bytes("big layer", 600 * 1024);
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layer = Descriptor::of("application/vnd.oci.image.layer.v1.tar", &big);
+    let manifest = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": Descriptor::of(signet_oci::manifest::OCI_CONFIG, &config), "layers": [layer]}))
+    .unwrap();
+    rt.block_on(async {
+        let client = support::client();
+        let reference = reg.reference("allowed/big:v1");
+        client
+            .put_blob(&reference, Bytes::from(big.clone()))
+            .await
+            .unwrap();
+        client
+            .put_blob(&reference, Bytes::from(config))
+            .await
+            .unwrap();
+        client
+            .put_manifest(&reference, &manifest, OCI_MANIFEST)
+            .await
+            .unwrap();
+    });
+    let gate = RunningGate::start(&rt, &reg.host());
+    let blob_url = format!("{}/v2/allowed/big/blobs/{}", gate.url, layer.digest);
+    rt.block_on(async {
+        // Intact, before and after the manifest told the gate its size.
+        let (got, broken) = read_blob(&blob_url).await;
+        assert!(!broken && got == big);
+        assert_eq!(
+            get(&format!("{}/v2/allowed/big/manifests/v1", gate.url))
+                .await
+                .status(),
+            200
+        );
+        let (got, broken) = read_blob(&blob_url).await;
+        assert!(!broken && got == big);
+    });
+    // One byte flipped near the end, in the registry's own storage.
+    flip_byte(&reg.blob_data_path(&layer.digest), big.len() - 10);
+    rt.block_on(async {
+        let (got, broken) = read_blob(&blob_url).await;
+        assert!(broken, "the transfer must fail");
+        assert!(
+            got.len() < big.len(),
+            "never completed: {} of {} bytes",
+            got.len(),
+            big.len()
+        );
+        assert_eq!(
+            got,
+            big[..got.len()],
+            "what came through is the start of the blob"
+        );
+        // A registry client through the proxy sees an error, never a completed blob.
+        let err = support::client()
+            .get_blob_bytes(&gate.reference("allowed/big:v1"), &layer, 1 << 21)
+            .await
+            .unwrap_err();
+        assert!(!err.to_string().is_empty());
+    });
+    // A fresh gate (size unknown: probed) cuts it off too.
+    let fresh = RunningGate::start(&rt, &reg.host());
+    rt.block_on(async {
+        let (got, broken) = read_blob(&format!(
+            "{}/v2/allowed/big/blobs/{}",
+            fresh.url, layer.digest
+        ))
+        .await;
+        assert!(broken && got.len() < big.len());
+        assert!(gate
+            .gate
+            .metrics_text()
+            .contains("signet_gate_blobs_cut_off_total 2\n"));
+    });
+}
+
+fn admission_review(uid: &str, image: &str) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": uid, "kind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "operation": "CREATE",
+            "object": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}}})
+}
+
+#[test]
+fn the_mutating_webhook_pins_tags_to_the_digest_judged_now() {
+    let reg = TestRegistry::start();
+    let first = support::push_sample_image(&reg, "allowed/app:v1");
+    let denied = support::push_sample_image(&reg, "denied/app:v1");
+    let rt = support::runtime();
+    let gate = RunningGate::start(&rt, &reg.host());
+    let image = format!("{}/allowed/app:v1", reg.host());
+    let mutate = |uid: &str, image: &str| {
+        let body = admission_review(uid, image).to_string();
+        let url = format!("{}/mutate", gate.url);
+        rt.block_on(async move { json_of(http().post(url).body(body).send().await.unwrap()).await })
+    };
+    let patched_image = |answer: &Value| -> String {
+        assert_eq!(answer["response"]["patchType"], "JSONPatch");
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(answer["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        let patch: Value = serde_json::from_slice(&patch).unwrap();
+        assert_eq!(patch[0]["op"], "replace");
+        assert_eq!(patch[0]["path"], "/spec/template/spec/containers/0/image");
+        patch[0]["value"].as_str().unwrap().to_string()
+    };
+    let answer = mutate("m1", &image);
+    assert_eq!(answer["response"]["uid"], "m1");
+    assert_eq!(answer["response"]["allowed"], true);
+    assert_eq!(patched_image(&answer), format!("{image}@{first}"));
+
+    // The tag moves: the next review pins the new digest (tags are resolved every time).
+    let (manifest, blobs) = support::sample_image("allowed/app:v1-rebuilt");
+    let moved = rt.block_on(async {
+        let client = support::client();
+        let reference = reg.reference("allowed/app:v1");
+        for (_, bytes) in blobs {
+            client
+                .put_blob(&reference, Bytes::from(bytes))
+                .await
+                .unwrap();
+        }
+        client
+            .put_manifest(&reference, &manifest, OCI_MANIFEST)
+            .await
+            .unwrap()
+    });
+    assert_ne!(moved, first);
+    assert_eq!(
+        patched_image(&mutate("m2", &image)),
+        format!("{image}@{moved}")
+    );
+
+    // A denied image is denied by the mutating webhook too, and nothing is patched.
+    let answer = mutate("m3", &format!("{}/denied/app:v1", reg.host()));
+    assert_eq!(answer["response"]["allowed"], false);
+    assert!(answer["response"].get("patch").is_none());
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("denied/app:v1") && message.contains("no valid signature"),
+        "{message}"
+    );
+    let asked = gate.judge.asked.lock().unwrap().clone();
+    assert!(asked.contains(&(format!("{}/denied/app:v1", reg.host()), Some(denied))));
+}
+
+/// Push an index of two sample images to `repo:tag`; returns (index digest, child digests).
+async fn push_index(
+    client: &RegistryClient,
+    reg: &TestRegistry,
+    repo: &str,
+    tag: &str,
+) -> (Digest, Vec<Digest>) {
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let (manifest, blobs) = support::sample_image(&format!("{repo}/{arch}"));
+        let reference = reg.reference(&format!("{repo}:{tag}"));
+        for (_, bytes) in blobs {
+            client
+                .put_blob(&reference, Bytes::from(bytes))
+                .await
+                .unwrap();
+        }
+        let digest = client
+            .put_manifest(
+                &reference.with_digest(Digest::sha256(&manifest)),
+                &manifest,
+                OCI_MANIFEST,
+            )
+            .await
+            .unwrap();
+        let mut desc = Descriptor::of(OCI_MANIFEST, &manifest);
+        desc.platform =
+            Some(serde_json::from_value(json!({"os": "linux", "architecture": arch})).unwrap());
+        children.push((digest, desc));
+    }
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>()}))
+    .unwrap();
+    let digest = client
+        .put_manifest(&reg.reference(&format!("{repo}:{tag}")), &index, OCI_INDEX)
+        .await
+        .unwrap();
+    (digest, children.into_iter().map(|(d, _)| d).collect())
+}
+
+#[test]
+fn platform_manifests_are_covered_by_their_index_verdict() {
+    let reg = TestRegistry::start();
+    let rt = support::runtime();
+    let gate = RunningGate::start(&rt, &reg.host());
+    rt.block_on(async {
+        let client = support::client();
+        let (index, children) = push_index(&client, &reg, "allowed/multi", "v1").await;
+        let (_, denied_children) = push_index(&client, &reg, "denied/multi", "v1").await;
+        let r = get(&format!("{}/v2/allowed/multi/manifests/v1", gate.url)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], OCI_INDEX);
+        assert_eq!(
+            r.headers()["docker-content-digest"],
+            index.to_string().as_str()
+        );
+        for child in &children {
+            let r = get(&format!("{}/v2/allowed/multi/manifests/{child}", gate.url)).await;
+            assert_eq!(r.status(), 200, "{child}");
+        }
+        assert_eq!(gate.judge.calls(), 1, "only the index was judged");
+        assert_eq!(
+            get(&format!("{}/v2/denied/multi/manifests/v1", gate.url))
+                .await
+                .status(),
+            403
+        );
+        for child in &denied_children {
+            assert_eq!(
+                get(&format!("{}/v2/denied/multi/manifests/{child}", gate.url))
+                    .await
+                    .status(),
+                403
+            );
+        }
+    });
+}
