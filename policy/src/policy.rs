@@ -1,0 +1,792 @@
+//! The validated policy: loading a document (Signet YAML/JSON or containers-policy.json, told apart
+//! by content), checking it with every diagnostic collected, and the scope index used to select
+//! requirements for a reference.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use signet_oci::Reference;
+
+use crate::config::{parse_duration, parse_rfc3339, PlatformSpec};
+use crate::diagnostic::{Diagnostic, Severity, Sink, Source};
+use crate::document::{self, DigestRule, Mode, PolicyDocument};
+use crate::identity::IdentityRule;
+use crate::key::{KeyId, PublicKey, TrustedKey};
+use crate::pattern::{Pattern, ScopeIndex};
+use crate::Error;
+
+/// Largest policy document accepted.
+pub const MAX_POLICY_LEN: usize = 4 * 1024 * 1024;
+
+/// Reads a key file named in a policy: gets the path exactly as written and returns the bytes or a
+/// message. The caller decides how relative paths resolve (normally against the policy's folder).
+pub type KeyLoader<'a> = &'a dyn Fn(&str) -> Result<Vec<u8>, String>;
+
+/// Which language a policy document is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Signet policy in YAML.
+    SignetYaml,
+    /// Signet policy in JSON.
+    SignetJson,
+    /// containers-policy.json (podman, skopeo, CRI-O).
+    ContainersPolicy,
+}
+
+/// Tell the formats apart by content: a JSON object whose `default` is an array, or that has
+/// `transports`, is a containers-policy.json; other JSON is a Signet policy in JSON; anything else
+/// is YAML.
+pub fn detect_format(text: &str) -> Format {
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if !trimmed.starts_with('{') {
+        return Format::SignetYaml;
+    }
+    match serde_json::from_str::<serde_json::Value>(trimmed) {
+        Ok(serde_json::Value::Object(map))
+            if map.get("default").is_some_and(|d| d.is_array())
+                || map.contains_key("transports") =>
+        {
+            Format::ContainersPolicy
+        }
+        _ => Format::SignetJson,
+    }
+}
+
+/// A policy ready for evaluation.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) keys: BTreeMap<String, TrustedKey>,
+    pub(crate) default: Requirements,
+    pub(crate) default_is_builtin: bool,
+    pub(crate) patterns: Vec<Pattern>,
+    pub(crate) scopes: Vec<Requirements>,
+    pub(crate) index: ScopeIndex,
+    pub(crate) format: Format,
+}
+
+/// A loaded policy plus the warnings found while loading it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The policy.
+    pub policy: Policy,
+    /// Warning-level diagnostics (errors make loading fail).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Requirements for one scope (or the default), validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requirements {
+    pub(crate) signatures: SignatureRule,
+    pub(crate) digest_pinned: bool,
+    pub(crate) config: ConfigRules,
+    pub(crate) mode: Mode,
+}
+
+/// How signatures are judged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignatureRule {
+    /// Every image is rejected with this message.
+    Reject(String),
+    /// Every image is accepted as far as signatures go.
+    Accept,
+    /// Every listed rule must hold.
+    Signed(Vec<SignedRule>),
+}
+
+/// One `signed` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedRule {
+    pub(crate) keys: Vec<String>,
+    pub(crate) threshold: usize,
+    pub(crate) required: Vec<String>,
+    pub(crate) identity: IdentityRule,
+    pub(crate) annotations: BTreeMap<String, String>,
+}
+
+/// Image configuration checks, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigRules {
+    pub(crate) forbid_root_user: bool,
+    pub(crate) forbid_secrets: bool,
+    pub(crate) max_age: Option<(u64, String)>,
+    pub(crate) platforms: Option<(Vec<PlatformSpec>, Vec<String>)>,
+}
+
+impl ConfigRules {
+    /// Whether any check is on (then the verifier must fetch config blobs).
+    pub fn any(&self) -> bool {
+        self.forbid_root_user
+            || self.forbid_secrets
+            || self.max_age.is_some()
+            || self.platforms.is_some()
+    }
+}
+
+impl Policy {
+    /// Load a policy in any supported format (see [`detect_format`]). `name` is used in
+    /// diagnostics. Key files are read through `loader`. Fails with [`Error::InvalidPolicy`]
+    /// holding every diagnostic when any is an error.
+    pub fn load(name: &str, text: &str, loader: KeyLoader<'_>) -> Result<Loaded, Error> {
+        let (policy, diagnostics) = load_inner(name, text, loader);
+        match policy {
+            Some(policy) if !diagnostics.iter().any(|d| d.severity == Severity::Error) => {
+                Ok(Loaded {
+                    policy,
+                    warnings: diagnostics,
+                })
+            }
+            _ => Err(Error::InvalidPolicy {
+                file: name.to_string(),
+                diagnostics,
+            }),
+        }
+    }
+
+    /// Build a policy from a Signet document (for example the output of
+    /// [`crate::containers::convert`]). `source` is only used to place diagnostics.
+    pub fn from_document(
+        doc: &PolicyDocument,
+        source: Source<'_>,
+        loader: KeyLoader<'_>,
+    ) -> Result<Loaded, Error> {
+        let name = source.name.to_string();
+        let mut sink = Sink::new(source);
+        let policy = build(doc, &mut sink, loader, &BTreeMap::new(), Format::SignetYaml);
+        let diagnostics = sink.finish();
+        match policy {
+            Some(policy) if !diagnostics.iter().any(|d| d.severity == Severity::Error) => {
+                Ok(Loaded {
+                    policy,
+                    warnings: diagnostics,
+                })
+            }
+            _ => Err(Error::InvalidPolicy {
+                file: name,
+                diagnostics,
+            }),
+        }
+    }
+
+    /// Which format the policy was written in.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Every key the policy trusts, by name; the verifier tries these on each signature.
+    pub fn trusted_keys(&self) -> impl Iterator<Item = &TrustedKey> {
+        self.keys.values()
+    }
+
+    /// The key with this id, if trusted under any name.
+    pub fn key_by_id(&self, id: &KeyId) -> Option<&TrustedKey> {
+        self.keys.values().find(|k| k.key.id() == id)
+    }
+
+    /// Whether the requirements for `reference` include configuration checks, so the verifier
+    /// only fetches config blobs when they matter.
+    pub fn needs_config(&self, reference: &Reference) -> bool {
+        self.requirements_for(reference).1.config.any()
+    }
+
+    /// Index of the most specific scope matching `reference`, or `None` for the default. Equally
+    /// specific matches (which lint reports) are broken by the smaller pattern text, so the result
+    /// is deterministic.
+    pub fn select(&self, reference: &Reference) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        self.index.candidates(&self.patterns, reference, |i| {
+            best = Some(match best {
+                None => i,
+                Some(b) => {
+                    if self.beats(i, b) {
+                        i
+                    } else {
+                        b
+                    }
+                }
+            });
+        });
+        best
+    }
+
+    /// Whether scope `a` wins over scope `b`.
+    pub(crate) fn beats(&self, a: usize, b: usize) -> bool {
+        let (pa, pb) = (&self.patterns[a], &self.patterns[b]);
+        match pa.specificity().cmp(&pb.specificity()) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => pa.as_str() < pb.as_str(),
+        }
+    }
+
+    /// The label and requirements that apply to `reference`.
+    pub(crate) fn requirements_for(&self, reference: &Reference) -> (String, &Requirements) {
+        match self.select(reference) {
+            Some(i) => (self.patterns[i].as_str().to_string(), &self.scopes[i]),
+            None => (self.default_label().to_string(), &self.default),
+        }
+    }
+
+    pub(crate) fn default_label(&self) -> &'static str {
+        if self.default_is_builtin {
+            "default (built-in reject)"
+        } else {
+            "default"
+        }
+    }
+
+    /// Number of scopes.
+    pub fn scope_count(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// The pattern of scope `index`.
+    pub fn scope_pattern(&self, index: usize) -> Option<&str> {
+        self.patterns.get(index).map(Pattern::as_str)
+    }
+}
+
+/// Check a policy without keeping it: every diagnostic, errors and warnings, in source order.
+pub fn lint(name: &str, text: &str, loader: KeyLoader<'_>) -> Vec<Diagnostic> {
+    load_inner(name, text, loader).1
+}
+
+fn load_inner(name: &str, text: &str, loader: KeyLoader<'_>) -> (Option<Policy>, Vec<Diagnostic>) {
+    let mut sink = Sink::new(Source { name, text });
+    if text.len() > MAX_POLICY_LEN {
+        sink.error(
+            "too-large",
+            &[],
+            format!(
+                "policy is {} bytes, over the {MAX_POLICY_LEN}-byte limit",
+                text.len()
+            ),
+        );
+        return (None, sink.finish());
+    }
+    let format = detect_format(text);
+    let policy = match format {
+        Format::ContainersPolicy => {
+            let converted = crate::containers::convert_into(&mut sink);
+            match converted {
+                Some((doc, origins)) if !sink.has_errors() => {
+                    build(&doc, &mut sink, loader, &origins, format)
+                }
+                _ => None,
+            }
+        }
+        Format::SignetYaml | Format::SignetJson => match parse_document_into(&mut sink, format) {
+            Some(doc) => build(&doc, &mut sink, loader, &BTreeMap::new(), format),
+            None => None,
+        },
+    };
+    (policy, sink.finish())
+}
+
+/// Parse a Signet policy document (YAML or JSON) without validating it further.
+pub fn parse_document(name: &str, text: &str) -> Result<PolicyDocument, Vec<Diagnostic>> {
+    let mut sink = Sink::new(Source { name, text });
+    let format = detect_format(text);
+    match parse_document_into(&mut sink, format) {
+        Some(doc) => Ok(doc),
+        None => Err(sink.finish()),
+    }
+}
+
+fn parse_document_into(sink: &mut Sink<'_>, format: Format) -> Option<PolicyDocument> {
+    let text = sink.source.text;
+    let result = if format == Format::SignetJson {
+        serde_json::from_str::<PolicyDocument>(text).map_err(|e| {
+            let code = match e.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "syntax",
+                _ => data_error_code(&e.to_string()),
+            };
+            let message = strip_position(&e.to_string());
+            (code, Some(e.line()), Some(e.column()), message)
+        })
+    } else if text.trim().is_empty() {
+        Ok(PolicyDocument::default())
+    } else {
+        serde_yaml_ng::from_str::<PolicyDocument>(text).map_err(|e| {
+            let message = e.to_string();
+            let code = match data_error_code(&message) {
+                "invalid-value"
+                    if !message.contains("invalid type") && !message.contains("invalid value") =>
+                {
+                    "syntax"
+                }
+                other => other,
+            };
+            let (line, column) = match e.location() {
+                Some(loc) => (Some(loc.line()), Some(loc.column())),
+                None => (None, None),
+            };
+            (code, line, column, strip_position(&message))
+        })
+    };
+    match result {
+        Ok(doc) => Some(doc),
+        Err((code, line, column, message)) => {
+            sink.positioned(code, line, column, message);
+            None
+        }
+    }
+}
+
+fn data_error_code(message: &str) -> &'static str {
+    if message.contains("unknown variant") && message.contains("matchRepository") {
+        "unknown-identity-rule"
+    } else if message.contains("unknown field") {
+        "unknown-field"
+    } else if message.contains("unknown variant") {
+        "unknown-variant"
+    } else if message.contains("duplicate key") || message.contains("duplicate entry") {
+        "duplicate-key"
+    } else if message.contains("missing field") {
+        "missing-field"
+    } else {
+        "invalid-value"
+    }
+}
+
+/// Parsers append " at line L column C"; the diagnostic carries the position separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+type Origins = BTreeMap<String, Vec<String>>;
+
+fn key_path<'a>(origins: &'a Origins, name: &'a str, field: &'a str) -> Vec<&'a str> {
+    match origins.get(name) {
+        Some(path) => path.iter().map(String::as_str).collect(),
+        None => vec!["keys", name, field],
+    }
+}
+
+pub(crate) fn build(
+    doc: &PolicyDocument,
+    sink: &mut Sink<'_>,
+    loader: KeyLoader<'_>,
+    origins: &Origins,
+    format: Format,
+) -> Option<Policy> {
+    if let Some(v) = doc.version {
+        if v != 1 {
+            sink.error(
+                "unsupported-version",
+                &["version"],
+                format!("policy version {v} is not supported; use 1"),
+            );
+        }
+    }
+    let global_mode = doc.mode.unwrap_or(Mode::Enforce);
+
+    let mut keys = BTreeMap::new();
+    let mut seen_ids: BTreeMap<KeyId, String> = BTreeMap::new();
+    for (name, spec) in &doc.keys.0 {
+        if name.is_empty() {
+            sink.error("invalid-key-name", &["keys"], "key names must not be empty");
+            continue;
+        }
+        let pem = match (&spec.path, &spec.pem) {
+            (Some(path), None) => match loader(path) {
+                Ok(bytes) => Some(bytes),
+                Err(reason) => {
+                    sink.error(
+                        "key-unreadable",
+                        &key_path(origins, name, "path"),
+                        format!("key {name:?}: cannot read {path:?}: {reason}"),
+                    );
+                    None
+                }
+            },
+            (None, Some(pem)) => Some(pem.as_bytes().to_vec()),
+            _ => {
+                sink.error(
+                    "key-source-invalid",
+                    &key_path(origins, name, ""),
+                    format!("key {name:?} must have exactly one of `path` and `pem`"),
+                );
+                None
+            }
+        };
+        let not_after = match &spec.not_after {
+            None => None,
+            Some(text) => match parse_rfc3339(text) {
+                Ok(t) => Some(t),
+                Err(reason) => {
+                    sink.error(
+                        "invalid-date",
+                        &["keys", name, "notAfter"],
+                        format!("key {name:?} notAfter: {reason}"),
+                    );
+                    None
+                }
+            },
+        };
+        let Some(pem) = pem else { continue };
+        let field = if spec.path.is_some() { "path" } else { "pem" };
+        match PublicKey::from_pem(&pem) {
+            Ok(key) => {
+                if let Some(other) = seen_ids.get(key.id()) {
+                    sink.warn(
+                        "duplicate-key-material",
+                        &key_path(origins, name, field),
+                        format!("keys {other:?} and {name:?} are the same public key; they count as one signer"),
+                    );
+                } else {
+                    seen_ids.insert(key.id().clone(), name.clone());
+                }
+                keys.insert(
+                    name.clone(),
+                    TrustedKey {
+                        name: name.clone(),
+                        key,
+                        not_after,
+                    },
+                );
+            }
+            Err(reason) => sink.error(
+                "key-invalid-pem",
+                &key_path(origins, name, field),
+                format!("key {name:?}: {reason}"),
+            ),
+        }
+    }
+    let key_names: BTreeSet<&str> = doc.keys.0.keys().map(String::as_str).collect();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+
+    let default = match &doc.default {
+        Some(req) => requirements(
+            req,
+            &["default"],
+            sink,
+            &keys,
+            &key_names,
+            &mut used,
+            global_mode,
+        ),
+        None => Some(Requirements {
+            signatures: SignatureRule::Reject(
+                "no scope matches this image and the policy has no default".into(),
+            ),
+            digest_pinned: false,
+            config: ConfigRules::default(),
+            mode: global_mode,
+        }),
+    };
+
+    let mut patterns = Vec::new();
+    let mut scopes = Vec::new();
+    let mut all_patterns = Vec::new();
+    for (text, req) in &doc.scopes.0 {
+        let pattern = match Pattern::parse(text) {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                sink.error(
+                    "invalid-pattern",
+                    &["scopes", text],
+                    format!("scope {text:?}: {reason}"),
+                );
+                None
+            }
+        };
+        if let Some(p) = &pattern {
+            all_patterns.push(p.clone());
+            if !p.looks_normalized() {
+                sink.warn(
+                    "pattern-not-normalized",
+                    &["scopes", text],
+                    format!("scope {text:?} does not start with a registry host; references are matched normalized (docker.io/library/busybox), so it never matches"),
+                );
+            }
+        }
+        let req = requirements(
+            req,
+            &["scopes", text],
+            sink,
+            &keys,
+            &key_names,
+            &mut used,
+            global_mode,
+        );
+        if let (Some(p), Some(r)) = (pattern, req) {
+            patterns.push(p);
+            scopes.push(r);
+        }
+    }
+    check_ties(&all_patterns, sink);
+    for name in key_names {
+        if !used.contains(name) {
+            sink.warn(
+                "unused-key",
+                &["keys", name],
+                format!("key {name:?} is not used by any requirement"),
+            );
+        }
+    }
+    let default = default?;
+    if sink.has_errors() {
+        return None;
+    }
+    let index = ScopeIndex::build(&patterns);
+    Some(Policy {
+        keys,
+        default,
+        default_is_builtin: doc.default.is_none(),
+        patterns,
+        scopes,
+        index,
+        format,
+    })
+}
+
+/// Equally specific patterns that can match the same reference make the winner depend on an
+/// arbitrary tie-break; refuse them.
+fn check_ties(patterns: &[Pattern], sink: &mut Sink<'_>) {
+    let mut groups: BTreeMap<(bool, usize, usize), Vec<&Pattern>> = BTreeMap::new();
+    for p in patterns {
+        let s = p.specificity();
+        groups
+            .entry((s.full_reference, s.literal, s.wildcards))
+            .or_default()
+            .push(p);
+    }
+    for group in groups.values() {
+        for (i, a) in group.iter().enumerate() {
+            for b in &group[i + 1..] {
+                let trivially_disjoint =
+                    a.kind() == b.kind() && !matches!(a.kind(), crate::pattern::PatternKind::Glob);
+                if !trivially_disjoint && a.overlaps(b) {
+                    let (first, second) = if a.as_str() < b.as_str() {
+                        (a, b)
+                    } else {
+                        (b, a)
+                    };
+                    sink.error(
+                        "tied-scopes",
+                        &["scopes", second.as_str()],
+                        format!(
+                            "scopes {:?} and {:?} are equally specific and can match the same image; make one more specific",
+                            first.as_str(),
+                            second.as_str()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn at(p: &[String]) -> Vec<&str> {
+    p.iter().map(String::as_str).collect()
+}
+
+fn requirements(
+    req: &document::Requirements,
+    base: &[&str],
+    sink: &mut Sink<'_>,
+    keys: &BTreeMap<String, TrustedKey>,
+    key_names: &BTreeSet<&str>,
+    used: &mut BTreeSet<String>,
+    global_mode: Mode,
+) -> Option<Requirements> {
+    let path = |extra: &[&str]| -> Vec<String> {
+        base.iter()
+            .chain(extra.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let label = base.last().copied().unwrap_or("default");
+    let set = [
+        req.reject.is_some(),
+        req.accept.is_some(),
+        req.signed.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    let mut ok = true;
+    if set == 0 {
+        sink.error(
+            "missing-signature-rule",
+            &at(&path(&[])),
+            format!("{label:?} must set one of `reject`, `accept` or `signed`"),
+        );
+        ok = false;
+    } else if set > 1 {
+        sink.error(
+            "conflicting-requirements",
+            &at(&path(&[])),
+            format!("{label:?} sets more than one of `reject`, `accept` and `signed`"),
+        );
+        ok = false;
+    }
+    if req.accept == Some(false) {
+        sink.error(
+            "invalid-value",
+            &at(&path(&["accept"])),
+            "`accept` can only be true; use `reject` or `signed`",
+        );
+        ok = false;
+    }
+    if req.accept == Some(true) {
+        sink.warn(
+            "accept-anything",
+            &at(&path(&["accept"])),
+            format!("{label:?} accepts any image without checking signatures"),
+        );
+    }
+    let mut signed_rules = Vec::new();
+    if let Some(signed) = &req.signed {
+        let items = signed.items();
+        if items.is_empty() {
+            sink.error(
+                "no-keys",
+                &at(&path(&["signed"])),
+                "`signed` is an empty list",
+            );
+            ok = false;
+        }
+        for (i, s) in items.into_iter().enumerate() {
+            let idx = format!("[{i}]");
+            let mut rule_ok = true;
+            if s.keys.is_empty() {
+                sink.error(
+                    "no-keys",
+                    &at(&path(&["signed", &idx, "keys"])),
+                    "`signed.keys` lists no keys",
+                );
+                rule_ok = false;
+            }
+            let mut distinct = BTreeSet::new();
+            for name in &s.keys {
+                used.insert(name.clone());
+                if !key_names.contains(name.as_str()) {
+                    sink.error(
+                        "unknown-key",
+                        &at(&path(&["signed", &idx, "keys", name])),
+                        format!("key {name:?} is not defined under `keys`"),
+                    );
+                    rule_ok = false;
+                } else if let Some(k) = keys.get(name) {
+                    distinct.insert(k.key.id().clone());
+                }
+            }
+            for name in &s.required {
+                if !s.keys.contains(name) {
+                    sink.error(
+                        "required-key-not-listed",
+                        &at(&path(&["signed", &idx, "required", name])),
+                        format!("required key {name:?} must also be listed in `keys`"),
+                    );
+                    rule_ok = false;
+                }
+            }
+            let threshold = s.threshold.unwrap_or(1) as usize;
+            let available = if distinct.is_empty() {
+                s.keys.len()
+            } else {
+                distinct.len()
+            };
+            if threshold == 0 || threshold > available {
+                sink.error(
+                    "threshold-invalid",
+                    &at(&path(&["signed", &idx, "threshold"])),
+                    format!("threshold {threshold} must be between 1 and the number of distinct keys ({available})"),
+                );
+                rule_ok = false;
+            }
+            let identity = match &s.identity {
+                None => Some(IdentityRule::MatchRepository),
+                Some(d) => match IdentityRule::from_document(d) {
+                    Ok(r) => Some(r),
+                    Err(reason) => {
+                        sink.error(
+                            "invalid-identity",
+                            &at(&path(&["signed", &idx, "identity"])),
+                            reason,
+                        );
+                        None
+                    }
+                },
+            };
+            match identity {
+                Some(identity) if rule_ok => signed_rules.push(SignedRule {
+                    keys: s.keys.clone(),
+                    threshold,
+                    required: s.required.clone(),
+                    identity,
+                    annotations: s.annotations.clone(),
+                }),
+                _ => ok = false,
+            }
+        }
+    }
+    let mut config = ConfigRules::default();
+    if let Some(c) = &req.config {
+        config.forbid_root_user = c.forbid_root_user.unwrap_or(false);
+        config.forbid_secrets = c.forbid_secrets.unwrap_or(false);
+        if let Some(text) = &c.max_age {
+            match parse_duration(text) {
+                Ok(secs) => config.max_age = Some((secs, text.clone())),
+                Err(reason) => {
+                    sink.error(
+                        "invalid-duration",
+                        &at(&path(&["config", "maxAge"])),
+                        reason,
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(list) = &c.platforms {
+            if list.is_empty() {
+                sink.error(
+                    "invalid-platform",
+                    &at(&path(&["config", "platforms"])),
+                    "an empty platform list allows nothing",
+                );
+                ok = false;
+            }
+            let mut specs = Vec::new();
+            for p in list {
+                match PlatformSpec::parse(p) {
+                    Ok(s) => specs.push(s),
+                    Err(reason) => {
+                        sink.error(
+                            "invalid-platform",
+                            &at(&path(&["config", "platforms", p])),
+                            reason,
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            config.platforms = Some((specs, list.clone()));
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let signatures = if let Some(message) = &req.reject {
+        SignatureRule::Reject(if message.trim().is_empty() {
+            format!("images in {label:?} are rejected by policy")
+        } else {
+            message.clone()
+        })
+    } else if req.accept == Some(true) {
+        SignatureRule::Accept
+    } else {
+        SignatureRule::Signed(signed_rules)
+    };
+    Some(Requirements {
+        signatures,
+        digest_pinned: req.digest == Some(DigestRule::Pinned),
+        config,
+        mode: req.mode.unwrap_or(global_mode),
+    })
+}

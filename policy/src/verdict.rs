@@ -1,0 +1,526 @@
+//! Evaluation: the evidence the verifier gathers, the verdict with its findings, and explanations
+//! of which scope applies to a reference and why.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use signet_oci::{Digest, Reference};
+
+use crate::config::{find_secrets, runs_as_root, ConfigFacts};
+use crate::document::Mode;
+use crate::key::KeyId;
+use crate::pattern::PatternKind;
+use crate::policy::{Policy, Requirements, SignatureRule, SignedRule};
+
+/// What the verifier established about an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// The reference as requested, normalised.
+    pub reference: Reference,
+    /// The manifest digest that was verified.
+    pub digest: Digest,
+    /// Whether the requested reference named that digest.
+    pub reference_had_digest: bool,
+    /// Every signature whose cryptography verified with a trusted key; the policy decides about
+    /// identity, annotations and thresholds.
+    pub signatures: Vec<SignatureEvidence>,
+    /// Facts from the image config (one per platform for an index). Needed only when
+    /// [`Policy::needs_config`] says so.
+    pub configs: Vec<ConfigFacts>,
+}
+
+/// One cryptographically verified signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureEvidence {
+    /// Which trusted key verified it.
+    pub key_id: KeyId,
+    /// The payload's `critical.identity.docker-reference`.
+    pub docker_reference: String,
+    /// Whether the payload's `docker-manifest-digest` equals the image's manifest digest.
+    pub manifest_digest_matches: bool,
+    /// String members of the payload's `optional` section.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The image may be used.
+    Allow,
+    /// The image must not be used.
+    Deny,
+}
+
+/// One reason an image fails (or would fail) the policy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Finding {
+    /// Stable kebab-case code.
+    pub code: &'static str,
+    /// What is wrong, naming the subject; never a secret value.
+    pub message: String,
+    /// Which scope/requirement it came from (`scopes."reg.io/app".signed[0]`).
+    pub rule: String,
+}
+
+/// The outcome of evaluating a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// Allow or deny.
+    pub decision: Decision,
+    /// The mode of the requirements applied.
+    pub mode: Mode,
+    /// The scope that applied (pattern or `default`).
+    pub scope: String,
+    /// Whether the findings would deny the image under `enforce` (true with findings in
+    /// `warn`/`audit` modes, where the decision is still allow).
+    pub would_deny: bool,
+    /// Every finding, sorted by rule, then code, then message.
+    pub findings: Vec<Finding>,
+}
+
+/// Why a scope applies to a reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// The reference explained.
+    pub reference: String,
+    /// The scope chosen (pattern, or `default`).
+    pub scope: String,
+    /// Why it was chosen.
+    pub reason: String,
+    /// Every scope pattern that matched, most specific first.
+    pub candidates: Vec<Candidate>,
+    /// The requirements that apply, in words.
+    pub requirements: Vec<String>,
+    /// Their mode.
+    pub mode: Mode,
+    /// Whether config blobs are needed.
+    pub needs_config: bool,
+}
+
+/// A scope pattern that matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// The pattern.
+    pub pattern: String,
+    /// Its kind.
+    pub kind: PatternKind,
+    /// Literal characters (greater is more specific; full references beat everything).
+    pub literal: usize,
+    /// Wildcards (fewer is more specific).
+    pub wildcards: usize,
+    /// Whether it was chosen.
+    pub selected: bool,
+}
+
+fn rule_base(scope: Option<&str>) -> String {
+    match scope {
+        Some(p) => format!("scopes.{p:?}"),
+        None => "default".to_string(),
+    }
+}
+
+/// Explain which scope applies to `reference`.
+pub fn explain(policy: &Policy, reference: &Reference) -> Explanation {
+    let mut matched = Vec::new();
+    policy
+        .index
+        .candidates(&policy.patterns, reference, |i| matched.push(i));
+    matched.sort_by(|&a, &b| {
+        if a == b {
+            std::cmp::Ordering::Equal
+        } else if policy.beats(a, b) {
+            std::cmp::Ordering::Less
+        } else {
+            std::cmp::Ordering::Greater
+        }
+    });
+    matched.dedup();
+    let chosen = matched.first().copied();
+    let candidates = matched
+        .iter()
+        .map(|&i| {
+            let p = &policy.patterns[i];
+            Candidate {
+                pattern: p.as_str().to_string(),
+                kind: p.kind(),
+                literal: p.specificity().literal,
+                wildcards: p.specificity().wildcards,
+                selected: Some(i) == chosen,
+            }
+        })
+        .collect::<Vec<_>>();
+    let (scope, reason, req) = match chosen {
+        Some(i) => {
+            let p = &policy.patterns[i];
+            let mut reason = format!("{} pattern {:?} matches", p.kind().describe(), p.as_str());
+            if matched.len() > 1 {
+                reason.push_str(&format!(
+                    " and is the most specific of {} matching scopes",
+                    matched.len()
+                ));
+            }
+            (p.as_str().to_string(), reason, &policy.scopes[i])
+        }
+        None => (
+            policy.default_label().to_string(),
+            "no scope pattern matches".to_string(),
+            &policy.default,
+        ),
+    };
+    Explanation {
+        reference: reference.to_string(),
+        scope,
+        reason,
+        candidates,
+        requirements: describe(req),
+        mode: req.mode,
+        needs_config: req.config.any(),
+    }
+}
+
+fn describe(req: &Requirements) -> Vec<String> {
+    let mut out = Vec::new();
+    match &req.signatures {
+        SignatureRule::Reject(message) => out.push(format!("reject: {message}")),
+        SignatureRule::Accept => out.push("accept any image (no signature check)".to_string()),
+        SignatureRule::Signed(rules) => {
+            for r in rules {
+                let mut s = format!("signed by {} of [{}]", r.threshold, r.keys.join(", "));
+                if !r.required.is_empty() {
+                    s.push_str(&format!(" (required: {})", r.required.join(", ")));
+                }
+                s.push_str(&format!(", identity {}", r.identity.describe()));
+                if !r.annotations.is_empty() {
+                    let list: Vec<String> = r
+                        .annotations
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    s.push_str(&format!(", annotations {}", list.join(", ")));
+                }
+                out.push(s);
+            }
+        }
+    }
+    if req.digest_pinned {
+        out.push("reference must name a digest".to_string());
+    }
+    let c = &req.config;
+    if c.forbid_root_user {
+        out.push("config: must not run as root".to_string());
+    }
+    if c.forbid_secrets {
+        out.push("config: no secrets in Env, Labels or history".to_string());
+    }
+    if let Some((_, text)) = &c.max_age {
+        out.push(format!("config: created within {text}"));
+    }
+    if let Some((_, list)) = &c.platforms {
+        out.push(format!("config: platform one of {}", list.join(", ")));
+    }
+    out
+}
+
+/// Evaluate the policy against evidence at `now` (unix seconds).
+pub fn evaluate(policy: &Policy, evidence: &Evidence, now: i64) -> Verdict {
+    let selected = policy.select(&evidence.reference);
+    let (scope, req, base) = match selected {
+        Some(i) => (
+            policy.patterns[i].as_str().to_string(),
+            &policy.scopes[i],
+            rule_base(Some(policy.patterns[i].as_str())),
+        ),
+        None => (
+            policy.default_label().to_string(),
+            &policy.default,
+            rule_base(None),
+        ),
+    };
+    let mut findings = Vec::new();
+    match &req.signatures {
+        SignatureRule::Reject(message) => findings.push(Finding {
+            code: "rejected-by-policy",
+            message: message.clone(),
+            rule: format!("{base}.reject"),
+        }),
+        SignatureRule::Accept => {}
+        SignatureRule::Signed(rules) => {
+            for (i, rule) in rules.iter().enumerate() {
+                signed(
+                    policy,
+                    rule,
+                    evidence,
+                    now,
+                    &format!("{base}.signed[{i}]"),
+                    &mut findings,
+                );
+            }
+        }
+    }
+    if req.digest_pinned && !evidence.reference_had_digest {
+        findings.push(Finding {
+            code: "digest-not-pinned",
+            message: format!(
+                "{} does not name a digest; this scope requires @{}",
+                evidence.reference, evidence.digest
+            ),
+            rule: format!("{base}.digest"),
+        });
+    }
+    config_checks(req, evidence, now, &base, &mut findings);
+    findings.sort();
+    findings.dedup();
+    let would_deny = !findings.is_empty();
+    let decision = if would_deny && req.mode == Mode::Enforce {
+        Decision::Deny
+    } else {
+        Decision::Allow
+    };
+    Verdict {
+        decision,
+        mode: req.mode,
+        scope,
+        would_deny,
+        findings,
+    }
+}
+
+fn signed(
+    policy: &Policy,
+    rule: &SignedRule,
+    evidence: &Evidence,
+    now: i64,
+    rule_name: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let mut satisfied: BTreeSet<&KeyId> = BTreeSet::new();
+    let mut reasons = Vec::new();
+    let finding = |code: &'static str, message: String| Finding {
+        code,
+        message,
+        rule: rule_name.to_string(),
+    };
+    for sig in &evidence.signatures {
+        let names: Vec<&str> = rule
+            .keys
+            .iter()
+            .filter(|n| {
+                policy
+                    .keys
+                    .get(*n)
+                    .is_some_and(|k| k.key.id() == &sig.key_id)
+            })
+            .map(String::as_str)
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let who = names.join("/");
+        let live = names
+            .iter()
+            .any(|n| policy.keys.get(*n).is_some_and(|k| k.is_valid_at(now)));
+        if !live {
+            let until = names
+                .iter()
+                .filter_map(|n| policy.keys.get(*n).and_then(|k| k.not_after))
+                .max()
+                .map(format_time)
+                .unwrap_or_default();
+            reasons.push(finding(
+                "key-expired",
+                format!("signature by key {who} does not count: the key was retired at {until}"),
+            ));
+            continue;
+        }
+        if !sig.manifest_digest_matches {
+            reasons.push(finding(
+                "no-valid-signature",
+                format!(
+                    "signature by key {who} is for another manifest, not {}",
+                    evidence.digest
+                ),
+            ));
+            continue;
+        }
+        if !rule
+            .identity
+            .matches(&evidence.reference, &sig.docker_reference)
+        {
+            reasons.push(finding(
+                "identity-mismatch",
+                format!(
+                    "signature by key {who} for identity {:?} is not accepted for {} under {}",
+                    sig.docker_reference,
+                    evidence.reference,
+                    rule.identity.describe()
+                ),
+            ));
+            continue;
+        }
+        let missing: Vec<String> = rule
+            .annotations
+            .iter()
+            .filter(|(k, v)| sig.annotations.get(*k) != Some(*v))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !missing.is_empty() {
+            reasons.push(finding(
+                "annotation-missing",
+                format!(
+                    "signature by key {who} lacks annotation(s) {}",
+                    missing.join(", ")
+                ),
+            ));
+            continue;
+        }
+        satisfied.insert(&sig.key_id);
+    }
+    let required_missing: Vec<&String> = rule
+        .required
+        .iter()
+        .filter(|n| {
+            policy
+                .keys
+                .get(*n)
+                .is_none_or(|k| !satisfied.contains(k.key.id()))
+        })
+        .collect();
+    if satisfied.len() >= rule.threshold && required_missing.is_empty() {
+        return;
+    }
+    if satisfied.is_empty() {
+        findings.push(finding(
+            "no-valid-signature",
+            format!(
+                "no valid signature for {} by any of the keys [{}]",
+                evidence.reference,
+                rule.keys.join(", ")
+            ),
+        ));
+    } else if satisfied.len() < rule.threshold {
+        findings.push(finding(
+            "threshold-not-met",
+            format!(
+                "{} distinct key(s) of [{}] signed {}; {} required",
+                satisfied.len(),
+                rule.keys.join(", "),
+                evidence.reference,
+                rule.threshold
+            ),
+        ));
+    }
+    for name in required_missing {
+        findings.push(finding(
+            "required-signer-missing",
+            format!("no valid signature by required key {name}"),
+        ));
+    }
+    findings.extend(reasons);
+}
+
+fn format_time(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn config_checks(
+    req: &Requirements,
+    evidence: &Evidence,
+    now: i64,
+    base: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let c = &req.config;
+    if !c.any() {
+        return;
+    }
+    if evidence.configs.is_empty() {
+        findings.push(Finding {
+            code: "config-unavailable",
+            message: format!(
+                "configuration checks apply to {} but no image config was provided",
+                evidence.reference
+            ),
+            rule: format!("{base}.config"),
+        });
+        return;
+    }
+    let many = evidence.configs.len() > 1;
+    for (i, facts) in evidence.configs.iter().enumerate() {
+        let which = if many {
+            format!(
+                "config {} of {} ({})",
+                i + 1,
+                evidence.configs.len(),
+                facts.platform()
+            )
+        } else {
+            "image config".to_string()
+        };
+        if c.forbid_root_user && runs_as_root(facts.user.as_deref()) {
+            let user = match facts.user.as_deref() {
+                None | Some("") => "no user (root)".to_string(),
+                Some(u) => format!("user {u:?}"),
+            };
+            findings.push(Finding {
+                code: "root-user",
+                message: format!("{which} runs as {user}"),
+                rule: format!("{base}.config.forbidRootUser"),
+            });
+        }
+        if c.forbid_secrets {
+            for hit in find_secrets(facts) {
+                findings.push(Finding {
+                    code: "secret-in-config",
+                    message: format!(
+                        "{which} has a secret-shaped value in {} ({})",
+                        hit.location, hit.name
+                    ),
+                    rule: format!("{base}.config.forbidSecrets"),
+                });
+            }
+        }
+        if let Some((limit, text)) = &c.max_age {
+            match facts.created {
+                None => findings.push(Finding {
+                    code: "image-too-old",
+                    message: format!("{which} has no created date, so its age ({text} allowed) cannot be checked"),
+                    rule: format!("{base}.config.maxAge"),
+                }),
+                Some(created) => {
+                    let age = now.saturating_sub(created);
+                    if age > 0 && age as u64 > *limit {
+                        findings.push(Finding {
+                            code: "image-too-old",
+                            message: format!(
+                                "{which} was created {} ({} days ago), older than {text}",
+                                format_time(created),
+                                age / 86_400
+                            ),
+                            rule: format!("{base}.config.maxAge"),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some((specs, list)) = &c.platforms {
+            if !specs.iter().any(|s| s.allows(facts)) {
+                findings.push(Finding {
+                    code: "platform-not-allowed",
+                    message: format!(
+                        "{which} is for {}, not one of {}",
+                        facts.platform(),
+                        list.join(", ")
+                    ),
+                    rule: format!("{base}.config.platforms"),
+                });
+            }
+        }
+    }
+}
