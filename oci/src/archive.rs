@@ -550,6 +550,53 @@ mod tests {
         assert_eq!(a.blob_size(&diff), Some(11));
     }
 
+    /// docker 25+ archives: an `index.json` manifest agreeing with `manifest.json` is used as
+    /// stored; one that disagrees (the moby "foreign layers only" bug) is ignored for synthesis.
+    #[test]
+    fn prefers_an_agreeing_stored_oci_manifest() {
+        let layer = b"layer-bytes";
+        let diff = Digest::sha256(layer);
+        let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#);
+        let cfg = Digest::sha256(config.as_bytes());
+        let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+        let manifest_json = format!(
+            r#"[{{"Config":"{}","RepoTags":["app:v1"],"Layers":["{}"]}}]"#,
+            blob(&cfg),
+            blob(&diff)
+        );
+        for (layers, expect_stored) in [
+            (
+                format!(
+                    r#"[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{diff}","size":11}}]"#
+                ),
+                true,
+            ),
+            ("[]".to_string(), false),
+        ] {
+            let oci = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg}","size":{}}},"layers":{layers}}}"#,
+                config.len()
+            );
+            let oci_digest = Digest::sha256(oci.as_bytes());
+            let index = format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{oci_digest}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#,
+                oci.len()
+            );
+            let (_d, path) = archive(&[
+                (&blob(&cfg), config.as_bytes()),
+                (&blob(&diff), layer),
+                (&blob(&oci_digest), oci.as_bytes()),
+                ("index.json", index.as_bytes()),
+                ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+                ("manifest.json", manifest_json.as_bytes()),
+            ]);
+            let a = DockerArchive::open(&path).unwrap();
+            assert_eq!(a.is_synthesised(), !expect_stored);
+            assert_eq!(a.manifest().digest == oci_digest, expect_stored);
+            assert_eq!(a.oci_tags(), ["v1".to_string()]);
+        }
+    }
+
     #[test]
     fn refuses_bad_archives_with_clear_errors() {
         let (_d, path) = archive(&[("other.txt", b"x")]);

@@ -604,3 +604,46 @@ fn layout_store_writes_tags_and_refuses_bad_blobs() {
     });
     assert!(ok(&["validate", &loc(&temp.path().join("new"), "t")]).contains(": ok, "));
 }
+
+#[test]
+fn registry_credentials_come_from_the_flags_and_stdin() {
+    use std::io::Write as _;
+    let reg = TestRegistry::start_with_htpasswd("alice", "s3cret pass");
+    let client = support::client_with_credentials(&reg, "alice", "s3cret pass");
+    let digest = support::push_sample_image_with(&reg, "private/app:v1", &client);
+    let image = format!("{}/private/app:v1", reg.host());
+
+    let mut child = signet()
+        .args([
+            "digest",
+            "--registry-username",
+            "alice",
+            "--registry-password-stdin",
+            &image,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret pass\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), digest.to_string());
+
+    // Without credentials: one line naming the registry's refusal, exit 2, no password echoed.
+    let line = fails_with_one_line(&["digest", &image]);
+    assert!(line.contains(&reg.host()), "{line}");
+    // The username flag needs the password flag (a usage error).
+    assert_eq!(
+        run(&["digest", "--registry-username", "alice", &image])
+            .status
+            .code(),
+        Some(2)
+    );
+}
