@@ -204,10 +204,29 @@ fn deny(uid: &str, message: &str) -> Value {
     })
 }
 
+/// The images of a review to judge: those of `object`, less (on UPDATE) those `oldObject`
+/// already had — they were admitted before, and re-judging them would block unrelated changes
+/// (labels, scaling) whenever a policy tightens.
+fn images_to_judge(request: &ReviewRequest<'_>) -> Result<Vec<PodImage>, String> {
+    let images = extract_images(request.kind, request.object)?;
+    if request.operation != "UPDATE" {
+        return Ok(images);
+    }
+    let old: BTreeSet<String> = extract_images(request.kind, request.old_object)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.image)
+        .collect();
+    Ok(images
+        .into_iter()
+        .filter(|i| !old.contains(&i.image))
+        .collect())
+}
+
 /// The `response` of an AdmissionReview.
 async fn answer<J: Judge>(gate: &Gate<J>, request: &ReviewRequest<'_>, mutate: bool) -> Value {
     let uid = request.uid;
-    let images = match extract_images(request.kind, request.object) {
+    let images = match images_to_judge(request) {
         Ok(i) => i,
         Err(e) => {
             return deny(
@@ -216,21 +235,6 @@ async fn answer<J: Judge>(gate: &Gate<J>, request: &ReviewRequest<'_>, mutate: b
             )
         }
     };
-    // On UPDATE, images the object already had were admitted before; re-judging them would block
-    // unrelated changes (labels, scaling) whenever a policy tightens.
-    let old: BTreeSet<String> = if request.operation == "UPDATE" {
-        extract_images(request.kind, request.old_object)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| i.image)
-            .collect()
-    } else {
-        BTreeSet::new()
-    };
-    let images: Vec<PodImage> = images
-        .into_iter()
-        .filter(|i| !old.contains(&i.image))
-        .collect();
     let distinct: Vec<String> = images
         .iter()
         .map(|i| i.image.clone())
@@ -477,6 +481,81 @@ mod tests {
             }
             let err = parse_review(&bad).err().unwrap();
             assert!(err.contains(wanted), "{err}");
+        }
+    }
+    #[test]
+    fn fixtures_yield_the_images_to_judge() {
+        const H: &str = "registry.example.com";
+        let pinned = format!("{H}/team/migrate@sha256:{}", "ab".repeat(32));
+        let web = format!("{H}/team/web:1.4.2");
+        let two = vec![web.clone(), "nginx:1.27".to_string()];
+        let cases: Vec<(&str, &str, Vec<String>)> = vec![
+            (
+                "pod-create",
+                include_str!("../../../testdata/admission/pod-create.json"),
+                vec![web.clone(), "nginx:1.27".into(), pinned],
+            ),
+            (
+                "deployment-create",
+                include_str!("../../../testdata/admission/deployment-create.json"),
+                two.clone(),
+            ),
+            (
+                "replicaset-create",
+                include_str!("../../../testdata/admission/replicaset-create.json"),
+                two.clone(),
+            ),
+            (
+                "statefulset-create",
+                include_str!("../../../testdata/admission/statefulset-create.json"),
+                two.clone(),
+            ),
+            (
+                "daemonset-create",
+                include_str!("../../../testdata/admission/daemonset-create.json"),
+                two,
+            ),
+            (
+                "job-create",
+                include_str!("../../../testdata/admission/job-create.json"),
+                vec![format!("{H}/team/batch:7")],
+            ),
+            (
+                "cronjob-create",
+                include_str!("../../../testdata/admission/cronjob-create.json"),
+                vec![format!("{H}/team/report:2024.1")],
+            ),
+            (
+                "pod-ephemeral-update",
+                include_str!("../../../testdata/admission/pod-ephemeral-update.json"),
+                vec!["busybox:1.36".into()],
+            ),
+            (
+                "deployment-scale-update",
+                include_str!("../../../testdata/admission/deployment-scale-update.json"),
+                vec![],
+            ),
+            (
+                "deployment-delete",
+                include_str!("../../../testdata/admission/deployment-delete.json"),
+                vec![],
+            ),
+            (
+                "configmap-create",
+                include_str!("../../../testdata/admission/configmap-create.json"),
+                vec![],
+            ),
+        ];
+        for (name, text, wanted) in cases {
+            let review: Value = serde_json::from_str(text).unwrap();
+            let request = parse_review(&review).unwrap();
+            assert!(request.uid.starts_with("6a5c4b1e-"), "{name}");
+            let got: Vec<String> = images_to_judge(&request)
+                .unwrap()
+                .into_iter()
+                .map(|i| i.image)
+                .collect();
+            assert_eq!(got, wanted, "{name}");
         }
     }
 }

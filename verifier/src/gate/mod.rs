@@ -32,6 +32,7 @@ mod containerd;
 mod engine;
 mod metrics;
 mod proxy;
+mod reload;
 mod server;
 mod tls;
 

@@ -650,3 +650,104 @@ async fn tls_certificate_is_reloaded_when_files_change() {
     let err = Gate::new(c, j).err().unwrap();
     assert!(matches!(err, GateError::Tls(_)), "{err}");
 }
+
+/// A judge loaded from a policy file: its hash is the file's content; "bad" does not load.
+fn load_from(path: &std::path::Path) -> Result<TestJudge, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    if text.trim() == "bad" {
+        return Err("policy does not parse".into());
+    }
+    let (mut j, _) = judge(0);
+    j.hash = text.trim().to_string();
+    Ok(j)
+}
+
+async fn wait_for_hash(gate: &Gate<TestJudge>, hash: &str) {
+    for _ in 0..300 {
+        if gate.policy_hash() == hash {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("policy hash is {}, not {hash}", gate.policy_hash());
+}
+
+#[tokio::test]
+async fn policy_file_changes_are_picked_up_and_bad_policies_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "p1").unwrap();
+    let gate = Gate::new(config(), load_from(&policy).unwrap()).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let gate = gate.clone();
+        let policy = policy.clone();
+        tokio::spawn(async move {
+            gate.keep_policy_fresh(
+                vec![policy.clone()],
+                Duration::from_millis(20),
+                || load_from(&policy),
+                async {
+                    let _ = rx.await;
+                },
+            )
+            .await;
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    std::fs::write(&policy, "p2-longer").unwrap();
+    wait_for_hash(&gate, "p2-longer").await;
+    std::fs::write(&policy, "bad").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        gate.policy_hash(),
+        "p2-longer",
+        "a policy that fails to load is refused"
+    );
+    std::fs::write(&policy, "p3").unwrap();
+    wait_for_hash(&gate, "p3").await;
+    assert!(gate
+        .metrics_text()
+        .contains("signet_gate_policy_reloads_total 2\n"));
+    tx.send(()).unwrap();
+    watcher.await.unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "h1").unwrap();
+    let gate = Gate::new(config(), load_from(&policy).unwrap()).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let gate = gate.clone();
+        let policy = policy.clone();
+        // Polling once an hour: only the signal can make it look.
+        tokio::spawn(async move {
+            gate.keep_policy_fresh(
+                vec![policy.clone()],
+                Duration::from_secs(3600),
+                || load_from(&policy),
+                async {
+                    let _ = rx.await;
+                },
+            )
+            .await;
+        })
+    };
+    // Let the task install its SIGHUP handler before the signal is sent.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(&policy, "h2").unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(gate.policy_hash(), "h1");
+    let status = Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for_hash(&gate, "h2").await;
+    tx.send(()).unwrap();
+    watcher.await.unwrap();
+}
