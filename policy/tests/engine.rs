@@ -1067,3 +1067,15 @@ fn json_schema_is_golden() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(committed == fresh, "docs/policy.schema.json is stale; regenerate with UPDATE_GOLDEN=1 cargo test -p signet-policy --test engine json_schema_is_golden");
 }
+
+#[test]
+fn convert_produces_the_documented_signet_policy() {
+    let text = std::fs::read_to_string(testdata().join("skopeo-fixture.json")).unwrap();
+    let conv = signet_policy::containers::convert("skopeo-fixture.json", &text).unwrap();
+    assert!(conv.warnings.is_empty());
+    let yaml = serde_yaml_ng::to_string(&conv.document).unwrap();
+    assert_eq!(
+        yaml,
+        "version: 1\nkeys:\n  key-1:\n    path: keys/keyA.pub\ndefault:\n  reject: rejected by the containers-policy.json default\nscopes:\n  127.0.0.1:5000:\n    signed:\n      keys:\n      - key-1\n      identity: matchRepoDigestOrExact\n"
+    );
+}
