@@ -39,6 +39,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Copy an image with its signatures between registries and OCI layouts.
     Copy(commands::copy::CopyArgs),
+    /// Lint, explain and convert trust policies.
+    Policy(commands::policy::PolicyArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -58,6 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::runtime()?.block_on(commands::verify::run(args, &global))
         }
         Command::Copy(args) => commands::runtime()?.block_on(commands::copy::run(args, &global)),
+        Command::Policy(args) => commands::policy::run(args, &global),
     }
 }
 

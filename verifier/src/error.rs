@@ -8,6 +8,9 @@ pub enum Error {
     /// Reading or writing the image failed.
     #[error(transparent)]
     Image(#[from] signet_oci::Error),
+    /// The policy could not be loaded (every diagnostic is inside).
+    #[error(transparent)]
+    Policy(#[from] signet_policy::Error),
     /// A key could not be read or used.
     #[error(transparent)]
     Key(#[from] signet_sign::Error),

@@ -4,9 +4,11 @@
 pub mod copy;
 pub mod digest;
 pub mod keys;
+pub mod policy;
 pub mod sign;
 pub mod validate;
 pub mod verify;
+pub mod verify_policy;
 
 /// A runtime for commands that talk to registries or hash in parallel.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -17,8 +17,14 @@ use crate::options::GlobalOptions;
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// A trusted public key (PEM); repeat for several (any one suffices).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "policy", conflicts_with = "policy")]
     key: Vec<PathBuf>,
+    /// Evaluate a trust policy (Signet YAML/JSON or containers-policy.json) instead of --key.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// With --policy, how many images are verified at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
     /// An annotation every accepted payload must carry (repeatable).
     #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE", value_parser = super::sign::parse_annotation)]
     annotations: Vec<(String, String)>,
@@ -37,13 +43,28 @@ pub struct VerifyArgs {
     /// `text`: verified payloads on stdout (cosign's format); `json`: a report of every candidate.
     #[arg(long, value_enum, default_value = "text")]
     output: crate::options::OutputFormat,
-    /// The image to verify.
-    image: String,
+    /// The image(s) to verify (several only with --policy).
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// Seconds since the Unix epoch (the policy is pure; the clock is read here).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Run `signet verify`.
 pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<ExitCode> {
-    let location: ImageLocation = args.image.parse()?;
+    if let Some(policy) = args.policy.clone() {
+        return super::verify_policy::run(args.images, &policy, args.identity.as_deref(), args.jobs, args.output, global).await;
+    }
+    let [image] = args.images.as_slice() else {
+        anyhow::bail!("verify with --key takes one image; use --policy to verify several");
+    };
+    let location: ImageLocation = image.parse()?;
     let identity = super::sign::identity_of(&location, args.identity.as_deref())?;
     let keys = args
         .key

@@ -1,0 +1,231 @@
+//! Policy enforcement: load a policy file (and the key files it names) from disk, gather the
+//! evidence for an image — verified signatures and, where the policy asks, config facts — and
+//! evaluate the pure policy on it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use signet_oci::store::ImageStore;
+use signet_oci::{Descriptor, Digest, FetchedManifest, Manifest, Reference};
+use signet_policy::{ConfigFacts, Evidence, Loaded, Policy, SignatureEvidence, Verdict};
+use signet_sign::keys::PublicKey;
+
+use crate::signatures::{check_layers, read_signature_manifest, Candidate, DEFAULT_MAX_SIGNATURES};
+use crate::Error;
+
+/// Largest policy file read.
+pub const MAX_POLICY_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest key file a policy may name.
+const MAX_KEY_BYTES: u64 = 64 * 1024;
+/// Largest image config blob read for config checks.
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+/// Most child manifests of an index whose configs are checked.
+const MAX_CHILDREN: usize = 64;
+
+/// A policy loaded from a file, with the public keys the verifier tries on every signature.
+#[derive(Debug, Clone)]
+pub struct PolicyFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The validated policy (and load warnings).
+    pub loaded: Loaded,
+    /// SHA-256 of the policy text and every key's DER: the content hash the gate caches by.
+    pub hash: Digest,
+    keys: Vec<PublicKey>,
+}
+
+impl PolicyFile {
+    /// The validated policy.
+    pub fn policy(&self) -> &Policy {
+        &self.loaded.policy
+    }
+}
+
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("{}: larger than {limit} bytes", path.display()));
+    }
+    Ok(bytes)
+}
+
+/// Read a policy file's text (bounded, UTF-8).
+pub fn read_policy_text(path: &Path) -> Result<String, Error> {
+    let bytes = read_bounded(path, MAX_POLICY_BYTES).map_err(Error::Invalid)?;
+    String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", path.display())))
+}
+
+/// The key loader for a policy at `policy_path`: key paths are relative to its directory, and
+/// each key file is size-bounded.
+pub fn key_loader(policy_path: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String> {
+    let base = policy_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    move |key_path: &str| {
+        let candidate = Path::new(key_path);
+        let full = if candidate.is_absolute() {
+            candidate.to_path_buf()
+        } else {
+            base.join(candidate)
+        };
+        read_bounded(&full, MAX_KEY_BYTES)
+    }
+}
+
+/// Read `path` as a policy (Signet YAML/JSON or containers-policy.json, told apart by content).
+/// Key paths in it are relative to the policy file's directory.
+pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
+    let text = read_policy_text(path)?;
+    let loader = key_loader(path);
+    let name = path.display().to_string();
+    let loaded = Policy::load(&name, &text, &loader)?;
+    let mut keys = Vec::new();
+    let mut hasher = Digest::sha256(b"").hasher();
+    hasher.update(text.as_bytes());
+    for trusted in loaded.policy.trusted_keys() {
+        hasher.update(trusted.key.spki_der());
+        keys.push(PublicKey::from_der(trusted.key.spki_der(), &trusted.name)?);
+    }
+    Ok(PolicyFile {
+        path: path.to_path_buf(),
+        loaded,
+        hash: hasher.finish(),
+        keys,
+    })
+}
+
+/// The verdict for one image, with the evidence behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyReport {
+    /// The image as named.
+    pub image: String,
+    /// The reference the policy saw (the image's registry name).
+    pub reference: String,
+    /// The manifest digest evaluated.
+    pub digest: Digest,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Every candidate signature with its checks (identity and annotations are the policy's).
+    pub signatures: Vec<Candidate>,
+}
+
+/// Evaluate `policy` for the image in `image` known as `identity`, reading signatures from
+/// `signatures`, at unix time `now`.
+pub async fn evaluate_image(
+    image: &ImageStore,
+    signatures: &ImageStore,
+    identity: &Reference,
+    policy: &PolicyFile,
+    now: i64,
+) -> Result<PolicyReport, Error> {
+    let resolved = image.resolve().await?;
+    evaluate_resolved(image, signatures, identity, &resolved, policy, now).await
+}
+
+/// [`evaluate_image`] for a manifest already fetched and digest-checked by the caller.
+pub async fn evaluate_resolved(
+    image: &ImageStore,
+    signatures: &ImageStore,
+    identity: &Reference,
+    resolved: &FetchedManifest,
+    policy: &PolicyFile,
+    now: i64,
+) -> Result<PolicyReport, Error> {
+    let digest = resolved.digest.clone();
+    let candidates = match read_signature_manifest(signatures, &digest).await? {
+        None => Vec::new(),
+        Some((_, manifest)) => {
+            check_layers(signatures, &manifest, &digest, &policy.keys, DEFAULT_MAX_SIGNATURES).await?
+        }
+    };
+    let mut evidence_signatures = Vec::new();
+    for candidate in &candidates {
+        let crypto_ok = candidate
+            .checks
+            .iter()
+            .filter(|c| matches!(c.name, "blob-digest" | "payload" | "signature"))
+            .all(|c| c.passed);
+        let Some(docker_reference) = &candidate.docker_reference else {
+            continue;
+        };
+        if !crypto_ok {
+            continue;
+        }
+        let digest_matches = candidate
+            .checks
+            .iter()
+            .any(|c| c.name == "manifest-digest" && c.passed);
+        for key_id in &candidate.verified_by {
+            let Ok(key_id) = key_id.as_str().parse::<signet_policy::KeyId>() else {
+                continue;
+            };
+            evidence_signatures.push(SignatureEvidence {
+                key_id,
+                docker_reference: docker_reference.clone(),
+                manifest_digest_matches: digest_matches,
+                annotations: candidate.string_annotations(),
+            });
+        }
+    }
+    let configs = if policy.policy().needs_config(identity) {
+        config_facts(image, resolved).await?
+    } else {
+        Vec::new()
+    };
+    let evidence = Evidence {
+        reference: identity.clone(),
+        digest: digest.clone(),
+        reference_had_digest: identity.digest().is_some(),
+        signatures: evidence_signatures,
+        configs,
+    };
+    let verdict = signet_policy::evaluate(policy.policy(), &evidence, now);
+    Ok(PolicyReport {
+        image: image.display_name(),
+        reference: identity.to_string(),
+        digest,
+        verdict,
+        signatures: candidates,
+    })
+}
+
+async fn config_facts(image: &ImageStore, resolved: &FetchedManifest) -> Result<Vec<ConfigFacts>, Error> {
+    let children: Vec<FetchedManifest> = match &resolved.manifest {
+        Manifest::Image(_) => vec![resolved.clone()],
+        Manifest::Index(index) => {
+            let listed: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.is_manifest()).collect();
+            if listed.len() > MAX_CHILDREN {
+                return Err(Error::LimitExceeded {
+                    what: format!("index {} with {} manifests", resolved.digest, listed.len()),
+                    limit: format!("{MAX_CHILDREN} manifests"),
+                });
+            }
+            let mut fetched = Vec::with_capacity(listed.len());
+            for child in listed {
+                fetched.push(image.manifest(child).await?);
+            }
+            fetched
+        }
+    };
+    let mut facts = Vec::with_capacity(children.len());
+    for child in children {
+        let Manifest::Image(manifest) = &child.manifest else {
+            return Err(Error::Invalid(format!(
+                "index {} nests another index; config checks need image manifests",
+                resolved.digest
+            )));
+        };
+        let bytes = image.blob_bytes(&manifest.config, MAX_CONFIG_BYTES).await?;
+        let parsed = ConfigFacts::from_config_json(&bytes)
+            .map_err(|e| Error::Invalid(format!("config {}: {e}", manifest.config.digest)))?;
+        facts.push(parsed);
+    }
+    Ok(facts)
+}
+
+/// A shared, swappable policy (the gate reloads it; readers keep the one they started with).
+pub type SharedPolicy = Arc<PolicyFile>;
