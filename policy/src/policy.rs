@@ -326,11 +326,131 @@ fn parse_document_into(sink: &mut Sink<'_>, format: Format) -> Option<PolicyDocu
     };
     match result {
         Ok(doc) => Some(doc),
+        Err(("unknown-field", line, column, message)) => {
+            // serde stops at the first unknown field; find them all, then carry on without them so
+            // the semantic checks also run and every problem is reported in one pass.
+            let value = if format == Format::SignetJson {
+                serde_json::from_str::<serde_json::Value>(text).ok()
+            } else {
+                serde_yaml_ng::from_str::<serde_json::Value>(text).ok()
+            };
+            let Some(mut value) = value else {
+                sink.positioned("unknown-field", line, column, message);
+                return None;
+            };
+            let mut unknown = Vec::new();
+            strip_unknown_fields(&mut value, &mut Vec::new(), &mut unknown);
+            if unknown.is_empty() {
+                sink.positioned("unknown-field", line, column, message);
+                return None;
+            }
+            for (path, field, expected) in &unknown {
+                let mut p: Vec<&str> = path.iter().map(String::as_str).collect();
+                p.push(field);
+                sink.error(
+                    "unknown-field",
+                    &p,
+                    format!("unknown field `{field}`, expected one of {expected}"),
+                );
+            }
+            match serde_json::from_value::<PolicyDocument>(value) {
+                Ok(doc) => Some(doc),
+                Err(e) => {
+                    let message = e.to_string();
+                    sink.positioned(data_error_code(&message), None, None, message);
+                    None
+                }
+            }
+        }
         Err((code, line, column, message)) => {
             sink.positioned(code, line, column, message);
             None
         }
     }
+}
+
+const TOP_FIELDS: &[&str] = &["version", "mode", "keys", "default", "scopes"];
+const KEY_FIELDS: &[&str] = &["path", "pem", "notAfter"];
+const REQUIREMENT_FIELDS: &[&str] = &["reject", "accept", "signed", "digest", "config", "mode"];
+const SIGNED_FIELDS: &[&str] = &["keys", "threshold", "required", "identity", "annotations"];
+const CONFIG_FIELDS: &[&str] = &["forbidRootUser", "forbidSecrets", "maxAge", "platforms"];
+
+type UnknownField = (Vec<String>, String, String);
+
+fn strip_object(
+    value: &mut serde_json::Value,
+    allowed: &[&str],
+    path: &[String],
+    out: &mut Vec<UnknownField>,
+) {
+    if let serde_json::Value::Object(map) = value {
+        let extra: Vec<String> = map
+            .keys()
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for key in extra {
+            map.remove(&key);
+            let expected = allowed
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push((path.to_vec(), key, expected));
+        }
+    }
+}
+
+fn strip_requirements(req: &mut serde_json::Value, base: &[String], out: &mut Vec<UnknownField>) {
+    strip_object(req, REQUIREMENT_FIELDS, base, out);
+    let Some(req) = req.as_object_mut() else {
+        return;
+    };
+    if let Some(config) = req.get_mut("config") {
+        let mut p = base.to_vec();
+        p.push("config".into());
+        strip_object(config, CONFIG_FIELDS, &p, out);
+    }
+    if let Some(signed) = req.get_mut("signed") {
+        let mut p = base.to_vec();
+        p.push("signed".into());
+        match signed {
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let mut pi = p.clone();
+                    pi.push(format!("[{i}]"));
+                    strip_object(item, SIGNED_FIELDS, &pi, out);
+                }
+            }
+            other => strip_object(other, SIGNED_FIELDS, &p, out),
+        }
+    }
+}
+
+/// Remove (and record) every field the Signet format does not define, level by level.
+fn strip_unknown_fields(
+    value: &mut serde_json::Value,
+    path: &mut Vec<String>,
+    out: &mut Vec<UnknownField>,
+) {
+    strip_object(value, TOP_FIELDS, path, out);
+    let Some(top) = value.as_object_mut() else {
+        return;
+    };
+    if let Some(serde_json::Value::Object(keys)) = top.get_mut("keys") {
+        for (name, spec) in keys.iter_mut() {
+            strip_object(spec, KEY_FIELDS, &["keys".into(), name.clone()], out);
+        }
+    }
+    if let Some(serde_json::Value::Object(scopes)) = top.get_mut("scopes") {
+        for (pattern, req) in scopes.iter_mut() {
+            strip_requirements(req, &["scopes".into(), pattern.clone()], out);
+        }
+    }
+    if let Some(default) = top.get_mut("default") {
+        strip_requirements(default, &["default".into()], out);
+    }
+    path.clear();
 }
 
 fn data_error_code(message: &str) -> &'static str {

@@ -731,6 +731,30 @@ fn malformed_policies_report_codes_and_positions() {
 }
 
 #[test]
+fn all_unknown_fields_and_semantic_errors_in_one_pass() {
+    let text = "keys:\n  a:\n    path: keys/keyA.pub\n    colour: red\nscopes:\n  reg.io/x:\n    signed:\n      keys: [a, nope]\n      treshold: 1\n    confg: {}\n";
+    let d = diagnostics("u.yaml", text);
+    assert_eq!(
+        d,
+        vec![
+            (Severity::Error, "unknown-field", Some(4), Some(5)),
+            (Severity::Error, "unknown-key", Some(8), Some(17)),
+            (Severity::Error, "unknown-field", Some(9), Some(7)),
+            (Severity::Error, "unknown-field", Some(10), Some(5)),
+        ]
+    );
+    let json = "{\"scopes\": {\"reg.io/x\": {\"accept\": true, \"bogus\": 1}}, \"extra\": 2}";
+    let codes: Vec<&str> = lint("u.json", json, &loader)
+        .iter()
+        .map(|d| d.code)
+        .collect();
+    assert_eq!(
+        codes,
+        vec!["accept-anything", "unknown-field", "unknown-field"]
+    );
+}
+
+#[test]
 fn inline_semantic_errors() {
     let cases: &[(&str, &str)] = &[
         ("keys: {a: {path: keys/keyA.pub, pem: x}}\n", "key-source-invalid"),
