@@ -455,4 +455,18 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
         )
         .is_err());
     }
+    #[test]
+    fn the_kubernetes_deployment_config_is_valid() {
+        let configmap: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(include_str!("../../../deploy/kubernetes/configmap.yaml"))
+                .unwrap();
+        let text = configmap["data"]["gate.yaml"].as_str().unwrap();
+        let c = GateConfig::from_yaml(text).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8443".parse().unwrap());
+        assert!(c.tls.is_some());
+        assert!(
+            c.timeouts.judge_seconds < 15,
+            "below the webhooks' timeoutSeconds"
+        );
+    }
 }
