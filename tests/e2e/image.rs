@@ -175,6 +175,20 @@ fn platform_picks_the_right_child_and_lists_the_others() {
         ok(&["digest", &image, "--platform", "linux/amd64"]),
         child("amd64")
     );
+    // A child named by digest (not listed in index.json itself) resolves too.
+    let by_digest = format!("oci:{}@{}", layout.display(), child("arm64"));
+    assert_eq!(ok(&["digest", &by_digest]), child("arm64"));
+    let child_manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob_path(&layout, &child("arm64"))).unwrap())
+            .unwrap();
+    let blob_bytes: u64 = std::iter::once(&child_manifest["config"])
+        .chain(child_manifest["layers"].as_array().unwrap())
+        .map(|d| d["size"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        ok(&["validate", &by_digest]),
+        format!("{by_digest}: ok, 3 items match ({blob_bytes} bytes hashed)")
+    );
     // The child digest is the SHA-256 of the child's stored bytes.
     let child_bytes = std::fs::read(blob_path(&layout, &child("amd64"))).unwrap();
     assert_eq!(sha256(&child_bytes), child("amd64"));

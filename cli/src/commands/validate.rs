@@ -90,6 +90,12 @@ pub async fn run(args: ValidateArgs, global: &GlobalOptions) -> anyhow::Result<E
         validate(&store, &options, &NoProgress).await?
     };
     let problems: Vec<&ItemCheck> = report.problems().collect();
+    // `oci:DIR@DIGEST` and `REPO@DIGEST` already carry the digest.
+    let subject = if report.image.ends_with(&format!("@{}", report.digest)) {
+        report.image.clone()
+    } else {
+        format!("{}@{}", report.image, report.digest)
+    };
     match args.output {
         OutputFormat::Json => {
             let doc = json!({
@@ -108,17 +114,13 @@ pub async fn run(args: ValidateArgs, global: &GlobalOptions) -> anyhow::Result<E
             }
             if !problems.is_empty() {
                 println!(
-                    "{}@{}: {} of {} items do not match",
-                    report.image,
-                    report.digest,
+                    "{subject}: {} of {} items do not match",
                     problems.len(),
                     report.checks.len()
                 );
             } else if !global.quiet {
                 println!(
-                    "{}@{}: ok, {} items match ({} bytes hashed)",
-                    report.image,
-                    report.digest,
+                    "{subject}: ok, {} items match ({} bytes hashed)",
                     report.checks.len(),
                     report.bytes_hashed
                 );
