@@ -135,7 +135,22 @@ pub async fn evaluate_resolved(
     policy: &PolicyFile,
     now: i64,
 ) -> Result<PolicyReport, Error> {
-    let digest = resolved.digest.clone();
+    evaluate_digest(image, signatures, identity, &resolved.digest, Some(resolved), policy, now).await
+}
+
+/// Evaluate `policy` for the manifest `digest` (already resolved by the caller). The manifest
+/// itself is fetched (by digest, checked) only when a config check needs it and `resolved` is
+/// not given — so a signature-only policy costs two requests: the `.sig` manifest and its payload.
+pub async fn evaluate_digest(
+    image: &ImageStore,
+    signatures: &ImageStore,
+    identity: &Reference,
+    digest: &Digest,
+    resolved: Option<&FetchedManifest>,
+    policy: &PolicyFile,
+    now: i64,
+) -> Result<PolicyReport, Error> {
+    let digest = digest.clone();
     let candidates = match read_signature_manifest(signatures, &digest).await? {
         None => Vec::new(),
         Some((_, manifest)) => {
@@ -172,7 +187,20 @@ pub async fn evaluate_resolved(
         }
     }
     let configs = if policy.policy().needs_config(identity) {
-        config_facts(image, resolved).await?
+        match resolved {
+            Some(resolved) => config_facts(image, resolved).await?,
+            None => {
+                let fetched = image.resolve().await?;
+                if fetched.digest != digest {
+                    return Err(Error::Invalid(format!(
+                        "{} now resolves to {}, not the {digest} being evaluated",
+                        image.display_name(),
+                        fetched.digest
+                    )));
+                }
+                config_facts(image, &fetched).await?
+            }
+        }
     } else {
         Vec::new()
     };

@@ -21,6 +21,7 @@ pub mod enforce;
 pub mod error;
 pub mod gate;
 pub mod identity;
+pub mod judge;
 pub mod sign;
 pub mod signatures;
 pub mod verify;
