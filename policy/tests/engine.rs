@@ -1103,3 +1103,118 @@ fn convert_produces_the_documented_signet_policy() {
         "version: 1\nkeys:\n  key-1:\n    path: keys/keyA.pub\ndefault:\n  reject: rejected by the containers-policy.json default\nscopes:\n  127.0.0.1:5000:\n    signed:\n      keys:\n      - key-1\n      identity: matchRepoDigestOrExact\n"
     );
 }
+
+#[test]
+fn indexed_selection_equals_brute_force() {
+    use signet_policy::pattern::Pattern;
+    let hosts = [
+        "reg.io",
+        "a.reg.io",
+        "b.a.reg.io:5000",
+        "localhost:5000",
+        "docker.io",
+    ];
+    let parts = ["team", "app", "x", "team-a", "lib", "ab"];
+    let mut seed: u64 = 42;
+    let mut next = |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % n
+    };
+    let mut patterns = std::collections::BTreeSet::new();
+    for _ in 0..300 {
+        let host = hosts[next(hosts.len())];
+        let depth = next(4);
+        let mut text = host.to_string();
+        for _ in 0..depth {
+            text.push('/');
+            text.push_str(match next(8) {
+                0 => "*",
+                1 => "**",
+                2 => "te*",
+                _ => parts[next(parts.len())],
+            });
+        }
+        match next(10) {
+            0 if depth > 0 && !text.contains('*') => text.push_str(":v1"),
+            1 => {
+                text = format!(
+                    "*.{}",
+                    host.split(':')
+                        .next()
+                        .unwrap()
+                        .splitn(2, '.')
+                        .last()
+                        .unwrap()
+                )
+            }
+            _ => {}
+        }
+        if Pattern::parse(&text).is_ok() {
+            patterns.insert(text);
+        }
+    }
+    // Drop patterns that tie with an earlier one, as lint would refuse them.
+    let mut kept: Vec<Pattern> = Vec::new();
+    for text in &patterns {
+        let p = Pattern::parse(text).unwrap();
+        if kept
+            .iter()
+            .all(|k| k.specificity() != p.specificity() || !k.overlaps(&p))
+        {
+            kept.push(p);
+        }
+    }
+    let mut yaml = String::from("default: {reject: none}\nscopes:\n");
+    for p in &kept {
+        yaml.push_str(&format!("  \"{}\": {{reject: x}}\n", p.as_str()));
+    }
+    let policy = load(&yaml);
+    assert_eq!(policy.scope_count(), kept.len());
+    assert!(kept.len() > 50, "{}", kept.len());
+    let mut hits = 0;
+    for _ in 0..2000 {
+        let host = hosts[next(hosts.len())];
+        let mut text = host.to_string();
+        for _ in 0..1 + next(4) {
+            text.push('/');
+            text.push_str(parts[next(parts.len())]);
+        }
+        text.push_str(if next(2) == 0 { ":v1" } else { ":v2" });
+        let reference = r(&text);
+        let brute = kept
+            .iter()
+            .filter(|p| p.matches(&reference))
+            .max_by(|a, b| {
+                a.specificity()
+                    .cmp(&b.specificity())
+                    .then(b.as_str().cmp(a.as_str()))
+            })
+            .map(|p| p.as_str().to_string());
+        let indexed = policy
+            .select(&reference)
+            .and_then(|i| policy.scope_pattern(i))
+            .map(str::to_string);
+        hits += usize::from(brute.is_some());
+        assert_eq!(indexed, brute, "{reference}");
+    }
+    assert!(hits > 1000, "{hits}");
+}
+
+#[test]
+fn oversized_inputs_are_refused() {
+    let big = format!("# {}\n", "x".repeat(signet_policy::policy::MAX_POLICY_LEN));
+    let d = lint("big.yaml", &big, &loader);
+    assert_eq!(
+        d.iter().map(|d| d.code).collect::<Vec<_>>(),
+        vec!["too-large"]
+    );
+    let config = vec![b' '; signet_policy::config::MAX_CONFIG_LEN + 1];
+    assert!(matches!(
+        ConfigFacts::from_config_json(&config),
+        Err(signet_policy::Error::LimitExceeded { .. })
+    ));
+    let pem = vec![b'A'; signet_policy::key::MAX_KEY_PEM_LEN + 1];
+    assert!(PublicKey::from_pem(&pem).unwrap_err().contains("limit"));
+}
