@@ -152,6 +152,8 @@ pub struct ImageIndex {
 }
 
 /// A parsed manifest of either kind.
+// Both variants are short-lived (one per fetch); boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Manifest {
     /// A single-platform image.
@@ -213,6 +215,7 @@ impl Manifest {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

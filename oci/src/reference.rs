@@ -161,7 +161,8 @@ impl Reference {
     /// as written (a cosign identity names the repository only), so they are parsed this way.
     pub fn parse_as_written(input: &str) -> Result<Reference, Error> {
         let mut reference = Reference::parse_normalized(input)?;
-        if reference.digest.is_none() && !has_explicit_tag(input.split('@').next().unwrap_or(input)) {
+        if reference.digest.is_none() && !has_explicit_tag(input.split('@').next().unwrap_or(input))
+        {
             reference.tag = None;
         }
         Ok(reference)
@@ -470,6 +471,7 @@ impl FromStr for ImageLocation {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn check(input: &str, expected: Option<&str>) {

@@ -36,7 +36,14 @@ fn s(p: &Path) -> &str {
 
 fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let prefix = dir.join(name);
-    assert_eq!(code(&run(&["generate-key-pair", "--output-key-prefix", s(&prefix)])), 0);
+    assert_eq!(
+        code(&run(&[
+            "generate-key-pair",
+            "--output-key-prefix",
+            s(&prefix)
+        ])),
+        0
+    );
     (prefix.with_extension("key"), prefix.with_extension("pub"))
 }
 
@@ -62,7 +69,10 @@ impl Lab {
         support::push_sample_image(&self.reg, &format!("{repo}:v1"));
         let image = format!("{}/{repo}:v1", self.reg.host());
         for &i in signers {
-            assert_eq!(code(&run(&["sign", "--key", s(&self.keys[i].0), &image])), 0);
+            assert_eq!(
+                code(&run(&["sign", "--key", s(&self.keys[i].0), &image])),
+                0
+            );
         }
         image
     }
@@ -110,12 +120,22 @@ scopes:
         let out = run(&["verify", "--policy", s(&policy), image]);
         assert_eq!(code(&out), want, "{image}");
     }
-    let err = String::from_utf8_lossy(&run(&["verify", "--policy", s(&policy), &images[1]]).stderr).into_owned();
+    let err = String::from_utf8_lossy(&run(&["verify", "--policy", s(&policy), &images[1]]).stderr)
+        .into_owned();
     assert!(err.contains("threshold-not-met"), "{err}");
-    let err = String::from_utf8_lossy(&run(&["verify", "--policy", s(&policy), &images[4]]).stderr).into_owned();
+    let err = String::from_utf8_lossy(&run(&["verify", "--policy", s(&policy), &images[4]]).stderr)
+        .into_owned();
     assert!(err.contains("required-signer-missing"), "{err}");
     // Several images at once, one JSON verdict each; exit 0 only when all are allowed.
-    let out = run(&["verify", "--policy", s(&policy), "--output", "json", &images[2], &images[3]]);
+    let out = run(&[
+        "verify",
+        "--policy",
+        s(&policy),
+        "--output",
+        "json",
+        &images[2],
+        &images[3],
+    ]);
     assert_eq!(code(&out), 0);
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -171,7 +191,10 @@ scopes:
     assert!(String::from_utf8_lossy(&out.stderr).contains("digest-not-pinned"));
     let digest = String::from_utf8(run(&["digest", &image]).stdout).unwrap();
     let by_digest = format!("{host}/m/app@{}", digest.trim());
-    assert_eq!(code(&run(&["verify", "--policy", s(&pinned), &by_digest])), 0);
+    assert_eq!(
+        code(&run(&["verify", "--policy", s(&pinned), &by_digest])),
+        0
+    );
 
     // The sample image's config sets no User: it runs as root.
     let config = lab.policy(
@@ -196,7 +219,14 @@ scopes:
     assert_eq!(code(&out), 0);
     let explanation: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(explanation["scope"], format!("{host}/m"));
-    let out = run(&["policy", "explain", "--evaluate", "--policy", s(&config), &image]);
+    let out = run(&[
+        "policy",
+        "explain",
+        "--evaluate",
+        "--policy",
+        s(&config),
+        &image,
+    ]);
     assert_eq!(code(&out), 12);
     let both: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(both["evaluation"]["verdict"]["decision"], "deny");
@@ -210,7 +240,14 @@ fn containers_policy_json_is_honoured_and_converted() {
     support::push_sample_image(&lab.reg, "c/app:v1");
     let image = format!("{host}/c/app:v1");
     assert_eq!(
-        code(&run(&["sign", "--key", s(&lab.keys[0].0), "--signed-identity", "reference", &image])),
+        code(&run(&[
+            "sign",
+            "--key",
+            s(&lab.keys[0].0),
+            "--signed-identity",
+            "reference",
+            &image
+        ])),
         0
     );
     let cosign_style = lab.image_signed_by("c/cosign", &[0]);
@@ -229,8 +266,14 @@ fn containers_policy_json_is_honoured_and_converted() {
     let out = run(&["policy", "convert", s(&policy)]);
     assert_eq!(code(&out), 0);
     let converted = lab.policy("converted.yaml", &String::from_utf8(out.stdout).unwrap());
-    assert_eq!(code(&run(&["verify", "--policy", s(&converted), &image])), 0);
-    assert_eq!(code(&run(&["verify", "--policy", s(&converted), &cosign_style])), 12);
+    assert_eq!(
+        code(&run(&["verify", "--policy", s(&converted), &image])),
+        0
+    );
+    assert_eq!(
+        code(&run(&["verify", "--policy", s(&converted), &cosign_style])),
+        12
+    );
 
     let gpg = lab.policy(
         "gpg.json",
@@ -254,7 +297,10 @@ fn malformed_policies_are_reported_all_at_once() {
     assert_eq!(code(&out), 1);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.contains("bad.yaml:"), "{err}");
-    assert!(err.lines().filter(|l| l.contains("error")).count() >= 2, "{err}");
+    assert!(
+        err.lines().filter(|l| l.contains("error")).count() >= 2,
+        "{err}"
+    );
     let out = run(&["verify", "--policy", s(&path), "reg.io/app:v1"]);
     assert_eq!(code(&out), 2);
 }

@@ -111,10 +111,18 @@ fn generate_key_pair_writes_private_key_0600_and_refuses_to_overwrite() {
     assert!(pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"));
     assert!(!pem.contains(PASSWORD));
     let before = std::fs::read(&key).unwrap();
-    let again = run(&["generate-key-pair", "--output-key-prefix", s(&dir.path().join("k"))]);
+    let again = run(&[
+        "generate-key-pair",
+        "--output-key-prefix",
+        s(&dir.path().join("k")),
+    ]);
     assert_eq!(code(&again), 2);
     assert!(stderr(&again).contains("k.key"), "names the file");
-    assert_eq!(std::fs::read(&key).unwrap(), before, "existing key untouched");
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        before,
+        "existing key untouched"
+    );
     let printed = run(&["public-key", "--key", s(&key)]);
     assert_eq!(code(&printed), 0);
     assert_eq!(printed.stdout, std::fs::read(&public).unwrap());
@@ -148,7 +156,10 @@ fn sign_then_verify_in_the_registry_appends_and_deduplicates() {
 
     let signed = run(&["sign", "--key", s(&key1), "-a", "build=42", &image]);
     assert_eq!(code(&signed), 0);
-    assert!(stderr(&signed).contains(&digest.to_string()), "warns with the digest signed");
+    assert!(
+        stderr(&signed).contains(&digest.to_string()),
+        "warns with the digest signed"
+    );
 
     let verified = run(&["verify", "--key", s(&pub1), &image]);
     assert_eq!(code(&verified), 0);
@@ -164,7 +175,10 @@ fn sign_then_verify_in_the_registry_appends_and_deduplicates() {
     assert_eq!(payloads[0]["optional"]["build"], "42");
 
     // Same key, same payload: nothing added. Another key: appended, the first kept.
-    assert_eq!(code(&run(&["sign", "--key", s(&key1), "-a", "build=42", &image])), 0);
+    assert_eq!(
+        code(&run(&["sign", "--key", s(&key1), "-a", "build=42", &image])),
+        0
+    );
     assert_eq!(signature_layers(&reg, "team/app", &digest).len(), 1);
     assert_eq!(code(&run(&["sign", "--key", s(&key2), &image])), 0);
     let layers = signature_layers(&reg, "team/app", &digest);
@@ -173,10 +187,37 @@ fn sign_then_verify_in_the_registry_appends_and_deduplicates() {
     assert_eq!(code(&run(&["verify", "--key", s(&pub2), &image])), 0);
 
     // Required annotations and identity rules.
-    assert_eq!(code(&run(&["verify", "--key", s(&pub1), "-a", "build=42", &image])), 0);
-    assert_eq!(code(&run(&["verify", "--key", s(&pub2), "-a", "build=42", &image])), 12);
     assert_eq!(
-        code(&run(&["verify", "--key", s(&pub1), "--identity-rule", "matchExact", &image])),
+        code(&run(&[
+            "verify",
+            "--key",
+            s(&pub1),
+            "-a",
+            "build=42",
+            &image
+        ])),
+        0
+    );
+    assert_eq!(
+        code(&run(&[
+            "verify",
+            "--key",
+            s(&pub2),
+            "-a",
+            "build=42",
+            &image
+        ])),
+        12
+    );
+    assert_eq!(
+        code(&run(&[
+            "verify",
+            "--key",
+            s(&pub1),
+            "--identity-rule",
+            "matchExact",
+            &image
+        ])),
         12,
         "a repository-only identity never matches exactly"
     );
@@ -197,14 +238,22 @@ fn sign_then_verify_in_the_registry_appends_and_deduplicates() {
         .arg(dir.path().join("payload"))
         .output()
         .expect("run openssl");
-    assert_eq!(String::from_utf8_lossy(&openssl.stdout).trim(), "Verified OK");
+    assert_eq!(
+        String::from_utf8_lossy(&openssl.stdout).trim(),
+        "Verified OK"
+    );
 
     // A wrong key, a missing tag.
     let (_, pub3) = keypair(dir.path(), "three");
     let wrong = run(&["verify", "--key", s(&pub3), &image]);
     assert_eq!(code(&wrong), 12);
     assert!(stderr(&wrong).contains("signature"));
-    let missing = run(&["verify", "--key", s(&pub1), &format!("{}/team/app:nope", reg.host())]);
+    let missing = run(&[
+        "verify",
+        "--key",
+        s(&pub1),
+        &format!("{}/team/app:nope", reg.host()),
+    ]);
     assert_eq!(code(&missing), 11);
 }
 
@@ -220,15 +269,33 @@ fn signed_identity_reference_is_accepted_by_match_repo_digest_or_exact() {
     let (key, public) = keypair(dir.path(), "k");
     let digest = support::push_sample_image(&reg, "app:v1");
     let image = format!("{}/app:v1", reg.host());
-    let out = run(&["sign", "--key", s(&key), "--signed-identity", "reference", &image]);
+    let out = run(&[
+        "sign",
+        "--key",
+        s(&key),
+        "--signed-identity",
+        "reference",
+        &image,
+    ]);
     assert_eq!(code(&out), 0);
     for (rule, target, expected) in [
         ("matchRepoDigestOrExact", image.clone(), 0),
         ("matchExact", image.clone(), 0),
-        ("matchRepoDigestOrExact", format!("{}/app@{digest}", reg.host()), 0),
+        (
+            "matchRepoDigestOrExact",
+            format!("{}/app@{digest}", reg.host()),
+            0,
+        ),
         ("matchRepository", image.clone(), 0),
     ] {
-        let out = run(&["verify", "--key", s(&public), "--identity-rule", rule, &target]);
+        let out = run(&[
+            "verify",
+            "--key",
+            s(&public),
+            "--identity-rule",
+            rule,
+            &target,
+        ]);
         assert_eq!(code(&out), expected, "{rule} {target}");
     }
 }
@@ -245,17 +312,41 @@ fn attacks_are_refused() {
     let victim_ref = format!("{host}/prod/app:v1");
 
     // Another image's valid signature placed on this image's .sig tag.
-    assert_eq!(code(&run(&["sign", "--key", s(&key), &format!("{host}/prod/other:v1")])), 0);
+    assert_eq!(
+        code(&run(&[
+            "sign",
+            "--key",
+            s(&key),
+            &format!("{host}/prod/other:v1")
+        ])),
+        0
+    );
     let other_layers = signature_layers(&reg, "prod/other", &other);
     let other_payload = runtime()
-        .block_on(client().get_blob_bytes(&reg.reference("prod/other:v1"), &other_layers[0], 1 << 16))
+        .block_on(client().get_blob_bytes(
+            &reg.reference("prod/other:v1"),
+            &other_layers[0],
+            1 << 16,
+        ))
         .unwrap();
     let other_sig = other_layers[0]
         .annotation(signet_sign::SIGNATURE_ANNOTATION)
         .unwrap()
         .to_string();
-    push_signatures(&reg, "prod/app", &victim, &[(other_payload.clone(), other_sig.clone())]);
-    let out = run(&["verify", "--key", s(&public), "--output", "json", &victim_ref]);
+    push_signatures(
+        &reg,
+        "prod/app",
+        &victim,
+        &[(other_payload.clone(), other_sig.clone())],
+    );
+    let out = run(&[
+        "verify",
+        "--key",
+        s(&public),
+        "--output",
+        "json",
+        &victim_ref,
+    ]);
     assert_eq!(code(&out), 12);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let failed: Vec<&str> = report["signatures"][0]["checks"]
@@ -281,19 +372,37 @@ fn attacks_are_refused() {
     ];
     for payload in &variants {
         let sig = signet_sign::signature::sign(&signing_key, payload.as_bytes());
-        push_signatures(&reg, "prod/app", &victim, &[(payload.as_bytes().to_vec(), sig)]);
+        push_signatures(
+            &reg,
+            "prod/app",
+            &victim,
+            &[(payload.as_bytes().to_vec(), sig)],
+        );
         let out = run(&["verify", "--key", s(&public), &victim_ref]);
         assert_eq!(code(&out), 12, "payload {payload} must be refused");
     }
     // The well-formed one passes, proving the variants failed for their defect alone.
     let payload = good(&victim);
     let sig = signet_sign::signature::sign(&signing_key, payload.as_bytes());
-    push_signatures(&reg, "prod/app", &victim, &[(payload.as_bytes().to_vec(), sig.clone())]);
+    push_signatures(
+        &reg,
+        "prod/app",
+        &victim,
+        &[(payload.as_bytes().to_vec(), sig.clone())],
+    );
     assert_eq!(code(&run(&["verify", "--key", s(&public), &victim_ref])), 0);
 
     // Invalid base64 in the signature annotation.
-    push_signatures(&reg, "prod/app", &victim, &[(payload.as_bytes().to_vec(), "%%%not base64".into())]);
-    assert_eq!(code(&run(&["verify", "--key", s(&public), &victim_ref])), 12);
+    push_signatures(
+        &reg,
+        "prod/app",
+        &victim,
+        &[(payload.as_bytes().to_vec(), "%%%not base64".into())],
+    );
+    assert_eq!(
+        code(&run(&["verify", "--key", s(&public), &victim_ref])),
+        12
+    );
 
     // An oversized payload blob is not read at all.
     let big = vec![b' '; 200 * 1024];
@@ -319,12 +428,29 @@ fn copied_image_keeps_signatures_but_not_its_identity() {
     let (key, public) = keypair(dir.path(), "k");
     let digest = support::push_sample_image(&reg, "origin/app:v1");
     let host = reg.host();
-    assert_eq!(code(&run(&["sign", "--key", s(&key), &format!("{host}/origin/app:v1")])), 0);
-    let out = run(&["copy", &format!("{host}/origin/app:v1"), &format!("{host}/mirror/app:v1")]);
+    assert_eq!(
+        code(&run(&[
+            "sign",
+            "--key",
+            s(&key),
+            &format!("{host}/origin/app:v1")
+        ])),
+        0
+    );
+    let out = run(&[
+        "copy",
+        &format!("{host}/origin/app:v1"),
+        &format!("{host}/mirror/app:v1"),
+    ]);
     assert_eq!(code(&out), 0);
     assert_eq!(signature_layers(&reg, "mirror/app", &digest).len(), 1);
     // The signature names origin/app: refused for mirror/app under matchRepository ...
-    let out = run(&["verify", "--key", s(&public), &format!("{host}/mirror/app:v1")]);
+    let out = run(&[
+        "verify",
+        "--key",
+        s(&public),
+        &format!("{host}/mirror/app:v1"),
+    ]);
     assert_eq!(code(&out), 12);
     assert!(stderr(&out).contains("identity"));
     // ... and accepted only when the caller says which identity to expect.
@@ -346,7 +472,10 @@ fn manifest_modified_after_signing_is_refused() {
     let (key, public) = keypair(dir.path(), "k");
     let host = reg.host();
     let first = support::push_sample_image(&reg, "app:v1");
-    assert_eq!(code(&run(&["sign", "--key", s(&key), &format!("{host}/app:v1")])), 0);
+    assert_eq!(
+        code(&run(&["sign", "--key", s(&key), &format!("{host}/app:v1")])),
+        0
+    );
     // Someone pushes different content under the same tag and copies the old signature along.
     let second = support::push_sample_image(&reg, "app:v1-modified");
     let layers = signature_layers(&reg, "app", &first);
@@ -358,7 +487,12 @@ fn manifest_modified_after_signing_is_refused() {
         .unwrap()
         .to_string();
     push_signatures(&reg, "app", &second, &[(payload, sig)]);
-    let out = run(&["verify", "--key", s(&public), &format!("{host}/app:v1-modified")]);
+    let out = run(&[
+        "verify",
+        "--key",
+        s(&public),
+        &format!("{host}/app:v1-modified"),
+    ]);
     assert_eq!(code(&out), 12);
     assert!(stderr(&out).contains("manifest-digest"));
 }
@@ -370,7 +504,10 @@ fn sign_in_a_layout_then_publish_with_signatures() {
     let (key, public) = keypair(dir.path(), "k");
     let layout = dir.path().join("layout");
     copy_dir(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/images/single")),
+        Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/images/single"
+        )),
         &layout,
     );
     let image = format!("oci:{}:v1", layout.display());
@@ -378,14 +515,41 @@ fn sign_in_a_layout_then_publish_with_signatures() {
     let missing_identity = run(&["sign", "--key", s(&key), &image]);
     assert_eq!(code(&missing_identity), 2);
     assert!(stderr(&missing_identity).contains("--identity"));
-    assert_eq!(code(&run(&["sign", "--key", s(&key), "--identity", &identity, &image])), 0);
-    assert_eq!(code(&run(&["verify", "--key", s(&public), "--identity", &identity, &image])), 0);
+    assert_eq!(
+        code(&run(&[
+            "sign",
+            "--key",
+            s(&key),
+            "--identity",
+            &identity,
+            &image
+        ])),
+        0
+    );
+    assert_eq!(
+        code(&run(&[
+            "verify",
+            "--key",
+            s(&public),
+            "--identity",
+            &identity,
+            &image
+        ])),
+        0
+    );
     // Publish image and signatures together, then verify in the registry.
     assert_eq!(code(&run(&["copy", &image, &identity])), 0);
     assert_eq!(code(&run(&["verify", "--key", s(&public), &identity])), 0);
     // And back into a fresh layout.
     let back = dir.path().join("back");
-    assert_eq!(code(&run(&["copy", &identity, &format!("oci:{}:v1", back.display())])), 0);
+    assert_eq!(
+        code(&run(&[
+            "copy",
+            &identity,
+            &format!("oci:{}:v1", back.display())
+        ])),
+        0
+    );
     assert_eq!(
         code(&run(&[
             "verify",
@@ -411,7 +575,10 @@ fn recursive_signing_signs_every_child_of_an_index() {
     );
     let target = format!("{}/multi/app:v1", reg.host());
     assert_eq!(code(&run(&["copy", &source, &target])), 0);
-    assert_eq!(code(&run(&["sign", "--key", s(&key), "--recursive", &target])), 0);
+    assert_eq!(
+        code(&run(&["sign", "--key", s(&key), "--recursive", &target])),
+        0
+    );
     assert_eq!(code(&run(&["verify", "--key", s(&public), &target])), 0);
     for platform in ["linux/amd64", "linux/arm64"] {
         let out = run(&["digest", "--platform", platform, &target]);

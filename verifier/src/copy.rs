@@ -57,10 +57,10 @@ pub async fn copy_image(
 fn destination_tag(dst: &ImageStore) -> Option<String> {
     match dst {
         ImageStore::Registry { reference, .. } => reference.tag().map(str::to_string),
-        ImageStore::Layout { selector, .. } => match selector {
-            Some(LayoutSelector::Tag(tag)) => Some(tag.clone()),
-            _ => None,
-        },
+        ImageStore::Layout {
+            selector: Some(LayoutSelector::Tag(tag)),
+            ..
+        } => Some(tag.clone()),
         _ => None,
     }
 }

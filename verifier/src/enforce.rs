@@ -58,13 +58,17 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
 /// Read a policy file's text (bounded, UTF-8).
 pub fn read_policy_text(path: &Path) -> Result<String, Error> {
     let bytes = read_bounded(path, MAX_POLICY_BYTES).map_err(Error::Invalid)?;
-    String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", path.display())))
+    String::from_utf8(bytes)
+        .map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", path.display())))
 }
 
 /// The key loader for a policy at `policy_path`: key paths are relative to its directory, and
 /// each key file is size-bounded.
 pub fn key_loader(policy_path: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String> {
-    let base = policy_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = policy_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     move |key_path: &str| {
         let candidate = Path::new(key_path);
         let full = if candidate.is_absolute() {
@@ -135,7 +139,16 @@ pub async fn evaluate_resolved(
     policy: &PolicyFile,
     now: i64,
 ) -> Result<PolicyReport, Error> {
-    evaluate_digest(image, signatures, identity, &resolved.digest, Some(resolved), policy, now).await
+    evaluate_digest(
+        image,
+        signatures,
+        identity,
+        &resolved.digest,
+        Some(resolved),
+        policy,
+        now,
+    )
+    .await
 }
 
 /// Evaluate `policy` for the manifest `digest` (already resolved by the caller). The manifest
@@ -154,7 +167,14 @@ pub async fn evaluate_digest(
     let candidates = match read_signature_manifest(signatures, &digest).await? {
         None => Vec::new(),
         Some((_, manifest)) => {
-            check_layers(signatures, &manifest, &digest, &policy.keys, DEFAULT_MAX_SIGNATURES).await?
+            check_layers(
+                signatures,
+                &manifest,
+                &digest,
+                &policy.keys,
+                DEFAULT_MAX_SIGNATURES,
+            )
+            .await?
         }
     };
     let mut evidence_signatures = Vec::new();
@@ -221,11 +241,15 @@ pub async fn evaluate_digest(
     })
 }
 
-async fn config_facts(image: &ImageStore, resolved: &FetchedManifest) -> Result<Vec<ConfigFacts>, Error> {
+async fn config_facts(
+    image: &ImageStore,
+    resolved: &FetchedManifest,
+) -> Result<Vec<ConfigFacts>, Error> {
     let children: Vec<FetchedManifest> = match &resolved.manifest {
         Manifest::Image(_) => vec![resolved.clone()],
         Manifest::Index(index) => {
-            let listed: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.is_manifest()).collect();
+            let listed: Vec<&Descriptor> =
+                index.manifests.iter().filter(|d| d.is_manifest()).collect();
             if listed.len() > MAX_CHILDREN {
                 return Err(Error::LimitExceeded {
                     what: format!("index {} with {} manifests", resolved.digest, listed.len()),

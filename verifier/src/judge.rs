@@ -50,7 +50,11 @@ fn convert_mode(mode: signet_policy::Mode) -> Mode {
 }
 
 impl Judge for PolicyJudge {
-    async fn judge(&self, reference: Reference, digest: Option<Digest>) -> Result<Judgement, GateError> {
+    async fn judge(
+        &self,
+        reference: Reference,
+        digest: Option<Digest>,
+    ) -> Result<Judgement, GateError> {
         let digest = match digest {
             Some(digest) => digest,
             None => self.client.get_manifest(&reference).await?.digest,
@@ -59,7 +63,16 @@ impl Judge for PolicyJudge {
             client: self.client.clone(),
             reference: reference.with_digest(digest.clone()),
         };
-        let report = evaluate_digest(&store, &store, &reference, &digest, None, &self.policy, (self.clock)()).await?;
+        let report = evaluate_digest(
+            &store,
+            &store,
+            &reference,
+            &digest,
+            None,
+            &self.policy,
+            (self.clock)(),
+        )
+        .await?;
         let verdict = &report.verdict;
         let allowed = verdict.decision == Decision::Allow && !verdict.would_deny;
         let message = if verdict.findings.is_empty() {

@@ -4,13 +4,15 @@
 //! The distribution API has no compare-and-swap, so concurrent signers can overwrite each other's
 //! manifest. Each signer therefore reads, merges its layer into what it read, writes, waits a
 //! little, reads again, and repeats until its layer is seen to have survived (see ARCHITECTURE.md).
+//! In an OCI layout a lock file serialises the whole read-merge-write instead.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use signet_oci::layout::{LayoutLock, UPDATE_LOCK_FILE};
 use signet_oci::manifest::SIMPLE_SIGNING;
 use signet_oci::store::ImageStore;
 use signet_oci::{Descriptor, Digest, Manifest, Reference};
@@ -191,6 +193,15 @@ pub async fn append_layer(
 ) -> Result<bool, Error> {
     let tag = digest.signature_tag();
     let attempts = max_attempts.max(2);
+    // In a layout the update lock keeps other Signet processes out for the whole read-merge-write,
+    // so nothing can overwrite us and no pause is needed; a registry offers no such lock.
+    let lock = lock_layout(store).await?;
+    let pause = lock.is_none();
+    // The payload is the same in every round: storing it before the first read keeps each round's
+    // read-to-write window (in which a concurrent writer's manifest can be overwritten) short.
+    store
+        .put_blob(bytes::Bytes::from(payload.clone()), SIMPLE_SIGNING)
+        .await?;
     let mut wrote = false;
     for attempt in 0..attempts {
         let current = read_signature_manifest(store, digest).await?;
@@ -202,6 +213,9 @@ pub async fn append_layer(
             if !wrote {
                 return Ok(false);
             }
+            if !pause {
+                return Ok(true);
+            }
             // Our write is visible; confirm once more after a pause, since a writer that read
             // before our write may still replace it.
             settle(attempt).await;
@@ -210,23 +224,27 @@ pub async fn append_layer(
             if holds_equivalent(&layers, &layer, &payload, key) {
                 return Ok(true);
             }
+            tracing::debug!(%tag, attempt, "signature replaced by a concurrent writer after it was seen; merging again");
             continue;
+        }
+        if wrote {
+            tracing::debug!(%tag, attempt, "signature not seen after our write (a concurrent writer replaced it); merging again");
         }
         let mut layers = existing_layers;
         layers.push(layer.clone());
         let previous = current.as_ref().map(|(_, m)| m);
         let (manifest, config) = signature_manifest(previous, layers)?;
         store
-            .put_blob(bytes::Bytes::from(payload.clone()), SIMPLE_SIGNING)
-            .await?;
-        store
             .put_blob(bytes::Bytes::from(config), signet_oci::manifest::OCI_CONFIG)
             .await?;
         store
             .put_manifest(&manifest, signet_oci::manifest::OCI_MANIFEST, Some(&tag))
             .await?;
+        tracing::debug!(%tag, attempt, "wrote signature manifest");
         wrote = true;
-        settle(attempt).await;
+        if pause {
+            settle(attempt).await;
+        }
     }
     Err(Error::Contended { tag, attempts })
 }
@@ -246,6 +264,8 @@ pub async fn merge_layers(
             && a.annotation(SIGNATURE_ANNOTATION) == b.annotation(SIGNATURE_ANNOTATION)
     };
     let attempts = max_attempts.max(2);
+    let lock = lock_layout(store).await?;
+    let pause = lock.is_none();
     let mut added_total = None;
     for attempt in 0..attempts {
         let current = read_signature_manifest(store, digest).await?;
@@ -260,6 +280,9 @@ pub async fn merge_layers(
         if missing.is_empty() {
             return Ok(added_total.unwrap_or(0));
         }
+        if added_total.is_some() {
+            tracing::debug!(%tag, attempt, "merged signatures not seen after our write; merging again");
+        }
         added_total.get_or_insert(missing.len());
         layers.extend(missing.into_iter().cloned());
         let (manifest, config) = signature_manifest(current.as_ref().map(|(_, m)| m), layers)?;
@@ -269,9 +292,43 @@ pub async fn merge_layers(
         store
             .put_manifest(&manifest, signet_oci::manifest::OCI_MANIFEST, Some(&tag))
             .await?;
-        settle(attempt).await;
+        if pause {
+            settle(attempt).await;
+        }
     }
     Err(Error::Contended { tag, attempts })
+}
+
+/// How long a signer waits for another Signet process's update of the same layout (an update
+/// holds the lock for milliseconds; only a stopped process holds it longer).
+const LAYOUT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// For a layout, wait for its update lock (polling, so the runtime is not blocked and a stuck
+/// holder cannot hang us for ever); `None` for a registry.
+async fn lock_layout(store: &ImageStore) -> Result<Option<LayoutLock>, Error> {
+    let ImageStore::Layout { layout, .. } = store else {
+        return Ok(None);
+    };
+    let deadline = Instant::now() + LAYOUT_LOCK_TIMEOUT;
+    loop {
+        if let Some(lock) = layout.try_lock_updates()? {
+            return Ok(Some(lock));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Image(signet_oci::Error::io(
+                layout.dir().join(UPDATE_LOCK_FILE),
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "held by another process for over {} s",
+                        LAYOUT_LOCK_TIMEOUT.as_secs()
+                    ),
+                ),
+            )));
+        }
+        let jitter = u64::from(rand_core::OsRng.next_u32() % 10);
+        tokio::time::sleep(Duration::from_millis(5 + jitter)).await;
+    }
 }
 
 async fn settle(attempt: u32) {

@@ -58,10 +58,17 @@ pub fn run(args: PolicyArgs, global: &GlobalOptions) -> anyhow::Result<ExitCode>
             evaluate,
             identity,
             image,
-        } => super::runtime()?.block_on(explain(&policy, evaluate, identity.as_deref(), &image, global)),
+        } => super::runtime()?.block_on(explain(
+            &policy,
+            evaluate,
+            identity.as_deref(),
+            &image,
+            global,
+        )),
         PolicyCommand::Convert { file } => {
             let text = read_policy_text(&file)?;
-            let conversion = signet_policy::containers::convert(&file.display().to_string(), &text)?;
+            let conversion =
+                signet_policy::containers::convert(&file.display().to_string(), &text)?;
             for warning in &conversion.warnings {
                 eprintln!("{warning}");
             }
@@ -88,13 +95,19 @@ fn lint(file: &std::path::Path, output: OutputFormat) -> anyhow::Result<ExitCode
             }
         }
     }
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diagnostics.len() - errors;
     if diagnostics.is_empty() {
         eprintln!("{}: clean", file.display());
         Ok(ExitCode::Success)
     } else {
-        eprintln!("{}: {errors} error(s), {warnings} warning(s)", file.display());
+        eprintln!(
+            "{}: {errors} error(s), {warnings} warning(s)",
+            file.display()
+        );
         Ok(ExitCode::Mismatch)
     }
 }

@@ -59,7 +59,15 @@ pub fn now() -> i64 {
 /// Run `signet verify`.
 pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<ExitCode> {
     if let Some(policy) = args.policy.clone() {
-        return super::verify_policy::run(args.images, &policy, args.identity.as_deref(), args.jobs, args.output, global).await;
+        return super::verify_policy::run(
+            args.images,
+            &policy,
+            args.identity.as_deref(),
+            args.jobs,
+            args.output,
+            global,
+        )
+        .await;
     }
     let [image] = args.images.as_slice() else {
         anyhow::bail!("verify with --key takes one image; use --policy to verify several");
@@ -97,7 +105,10 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
     };
     match args.output {
         crate::options::OutputFormat::Json => {
-            print!("{}", &format!("{}\n", serde_json::to_string_pretty(&report)?));
+            print!(
+                "{}",
+                &format!("{}\n", serde_json::to_string_pretty(&report)?)
+            );
         }
         crate::options::OutputFormat::Text => {
             let payloads = report

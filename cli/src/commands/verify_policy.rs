@@ -52,9 +52,15 @@ pub async fn run(
                     (Decision::Allow, true, _) => "ALLOW (audit: would be denied)",
                     (Decision::Allow, false, _) => "ALLOW",
                 };
-                eprintln!("{image}: {label} ({}, scope {})", report.digest, verdict.scope);
+                eprintln!(
+                    "{image}: {label} ({}, scope {})",
+                    report.digest, verdict.scope
+                );
                 for finding in &verdict.findings {
-                    eprintln!("  [{}] {} ({})", finding.code, finding.message, finding.rule);
+                    eprintln!(
+                        "  [{}] {} ({})",
+                        finding.code, finding.message, finding.rule
+                    );
                 }
                 if verdict.decision == Decision::Deny && worst == ExitCode::Success {
                     worst = ExitCode::NoValidSignature;

@@ -334,8 +334,20 @@ impl Route {
 
 /// The route for proxy name `name` (longest prefix wins) and the upstream repository.
 pub(crate) fn route<'a>(routes: &'a [Route], name: &str) -> Option<(&'a Route, String)> {
+    route_in(routes, name, None)
+}
+
+/// [`route`] among the upstreams of registry `ns` only, when given: containerd, using the gate
+/// as a mirror (`hosts.toml`), names the registry it mirrors in the `ns` query parameter, so one
+/// gate can front several registries without prefixes.
+pub(crate) fn route_in<'a>(
+    routes: &'a [Route],
+    name: &str,
+    ns: Option<&str>,
+) -> Option<(&'a Route, String)> {
     routes
         .iter()
+        .filter(|r| ns.is_none_or(|ns| r.registry == ns))
         .filter_map(|r| r.upstream_repository(name).map(|repo| (r, repo)))
         .max_by_key(|(r, _)| r.prefix.len())
 }
@@ -398,6 +410,14 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
         check("mirror/hubble", "registry.example.com", "mirror/hubble");
         check("local/app", "127.0.0.1:5000", "local/app");
         check("localx/app", "registry.example.com", "localx/app");
+        // containerd's ?ns= picks among the upstreams of that registry only.
+        let (r, repo) = route_in(&routes, "mirror/hub/library/nginx", Some("docker.io")).unwrap();
+        assert_eq!(
+            (r.registry.as_str(), repo.as_str()),
+            ("docker.io", "library/nginx")
+        );
+        assert!(route_in(&routes, "library/nginx", Some("docker.io")).is_none());
+        assert!(route_in(&routes, "team/app", Some("quay.io")).is_none());
     }
 
     #[test]

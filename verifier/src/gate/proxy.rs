@@ -22,7 +22,7 @@ use signet_oci::manifest::SIMPLE_SIGNING;
 use signet_oci::registry::ByteStream;
 use signet_oci::{Descriptor, Digest, FetchedManifest, Manifest, Reference};
 
-use super::config::route;
+use super::config::route_in;
 use super::engine::{Source, MAX_MESSAGE_CHARS};
 use super::metrics::Metrics;
 use super::server::Gate;
@@ -105,6 +105,20 @@ fn is_signature_manifest(manifest: &Manifest) -> bool {
         if !m.layers.is_empty() && m.layers.iter().all(|l| l.media_type == SIMPLE_SIGNING))
 }
 
+/// containerd's `ns` query parameter (the registry a mirror request is for), if any. Registry
+/// names hold no characters that need percent-decoding except `:` before a port.
+fn namespace(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("ns="))
+        .map(|v| {
+            v.replace("%3A", ":")
+                .replace("%3a", ":")
+                .to_ascii_lowercase()
+        })
+        .filter(|v| !v.is_empty())
+}
+
 /// Every `/v2/<name>/…` request.
 pub(crate) async fn dispatch<J: Judge>(
     State(gate): State<Gate<J>>,
@@ -116,10 +130,14 @@ pub(crate) async fn dispatch<J: Judge>(
         return refused();
     }
     let path = uri.path().strip_prefix("/v2/").unwrap_or_default();
+    let ns = namespace(uri.query());
+    let ns = ns.as_deref();
     match parse_path(path) {
-        Some(Target::Manifest(name, reference)) => manifest(&gate, name, &reference, head).await,
-        Some(Target::Blob(name, digest)) => blob(&gate, name, &digest, head).await,
-        Some(Target::Tags(name)) => tags(&gate, name, head).await,
+        Some(Target::Manifest(name, reference)) => {
+            manifest(&gate, ns, name, &reference, head).await
+        }
+        Some(Target::Blob(name, digest)) => blob(&gate, ns, name, &digest, head).await,
+        Some(Target::Tags(name)) => tags(&gate, ns, name, head).await,
         Some(Target::Upload) => refused(),
         None => oci_error(
             StatusCode::NOT_FOUND,
@@ -132,15 +150,19 @@ pub(crate) async fn dispatch<J: Judge>(
 /// The upstream reference for proxy name `name` at `tag` or `digest`.
 fn upstream<J: Judge>(
     gate: &Gate<J>,
+    ns: Option<&str>,
     name: &str,
     tag: Option<&str>,
     digest: Option<Digest>,
 ) -> Result<Reference, Response> {
-    let Some((route, repository)) = route(&gate.inner.routes, name) else {
+    let Some((route, repository)) = route_in(&gate.inner.routes, name, ns) else {
+        let whose = ns
+            .map(|ns| format!(" of registry {ns}"))
+            .unwrap_or_default();
         return Err(oci_error(
             StatusCode::NOT_FOUND,
             "NAME_UNKNOWN",
-            &format!("no upstream serves repository {name}"),
+            &format!("no upstream{whose} serves repository {name}"),
         ));
     };
     Reference::new(&route.registry, &repository, tag, digest)
@@ -166,7 +188,13 @@ fn upstream_failure<J: Judge>(
     )
 }
 
-async fn manifest<J: Judge>(gate: &Gate<J>, name: &str, reference: &str, head: bool) -> Response {
+async fn manifest<J: Judge>(
+    gate: &Gate<J>,
+    ns: Option<&str>,
+    name: &str,
+    reference: &str,
+    head: bool,
+) -> Response {
     let (tag, digest) = if reference.contains(':') {
         match reference.parse::<Digest>() {
             Ok(d) => (None, Some(d)),
@@ -175,7 +203,7 @@ async fn manifest<J: Judge>(gate: &Gate<J>, name: &str, reference: &str, head: b
     } else {
         (Some(reference), None)
     };
-    let upstream_ref = match upstream(gate, name, tag, digest) {
+    let upstream_ref = match upstream(gate, ns, name, tag, digest) {
         Ok(r) => r,
         Err(response) => return response,
     };
@@ -263,12 +291,18 @@ fn serve_manifest(fetched: FetchedManifest, head: bool) -> Response {
     response
 }
 
-async fn blob<J: Judge>(gate: &Gate<J>, name: &str, digest: &str, head: bool) -> Response {
+async fn blob<J: Judge>(
+    gate: &Gate<J>,
+    ns: Option<&str>,
+    name: &str,
+    digest: &str,
+    head: bool,
+) -> Response {
     let digest: Digest = match digest.parse() {
         Ok(d) => d,
         Err(e) => return oci_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", &e.to_string()),
     };
-    let reference = match upstream(gate, name, None, Some(digest.clone())) {
+    let reference = match upstream(gate, ns, name, None, Some(digest.clone())) {
         Ok(r) => r,
         Err(response) => return response,
     };
@@ -392,8 +426,8 @@ fn hold_back_last<J: Judge>(
     })
 }
 
-async fn tags<J: Judge>(gate: &Gate<J>, name: &str, head: bool) -> Response {
-    let reference = match upstream(gate, name, Some("latest"), None) {
+async fn tags<J: Judge>(gate: &Gate<J>, ns: Option<&str>, name: &str, head: bool) -> Response {
+    let reference = match upstream(gate, ns, name, Some("latest"), None) {
         Ok(r) => r,
         Err(response) => return response,
     };
@@ -493,6 +527,21 @@ mod tests {
         ] {
             assert_eq!(parse_path(path), wanted, "{path}");
         }
+    }
+
+    #[test]
+    fn containerd_namespace() {
+        assert_eq!(
+            namespace(Some("ns=docker.io")).as_deref(),
+            Some("docker.io")
+        );
+        assert_eq!(
+            namespace(Some("a=b&ns=127.0.0.1%3A5000")).as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        assert_eq!(namespace(Some("n=3")), None);
+        assert_eq!(namespace(Some("ns=")), None);
+        assert_eq!(namespace(None), None);
     }
 
     #[test]
