@@ -100,6 +100,13 @@ impl PublicKey {
             .map_err(|e| format!("cannot encode the public key: {e}"))?
             .as_bytes()
             .to_vec();
+        // Go's x509 (behind containers/image and cosign) accepts only uncompressed points; a key
+        // they cannot load must not be trusted here either.
+        let (_, written) = p256::pkcs8::der::Document::from_pem(trimmed)
+            .map_err(|e| format!("not an ECDSA P-256 public key: {e}"))?;
+        if written.as_bytes() != spki_der.as_slice() {
+            return Err("the public key is not in uncompressed SubjectPublicKeyInfo form".into());
+        }
         let id = KeyId::of_spki_der(&spki_der);
         Ok(PublicKey { key, spki_der, id })
     }
@@ -154,6 +161,11 @@ mod tests {
         assert_eq!(a.id(), &KeyId::of_spki_der(a.spki_der()));
         assert_eq!(a.id().as_str().len(), 64);
         assert_eq!(a.spki_der().len(), 91);
+        // `openssl pkey -pubin -in keyA.pub -outform DER | sha256sum`
+        assert_eq!(
+            a.id().as_str(),
+            "62a82031f98cb62324e0d6cb3a8f5e8a0c59ebc89f9bc84f92166dd7c6814db3"
+        );
     }
 
     #[test]
@@ -164,5 +176,9 @@ mod tests {
             PublicKey::from_pem(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
                 .unwrap_err();
         assert!(err.contains("not an ECDSA P-256"), "{err}");
+        // keyA.pub re-encoded by `openssl ec -conv_form compressed`: Go's x509 refuses it.
+        let compressed = "-----BEGIN PUBLIC KEY-----\nMDkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDIgACSW5YxCgfSZgY+TA32VrUjQPJlCXV\nQtAUM8oT34o+q+I=\n-----END PUBLIC KEY-----\n";
+        let err = PublicKey::from_pem(compressed.as_bytes()).unwrap_err();
+        assert!(err.contains("uncompressed"), "{err}");
     }
 }
