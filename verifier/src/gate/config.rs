@@ -490,3 +490,34 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
         );
     }
 }
+
+impl GateConfig {
+    /// Registry options for reaching the upstreams (plain HTTP where allowed, credentials read
+    /// from their password files, the upstream time-out); no user auth files are consulted.
+    pub fn registry_options(&self) -> Result<signet_oci::RegistryOptions, GateError> {
+        let routes = self.routes()?;
+        let mut options = signet_oci::RegistryOptions {
+            use_auth_files: false,
+            timeout: std::time::Duration::from_secs(self.timeouts.upstream_seconds),
+            retries: 2,
+            ..signet_oci::RegistryOptions::default()
+        };
+        for (upstream, route) in self.upstreams.iter().zip(&routes) {
+            if upstream.allow_http {
+                options.allow_http_registries.push(route.registry.clone());
+            }
+            if let Some(c) = &upstream.credentials {
+                let password = std::fs::read_to_string(&c.password_file)
+                    .map_err(|e| GateError::io(&c.password_file, e))?;
+                options.credentials.push((
+                    route.registry.clone(),
+                    signet_oci::registry::Credentials {
+                        username: c.username.clone(),
+                        password: password.trim_end_matches(['\r', '\n']).to_string(),
+                    },
+                ));
+            }
+        }
+        Ok(options)
+    }
+}
