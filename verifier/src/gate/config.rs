@@ -332,12 +332,8 @@ impl Route {
     }
 }
 
-/// The route for proxy name `name` (longest prefix wins) and the upstream repository.
-pub(crate) fn route<'a>(routes: &'a [Route], name: &str) -> Option<(&'a Route, String)> {
-    route_in(routes, name, None)
-}
-
-/// [`route`] among the upstreams of registry `ns` only, when given: containerd, using the gate
+/// The route for proxy name `name` (longest prefix wins) and the upstream repository, among
+/// the upstreams of registry `ns` only, when given: containerd, using the gate
 /// as a mirror (`hosts.toml`), names the registry it mirrors in the `ns` query parameter, so one
 /// gate can front several registries without prefixes.
 pub(crate) fn route_in<'a>(
@@ -350,6 +346,37 @@ pub(crate) fn route_in<'a>(
         .filter(|r| ns.is_none_or(|ns| r.registry == ns))
         .filter_map(|r| r.upstream_repository(name).map(|repo| (r, repo)))
         .max_by_key(|(r, _)| r.prefix.len())
+}
+
+impl GateConfig {
+    /// Registry options for reaching the upstreams (plain HTTP where allowed, credentials read
+    /// from their password files, the upstream time-out); no user auth files are consulted.
+    pub fn registry_options(&self) -> Result<signet_oci::RegistryOptions, GateError> {
+        let routes = self.routes()?;
+        let mut options = signet_oci::RegistryOptions {
+            use_auth_files: false,
+            timeout: std::time::Duration::from_secs(self.timeouts.upstream_seconds),
+            retries: 2,
+            ..signet_oci::RegistryOptions::default()
+        };
+        for (upstream, route) in self.upstreams.iter().zip(&routes) {
+            if upstream.allow_http {
+                options.allow_http_registries.push(route.registry.clone());
+            }
+            if let Some(c) = &upstream.credentials {
+                let password = std::fs::read_to_string(&c.password_file)
+                    .map_err(|e| GateError::io(&c.password_file, e))?;
+                options.credentials.push((
+                    route.registry.clone(),
+                    signet_oci::registry::Credentials {
+                        username: c.username.clone(),
+                        password: password.trim_end_matches(['\r', '\n']).to_string(),
+                    },
+                ));
+            }
+        }
+        Ok(options)
+    }
 }
 
 #[cfg(test)]
@@ -398,7 +425,7 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
         assert_eq!(routes[2].registry, "127.0.0.1:5000");
         // Longest prefix wins; prefixes match whole components; strip_prefix removes it.
         let check = |name: &str, registry: &str, repo: &str| {
-            let (r, got) = route(&routes, name).unwrap();
+            let (r, got) = route_in(&routes, name, None).unwrap();
             assert_eq!(
                 (r.registry.as_str(), got.as_str()),
                 (registry, repo),
@@ -466,7 +493,7 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
         )
         .unwrap();
         let routes = c.routes().unwrap();
-        assert_eq!(route(&routes, "any/thing").unwrap().1, "any/thing");
+        assert_eq!(route_in(&routes, "any/thing", None).unwrap().1, "any/thing");
         assert_eq!(routes[0].registry, "127.0.0.1:5000");
         assert!(GateConfig::simple(
             "p".into(),
@@ -488,36 +515,5 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
             c.timeouts.judge_seconds < 15,
             "below the webhooks' timeoutSeconds"
         );
-    }
-}
-
-impl GateConfig {
-    /// Registry options for reaching the upstreams (plain HTTP where allowed, credentials read
-    /// from their password files, the upstream time-out); no user auth files are consulted.
-    pub fn registry_options(&self) -> Result<signet_oci::RegistryOptions, GateError> {
-        let routes = self.routes()?;
-        let mut options = signet_oci::RegistryOptions {
-            use_auth_files: false,
-            timeout: std::time::Duration::from_secs(self.timeouts.upstream_seconds),
-            retries: 2,
-            ..signet_oci::RegistryOptions::default()
-        };
-        for (upstream, route) in self.upstreams.iter().zip(&routes) {
-            if upstream.allow_http {
-                options.allow_http_registries.push(route.registry.clone());
-            }
-            if let Some(c) = &upstream.credentials {
-                let password = std::fs::read_to_string(&c.password_file)
-                    .map_err(|e| GateError::io(&c.password_file, e))?;
-                options.credentials.push((
-                    route.registry.clone(),
-                    signet_oci::registry::Credentials {
-                        username: c.username.clone(),
-                        password: password.trim_end_matches(['\r', '\n']).to_string(),
-                    },
-                ));
-            }
-        }
-        Ok(options)
     }
 }

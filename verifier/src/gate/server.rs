@@ -16,8 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use signet_oci::registry::Credentials;
-use signet_oci::{Digest, RegistryClient, RegistryOptions};
+use signet_oci::{Digest, RegistryClient};
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -84,29 +83,7 @@ impl<J: Judge> Gate<J> {
     /// `judge` as the active policy. Nothing listens yet.
     pub fn new(config: GateConfig, judge: J) -> Result<Gate<J>, GateError> {
         let routes = config.routes()?;
-        let mut options = RegistryOptions {
-            use_auth_files: false,
-            timeout: Duration::from_secs(config.timeouts.upstream_seconds),
-            retries: 2,
-            ..RegistryOptions::default()
-        };
-        for (upstream, route) in config.upstreams.iter().zip(&routes) {
-            if upstream.allow_http {
-                options.allow_http_registries.push(route.registry.clone());
-            }
-            if let Some(c) = &upstream.credentials {
-                let password = std::fs::read_to_string(&c.password_file)
-                    .map_err(|e| GateError::io(&c.password_file, e))?;
-                options.credentials.push((
-                    route.registry.clone(),
-                    Credentials {
-                        username: c.username.clone(),
-                        password: password.trim_end_matches(['\r', '\n']).to_string(),
-                    },
-                ));
-            }
-        }
-        let client = RegistryClient::new(options)?;
+        let client = RegistryClient::new(config.registry_options()?)?;
         let tls = match &config.tls {
             Some(t) => Some(tls::server_config(&t.cert, &t.key)?),
             None => None,
