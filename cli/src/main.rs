@@ -41,6 +41,10 @@ enum Command {
     Copy(commands::copy::CopyArgs),
     /// Lint, explain and convert trust policies.
     Policy(commands::policy::PolicyArgs),
+    /// Run the gate: verifying registry proxy, Kubernetes admission webhook and verify API.
+    Serve(commands::serve::ServeArgs),
+    /// containerd's image-verifier hook (bindir protocol): exit 0 allows the pull.
+    ContainerdVerifier(commands::serve::ContainerdArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -61,13 +65,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Copy(args) => commands::runtime()?.block_on(commands::copy::run(args, &global)),
         Command::Policy(args) => commands::policy::run(args, &global),
+        Command::Serve(args) => commands::runtime()?.block_on(commands::serve::run(args, &global)),
+        Command::ContainerdVerifier(args) => {
+            commands::runtime()?.block_on(commands::serve::containerd(args, &global))
+        }
     }
+}
+
+/// containerd runs every executable in its verifier `bin_dir` as
+/// `NAME -name REF -digest DIGEST -stdin-media-type TYPE [-operation OP]`: when signet is
+/// installed there (directly or via a link named `*containerd-verifier*`), rewrite those
+/// Go-style single-dash flags into the `containerd-verifier` subcommand.
+fn containerd_arguments(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let invoked_as_hook = args.first().is_some_and(|a| {
+        std::path::Path::new(a)
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("containerd-verifier"))
+    });
+    let go_flags = args.get(1).is_some_and(|a| a == "-name");
+    if !invoked_as_hook && !go_flags {
+        return args;
+    }
+    let mut rewritten = vec![args.remove(0), "containerd-verifier".into()];
+    for arg in args {
+        let text = arg.to_string_lossy();
+        if text.starts_with('-') && !text.starts_with("--") && text.len() > 2 {
+            rewritten.push(format!("-{text}").into());
+        } else {
+            rewritten.push(arg);
+        }
+    }
+    rewritten
 }
 
 fn main() -> std::process::ExitCode {
     // clap prints usage errors itself and exits 2; --help and --version exit 0.
-    let cli = Cli::parse();
-    cli.global.init_logging();
+    let cli = Cli::parse_from(containerd_arguments(std::env::args_os().collect()));
+    let quiet_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    cli.global.init_logging(quiet_level);
     match run(cli) {
         Ok(code) => code.into(),
         Err(error) => exit::report_error(&error).into(),

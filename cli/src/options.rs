@@ -78,9 +78,11 @@ pub struct GlobalOptions {
 impl GlobalOptions {
     /// Send log output to stderr at the level -v asks for (`SIGNET_LOG` overrides, as an
     /// `EnvFilter` directive).
-    pub fn init_logging(&self) {
+    /// `quiet_level` is the level without -v (`warn` for one-shot commands, `info` for the
+    /// gate, whose decision lines are its audit log).
+    pub fn init_logging(&self, quiet_level: &str) {
         let level = match self.verbose {
-            0 => "warn",
+            0 => quiet_level,
             1 => "info",
             2 => "debug",
             _ => "trace",
@@ -89,7 +91,8 @@ impl GlobalOptions {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr);
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
         let _ = match self.log_format {
             LogFormat::Text => builder.try_init(),
             LogFormat::Json => builder.json().try_init(),

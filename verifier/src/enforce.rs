@@ -33,12 +33,18 @@ pub struct PolicyFile {
     /// SHA-256 of the policy text and every key's DER: the content hash the gate caches by.
     pub hash: Digest,
     keys: Vec<PublicKey>,
+    key_paths: Vec<PathBuf>,
 }
 
 impl PolicyFile {
     /// The validated policy.
     pub fn policy(&self) -> &Policy {
         &self.loaded.policy
+    }
+
+    /// The key files the policy read (to watch for changes).
+    pub fn key_paths(&self) -> Vec<PathBuf> {
+        self.key_paths.clone()
     }
 }
 
@@ -69,14 +75,15 @@ pub fn key_loader(policy_path: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    move |key_path: &str| {
-        let candidate = Path::new(key_path);
-        let full = if candidate.is_absolute() {
-            candidate.to_path_buf()
-        } else {
-            base.join(candidate)
-        };
-        read_bounded(&full, MAX_KEY_BYTES)
+    move |key_path: &str| read_bounded(&resolve_key_path(&base, key_path), MAX_KEY_BYTES)
+}
+
+fn resolve_key_path(base: &Path, key_path: &str) -> PathBuf {
+    let candidate = Path::new(key_path);
+    if candidate.is_absolute() {
+        candidate.to_path_buf()
+    } else {
+        base.join(candidate)
     }
 }
 
@@ -84,9 +91,16 @@ pub fn key_loader(policy_path: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String
 /// Key paths in it are relative to the policy file's directory.
 pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
     let text = read_policy_text(path)?;
-    let loader = key_loader(path);
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let read = std::cell::RefCell::new(Vec::new());
+    let loader = |key_path: &str| {
+        let full = resolve_key_path(&base, key_path);
+        read.borrow_mut().push(full.clone());
+        read_bounded(&full, MAX_KEY_BYTES)
+    };
     let name = path.display().to_string();
     let loaded = Policy::load(&name, &text, &loader)?;
+    let key_paths = read.into_inner();
     let mut keys = Vec::new();
     let mut hasher = Digest::sha256(b"").hasher();
     hasher.update(text.as_bytes());
@@ -99,6 +113,7 @@ pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
         loaded,
         hash: hasher.finish(),
         keys,
+        key_paths,
     })
 }
 

@@ -5,6 +5,7 @@ pub mod copy;
 pub mod digest;
 pub mod keys;
 pub mod policy;
+pub mod serve;
 pub mod sign;
 pub mod validate;
 pub mod verify;
