@@ -258,6 +258,17 @@ fn allowed_images_pull_byte_identical_denied_ones_get_403() {
             .unwrap_err();
         assert!(err.to_string().contains("no valid signature"), "{err}");
 
+        // containerd mirror requests name the registry mirrored in ?ns=.
+        let r = get(&format!(
+            "{url}/v2/allowed/app/manifests/v1?ns={}",
+            reg.host()
+        ))
+        .await;
+        assert_eq!(r.status(), 200);
+        let r = get(&format!("{url}/v2/allowed/app/manifests/v1?ns=quay.io")).await;
+        assert_eq!(r.status(), 404);
+        assert_eq!(json_of(r).await["errors"][0]["code"], "NAME_UNKNOWN");
+
         // Unknown tags stay unknown (nothing to judge).
         let r = get(&format!("{url}/v2/allowed/app/manifests/nope")).await;
         assert_eq!(r.status(), 404);
