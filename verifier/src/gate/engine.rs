@@ -254,6 +254,8 @@ impl<J: Judge> Gate<J> {
         judge: Arc<J>,
     ) -> Shared<BoxFuture<'static, Outcome>> {
         let gate = self.clone();
+        let cleanup = self.clone();
+        let cleanup_key = key.clone();
         let seconds = self.inner.config.timeouts.judge_seconds;
         let task = tokio::spawn(async move {
             let outcome: Outcome = match tokio::time::timeout(
@@ -285,8 +287,17 @@ impl<J: Judge> Gate<J> {
             outcome
         });
         async move {
-            task.await
-                .unwrap_or_else(|e| Err(format!("judgement failed: {e}")))
+            match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    // The judge panicked: the task never reached its clean-up, so forget the
+                    // judgement here, or every later request would get this outcome.
+                    if let Ok(mut state) = cleanup.inner.verdicts.lock() {
+                        state.inflight.remove(&cleanup_key);
+                    }
+                    Err(format!("judgement failed: {e}"))
+                }
+            }
         }
         .boxed()
         .shared()

@@ -9,17 +9,25 @@
 //! How the CLI runs it:
 //!
 //! ```no_run
-//! # use signet_verifier::gate::{Gate, GateConfig, GateError, Judge, Judgement};
-//! # async fn run<J: Judge>(judge: J, load_policy: impl Fn() -> Result<J, GateError>) -> Result<(), GateError> {
-//! let config = GateConfig::from_yaml(&std::fs::read_to_string("gate.yaml").map_err(|e| GateError::io("gate.yaml", e))?)?;
-//! let gate = Gate::new(config, judge)?;
-//! let bound = gate.bind().await?;            // listening now; `bound.local_addr()` is known
-//! let reloader = gate.clone();               // e.g. on SIGHUP: build a new judge, then
-//! # let _ = || -> Result<(), GateError> {
-//! reloader.reload(load_policy()?);           // a policy that fails to load never gets here
-//! # Ok(()) };
-//! bound.run(async { let _ = tokio::signal::ctrl_c().await; }).await
-//! # }
+//! # use std::time::Duration;
+//! # use signet_verifier::gate::{Gate, GateConfig, GateError, Judge};
+//! # async fn run<J: Judge>(load_policy: impl Fn() -> Result<J, GateError> + Send + 'static) -> Result<(), GateError> {
+//! let text = std::fs::read_to_string("gate.yaml").map_err(|e| GateError::io("gate.yaml", e))?;
+//! let config = GateConfig::from_yaml(&text)?;
+//! let gate = Gate::new(config, load_policy()?)?;
+//! let bound = gate.bind().await?; // listening now; `bound.local_addr()` is known
+//! // SIGHUP, or a change to the policy or key files: build a new judge and swap it in (a policy
+//! // that fails to load is refused and the old one stays).
+//! let reloader = gate.clone();
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let files = vec!["policy.yaml".into(), "keys/release.pub".into()];
+//! tokio::spawn(async move {
+//!     let stopped = async { let _ = stopped.await; };
+//!     reloader.keep_policy_fresh(files, Duration::from_secs(2), load_policy, stopped).await
+//! });
+//! bound.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! let _ = stop.send(());
+//! # Ok(()) }
 //! ```
 //!
 //! [`serve`] does `Gate::new`, `bind` and `run` in one call for callers that need no handle.

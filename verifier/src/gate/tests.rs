@@ -36,6 +36,9 @@ impl Judge for TestJudge {
         if repo.starts_with("broken/") {
             return Err(GateError::Judge("trust root unavailable".into()));
         }
+        if repo.starts_with("panic/") && self.calls.load(Ordering::SeqCst) == 1 {
+            panic!("judge bug");
+        }
         if repo.starts_with("slow/") {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
@@ -197,6 +200,20 @@ async fn fail_closed_on_bad_answers() {
     assert!(gate
         .metrics_text()
         .contains("signet_gate_upstream_errors_total 1\n"));
+}
+
+#[tokio::test]
+async fn a_panicking_judge_denies_once_and_is_asked_again() {
+    let (j, calls) = judge(0);
+    let gate = Gate::new(config(), j).unwrap();
+    let d = gate.decide(&pinned("panic/app"), Source::Api).await;
+    assert!(d.error && !d.admitted());
+    assert!(d.message.starts_with("judgement failed"), "{}", d.message);
+    // Not stuck on the failed judgement: the next request is judged anew (and this time allowed
+    // to finish: a denial, since panic/ is not good/).
+    let d = gate.decide(&pinned("panic/app"), Source::Api).await;
+    assert!(!d.error && !d.allowed, "{d:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
