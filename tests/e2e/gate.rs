@@ -707,3 +707,58 @@ fn platform_manifests_are_covered_by_their_index_verdict() {
         }
     });
 }
+
+#[test]
+fn upstream_credentials_come_from_the_password_file() {
+    let reg = TestRegistry::start_with_htpasswd("puller", "s3cret-pass");
+    let pusher = support::client_with_credentials(&reg, "puller", "s3cret-pass");
+    let digest = support::push_sample_image_with(&reg, "allowed/app:v1", &pusher);
+    let rt = support::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret-pass\n").unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nupstreams:\n  - url: http://{}\n    credentials: {{username: puller, password_file: {}}}\n",
+        reg.host(),
+        password.display()
+    );
+    let start = |yaml: &str| {
+        let gate = Gate::new(GateConfig::from_yaml(yaml).unwrap(), TestJudge::default()).unwrap();
+        let bound = rt.block_on(gate.bind()).unwrap();
+        let url = format!("http://{}", bound.local_addr());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(bound.run(async move {
+            let _ = rx.await;
+        }));
+        (url, tx)
+    };
+    let (with, _stop_with) = start(&yaml);
+    let (without, _stop_without) = start(&format!(
+        "listen: 127.0.0.1:0\nupstreams: [{{url: 'http://{}'}}]\n",
+        reg.host()
+    ));
+    rt.block_on(async {
+        let r = get(&format!("{with}/v2/allowed/app/manifests/v1")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["docker-content-digest"],
+            digest.to_string().as_str()
+        );
+        let r = get(&format!("{without}/v2/allowed/app/manifests/v1")).await;
+        assert_eq!(r.status(), 502);
+        let body = json_of(r).await;
+        assert_eq!(body["errors"][0]["code"], "DENIED");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("authentication failed"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+    });
+    // A missing password file stops the gate from starting.
+    let missing = yaml.replace(&password.display().to_string(), "/nonexistent/password");
+    let err = Gate::new(
+        GateConfig::from_yaml(&missing).unwrap(),
+        TestJudge::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("/nonexistent/password"), "{err}");
+}
