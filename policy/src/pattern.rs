@@ -422,16 +422,55 @@ fn globs_intersect(a: &[Tok], b: &[Tok]) -> bool {
     false
 }
 
+/// Globs that share a literal prefix are tried together; `lens` lists the distinct prefix lengths so
+/// a lookup probes one map entry per length instead of testing every glob.
+#[derive(Debug, Default, Clone)]
+struct GlobGroup {
+    by_prefix: HashMap<String, Vec<usize>>,
+    lens: Vec<usize>,
+}
+
+impl GlobGroup {
+    fn insert(&mut self, prefix: &str, index: usize) {
+        if !self.lens.contains(&prefix.len()) {
+            self.lens.push(prefix.len());
+            self.lens.sort_unstable();
+        }
+        self.by_prefix
+            .entry(prefix.to_string())
+            .or_default()
+            .push(index);
+    }
+
+    fn scan(&self, patterns: &[Pattern], name: &str, found: &mut impl FnMut(usize)) {
+        for &len in &self.lens {
+            if len > name.len() {
+                break;
+            }
+            let Some(prefix) = name.get(..len) else {
+                continue;
+            };
+            if let Some(list) = self.by_prefix.get(prefix) {
+                for &i in list {
+                    if glob_match(&patterns[i].glob[len..], &name.as_bytes()[len..]) {
+                        found(i);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Scope lookup structures: exact maps for full references, repositories/hosts (walked from the
-/// longest namespace prefix) and domains, and globs grouped by their literal prefix so a lookup
-/// only tries globs whose prefix the name starts with.
+/// longest namespace prefix) and domains, and globs grouped first by their literal registry host
+/// and then by their literal prefix, so a lookup only tries globs whose prefix the name starts with.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ScopeIndex {
     full: HashMap<String, usize>,
     names: HashMap<String, usize>,
     domains: HashMap<String, usize>,
-    globs: HashMap<String, Vec<usize>>,
-    glob_prefix_lens: Vec<usize>,
+    globs_by_host: HashMap<String, GlobGroup>,
+    globs_any_host: GlobGroup,
 }
 
 impl ScopeIndex {
@@ -449,15 +488,18 @@ impl ScopeIndex {
                     index.domains.insert(p.text[2..].to_string(), i);
                 }
                 PatternKind::Glob => {
-                    let prefix = p.literal_prefix().to_string();
-                    if !index.glob_prefix_lens.contains(&prefix.len()) {
-                        index.glob_prefix_lens.push(prefix.len());
+                    let prefix = p.literal_prefix();
+                    match prefix.split_once('/') {
+                        Some((host, _)) => index
+                            .globs_by_host
+                            .entry(host.to_string())
+                            .or_default()
+                            .insert(prefix, i),
+                        None => index.globs_any_host.insert(prefix, i),
                     }
-                    index.globs.entry(prefix).or_default().push(i);
                 }
             }
         }
-        index.glob_prefix_lens.sort_unstable();
         index
     }
 
@@ -495,21 +537,10 @@ impl ScopeIndex {
                 }
             }
         }
-        for &len in &self.glob_prefix_lens {
-            if len > name.len() {
-                break;
-            }
-            let Some(prefix) = name.get(..len) else {
-                continue;
-            };
-            if let Some(list) = self.globs.get(prefix) {
-                for &i in list {
-                    if glob_match(&patterns[i].glob[len..], &name.as_bytes()[len..]) {
-                        found(i);
-                    }
-                }
-            }
+        if let Some(group) = self.globs_by_host.get(reference.registry()) {
+            group.scan(patterns, &name, &mut found);
         }
+        self.globs_any_host.scan(patterns, &name, &mut found);
     }
 }
 
