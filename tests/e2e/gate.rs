@@ -762,3 +762,96 @@ fn upstream_credentials_come_from_the_password_file() {
     .unwrap();
     assert!(err.to_string().contains("/nonexistent/password"), "{err}");
 }
+
+#[test]
+fn warn_mode_serves_and_http2_works() {
+    let reg = TestRegistry::start();
+    let digest = support::push_sample_image(&reg, "warn/app:v1");
+    let rt = support::runtime();
+    let gate = RunningGate::start(&rt, &reg.host());
+    rt.block_on(async {
+        // Denied in warn mode: served (and counted as a denial).
+        let r = get(&format!("{}/v2/warn/app/manifests/v1", gate.url)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["docker-content-digest"],
+            digest.to_string().as_str()
+        );
+        let metrics = gate.gate.metrics_text();
+        assert!(
+            metrics.contains(
+                "signet_gate_decisions_total{source=\"proxy\",result=\"deny\",mode=\"warn\"} 1"
+            ),
+            "{metrics}"
+        );
+        // HTTP/2 without TLS (prior knowledge), as some clients speak it.
+        let h2 = reqwest::Client::builder()
+            .no_proxy()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let r = h2
+            .get(format!("{}/v2/warn/app/manifests/{digest}", gate.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 200);
+    });
+}
+
+#[test]
+fn shutdown_lets_transfers_finish_and_then_stops_listening() {
+    let reg = TestRegistry::start();
+    let rt = support::runtime();
+    let big = support::sample_bytes("shutdown", 16 * 1024 * 1024);
+    let layer = Descriptor::of("application/octet-stream", &big);
+    rt.block_on(async {
+        support::client()
+            .put_blob(&reg.reference("allowed/big:v1"), Bytes::from(big.clone()))
+            .await
+            .unwrap();
+    });
+    let config = GateConfig::simple(
+        "p".into(),
+        "127.0.0.1:0".parse().unwrap(),
+        &format!("http://{}", reg.host()),
+    )
+    .unwrap();
+    let gate = Gate::new(config, TestJudge::default()).unwrap();
+    let bound = rt.block_on(gate.bind()).unwrap();
+    let addr = bound.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = rt.spawn(bound.run(async move {
+        let _ = rx.await;
+    }));
+    rt.block_on(async {
+        let response = get(&format!(
+            "http://{addr}/v2/allowed/big/blobs/{}",
+            layer.digest
+        ))
+        .await;
+        assert_eq!(response.status(), 200);
+        assert!(gate.is_ready());
+        let mut stream = response.bytes_stream();
+        let mut got = Vec::new();
+        got.extend_from_slice(&stream.next().await.unwrap().unwrap());
+        // Shut down mid-transfer, then read the rest slowly.
+        tx.send(()).unwrap();
+        while let Some(chunk) = stream.next().await {
+            got.extend_from_slice(&chunk.expect("an open transfer is not cut by shutdown"));
+            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        }
+        assert!(got == big, "{} of {} bytes", got.len(), big.len());
+        tokio::time::timeout(std::time::Duration::from_secs(10), running)
+            .await
+            .expect("run returns once transfers are done")
+            .unwrap()
+            .unwrap();
+        assert!(!gate.is_ready());
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "no longer listening"
+        );
+    });
+}
