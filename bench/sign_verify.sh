@@ -117,10 +117,11 @@ requests() {
     wc -l < "$WORK/$tag.requests"
 }
 SIGNET_REQ=$(requests signet "$SIGNET verify --key $WORK/bench.pub $IMAGE")
+SIGN_REQ=$(requests sign "$SIGNET sign --key $WORK/bench.key $SIGN_IMAGE")
 RS_REQ=$(requests sigstore "$RS_VERIFY $IMAGE $WORK/bench.pub")
 
 echo
-echo "signet $("$SIGNET" --version 2>/dev/null || echo '?'), sigstore crate 0.15, docker-registry $("$REGISTRY_BIN" --version 2>/dev/null | awk '{print $3}'), $(nproc) cores, N=$N"
+echo "$("$SIGNET" --version 2>/dev/null || echo 'signet ?'), sigstore crate 0.15, docker-registry $("$REGISTRY_BIN" --version 2>/dev/null | awk '{print $3}'), $(nproc) cores, N=$N"
 printf '| %-52s | %12s | %12s |\n' "measure" "signet" "sigstore-rs"
 printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' $(seq 54))" "$(printf -- '-%.0s' $(seq 14))" "$(printf -- '-%.0s' $(seq 14))"
 printf '| %-52s | %12s | %12s |\n' "sign, median wall ms (one process per run)" "$SIGN_MS" "-"
@@ -129,9 +130,11 @@ printf '| %-52s | %12s | %12s |\n' "verify by digest, median wall ms" "$VERIFY_D
 printf '| %-52s | %12s | %12s |\n' "in-process verifications/s, registry" "$LOOP_REGISTRY" "-"
 printf '| %-52s | %12s | %12s |\n' "in-process verifications/s, OCI layout" "$LOOP_LAYOUT" "-"
 printf '| %-52s | %12s | %12s |\n' "HTTP requests per verify (tag, 1 signature)" "$SIGNET_REQ" "$RS_REQ"
+printf '| %-52s | %12s | %12s |\n' "HTTP requests per sign (tag, appending)" "$SIGN_REQ" "-"
 echo
 echo "signet verify requests:"; sed 's/^/  /' "$WORK/signet.requests"
 echo "sigstore-rs verify requests:"; sed 's/^/  /' "$WORK/sigstore.requests"
+echo "signet sign requests:"; sed 's/^/  /' "$WORK/sign.requests"
 if (( SIGNET_REQ > 4 )); then
     echo "NOTE: signet made $SIGNET_REQ requests (target: at most 4)"
 fi

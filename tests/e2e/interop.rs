@@ -1024,3 +1024,31 @@ fn signet_signs_with_a_key_file_written_by_sigstore_rs() {
         .unwrap();
     assert_eq!(code(&wrong), 2);
 }
+
+#[test]
+fn signet_signs_with_the_lab_keys_of_skopeo_and_sigstore_rs() {
+    let reg = TestRegistry::start();
+    // keyA: skopeo 1.13.3 (`ENCRYPTED COSIGN PRIVATE KEY`); keyR: sigstore-rs 0.15.0
+    // (`ENCRYPTED SIGSTORE PRIVATE KEY`, CRLF line endings).
+    for (name, private) in [("keyA", "keyA.private"), ("keyR", "keyR.key")] {
+        let repo = format!("interop/lab-{}", name.to_lowercase());
+        let image = format!("{}/{repo}:v1", reg.host());
+        support::push_sample_image(&reg, &format!("{repo}:v1"));
+        let password = std::fs::read_to_string(skopeo(&format!("keys/{name}.pass"))).unwrap();
+        let key = skopeo(&format!("keys/{private}"));
+        let public = skopeo(&format!("keys/{name}.pub"));
+        let out = signet()
+            .env("SIGNET_PASSWORD", &password)
+            .args(["sign", "--key", s(&key), &image])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+        let verdict = verify(&[&public], "matchRepository", None, &[], &image);
+        verdict.assert_accepted(1);
+        assert_eq!(
+            sigstore_verify(&reg, &image, &std::fs::read(&public).unwrap()),
+            Ok(1),
+            "{name}"
+        );
+    }
+}
