@@ -125,7 +125,7 @@ pub async fn verify_digest(
         identity: identity.to_string(),
         signature_tag: digest.signature_tag(),
         digest: digest.clone(),
-        identity_rule: options.identity_rule.to_string(),
+        identity_rule: options.identity_rule.describe(),
         outcome,
         signatures: candidates,
     })
@@ -135,20 +135,15 @@ fn apply_rules(candidate: &mut Candidate, identity: &Reference, options: &Verify
     let Some(signed) = candidate.docker_reference.clone() else {
         return;
     };
-    let accepted = options.identity_rule.accepts(&signed, identity);
+    let accepted = options.identity_rule.matches(identity, &signed);
+    let rule = options.identity_rule.describe();
     candidate.record(
         "identity",
         accepted,
         if accepted {
-            format!(
-                "{signed} accepted for {identity} by {}",
-                options.identity_rule
-            )
+            format!("{signed} accepted for {identity} by {rule}",)
         } else {
-            format!(
-                "{signed} not accepted for {identity} by {}",
-                options.identity_rule
-            )
+            format!("{signed} not accepted for {identity} by {rule}",)
         },
     );
     if !options.required_annotations.is_empty() {

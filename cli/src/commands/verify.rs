@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use signet_oci::store::ImageStore;
 use signet_oci::ImageLocation;
 use signet_sign::keys::read_public_key_file;
-use signet_verifier::identity::IdentityRule;
+use signet_verifier::identity::{parse_identity_rule, IdentityRule};
 use signet_verifier::verify::{verify_image, Outcome, VerifyOptions};
 
 use crate::exit::ExitCode;
@@ -29,7 +29,7 @@ pub struct VerifyArgs {
     #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE", value_parser = super::sign::parse_annotation)]
     annotations: Vec<(String, String)>,
     /// How the signed identity must match: matchRepository, matchRepoDigestOrExact, matchExact.
-    #[arg(long, default_value = "matchRepository")]
+    #[arg(long, default_value = "matchRepository", value_parser = parse_identity_rule)]
     identity_rule: IdentityRule,
     /// The registry reference the image is known by (required for oci: and docker-archive: images).
     #[arg(long, value_name = "REF")]
