@@ -3,11 +3,19 @@
 //!
 //! Image layout spec: <https://github.com/opencontainers/image-spec/blob/main/image-layout.md>.
 //! A tag is the `org.opencontainers.image.ref.name` annotation of an `index.json` entry.
+//!
+//! Writers in different processes coordinate through two lock files in the layout directory, held
+//! with `flock`-style locks that the kernel releases when a process dies (so a crashed writer never
+//! leaves a layout locked): `.signet-index.lock` guards each read-modify-write of `index.json`, and
+//! `.signet-update.lock` is for callers' longer read-modify-write sequences such as appending a
+//! signature ([`OciLayout::try_lock_updates`]). Holding the update lock never blocks an `index.json`
+//! update, so the two cannot deadlock.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -24,6 +32,21 @@ pub const OCI_LAYOUT_CONTENT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 pub const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
 /// Size of each read when streaming or hashing blobs.
 pub const READ_CHUNK: usize = 1024 * 1024;
+/// The lock file guarding read-modify-write of `index.json` across processes.
+pub const INDEX_LOCK_FILE: &str = ".signet-index.lock";
+/// The lock file for callers' read-modify-write sequences ([`OciLayout::try_lock_updates`]).
+pub const UPDATE_LOCK_FILE: &str = ".signet-update.lock";
+/// How long an `index.json` update waits for another process's update before giving up (an update
+/// holds the lock for milliseconds; only a stopped process holds it longer).
+pub const INDEX_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A cross-process lock on a layout, released when dropped (or when the process ends, however it
+/// ends).
+#[derive(Debug)]
+pub struct LayoutLock {
+    // Dropping the file closes it, which releases the lock.
+    _file: File,
+}
 
 /// An OCI image layout directory.
 #[derive(Debug)]
@@ -421,11 +444,21 @@ impl OciLayout {
         })
     }
 
+    /// Take the layout's update lock if no other process holds it: `Ok(None)` when one does.
+    /// Callers that read the layout, decide, and write (such as appending a signature) hold it for
+    /// the whole sequence, so concurrent writers in other processes cannot interleave.
+    pub fn try_lock_updates(&self) -> Result<Option<LayoutLock>, Error> {
+        try_lock_file(&self.dir.join(UPDATE_LOCK_FILE))
+    }
+
     fn update_index(&self, change: impl FnOnce(&mut ImageIndex)) -> Result<(), Error> {
         let _guard = self
             .index_lock
             .lock()
             .map_err(|_| Error::Unsupported("index.json lock poisoned".into()))?;
+        // Another process may be between its read and its write of index.json; without this lock
+        // one of two concurrent tag updates would be lost.
+        let _file_lock = lock_file(&self.dir.join(INDEX_LOCK_FILE), INDEX_LOCK_TIMEOUT)?;
         let mut index = self.index()?;
         change(&mut index);
         write_atomically(&self.dir, &self.dir.join("index.json"), &to_json(&index)?)
@@ -467,6 +500,45 @@ impl OciLayout {
             .map_err(|e| Error::io(&target, e.error))?;
         sync_dir(target.parent().unwrap_or(&self.dir));
         Ok(())
+    }
+}
+
+/// Open (creating if needed) the lock file at `path` and take an exclusive lock on it without
+/// waiting: `Ok(None)` if another open file holds it.
+fn try_lock_file(path: &Path) -> Result<Option<LayoutLock>, Error> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(LayoutLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
+}
+
+/// Take the lock at `path`, polling for at most `timeout` (polling rather than a blocking wait, so
+/// that a process stopped while holding the lock cannot hang this one for ever).
+fn lock_file(path: &Path, timeout: Duration) -> Result<LayoutLock, Error> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(lock) = try_lock_file(path)? {
+            return Ok(lock);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("held by another process for over {} s", timeout.as_secs()),
+                ),
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
@@ -726,6 +798,47 @@ mod tests {
         let fetched = layout.read_manifest(&d2, 1 << 20).unwrap();
         assert_eq!(fetched.bytes, m2.to_vec());
         assert_eq!(fetched.digest, d2.digest);
+    }
+
+    #[test]
+    fn update_lock_is_exclusive_and_released_on_drop() {
+        let (_t, layout) = layout();
+        let other = OciLayout::open(layout.dir()).unwrap();
+        let held = layout.try_lock_updates().unwrap().expect("free at first");
+        assert!(
+            other.try_lock_updates().unwrap().is_none(),
+            "held elsewhere"
+        );
+        // The index lock is a different file: holding the update lock never blocks tag updates.
+        let desc = Descriptor::of(OCI_MANIFEST, b"m");
+        other.set_tag("while-held", &desc).unwrap();
+        drop(held);
+        assert!(other.try_lock_updates().unwrap().is_some());
+    }
+
+    #[test]
+    fn concurrent_tag_updates_through_separate_handles_lose_nothing() {
+        // Separate handles share no in-process mutex, exactly like separate processes: only the
+        // lock file keeps their read-modify-write of index.json apart.
+        let (_t, layout) = layout();
+        let dir = layout.dir().to_path_buf();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let handle = OciLayout::open(&dir).unwrap();
+                    for i in 0..25 {
+                        let desc = Descriptor::of(OCI_MANIFEST, format!("{t}-{i}").as_bytes());
+                        handle.set_tag(&format!("t{t}-{i}"), &desc).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(layout.index().unwrap().manifests.len(), 8 * 25);
+        assert!(temp_names(layout.dir()).is_empty());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use signet_oci::layout::{LayoutLock, UPDATE_LOCK_FILE};
 use signet_oci::manifest::SIMPLE_SIGNING;
 use signet_oci::store::ImageStore;
-use signet_oci::{Descriptor, Digest, Manifest, Reference};
+use signet_oci::{Descriptor, Digest, FetchedManifest, ImageManifest, Manifest, Reference};
 use signet_sign::keys::SigningKey;
 use signet_sign::payload::SimpleSigningPayload;
 use signet_sign::SIGNATURE_ANNOTATION;
@@ -180,6 +180,11 @@ fn holds_equivalent(
     })
 }
 
+/// Whether two signature layers are the same signature (same payload, same signature bytes).
+fn same_signature(a: &Descriptor, b: &Descriptor) -> bool {
+    a.digest == b.digest && a.annotation(SIGNATURE_ANNOTATION) == b.annotation(SIGNATURE_ANNOTATION)
+}
+
 /// Append `layer` (with its `payload` blob) to the `.sig` manifest of `digest`, merging with
 /// whatever is there and confirming the result survived concurrent writers. Returns false when an
 /// equivalent signature was already present.
@@ -191,62 +196,21 @@ pub async fn append_layer(
     key: &SigningKey,
     max_attempts: u32,
 ) -> Result<bool, Error> {
-    let tag = digest.signature_tag();
-    let attempts = max_attempts.max(2);
-    // In a layout the update lock keeps other Signet processes out for the whole read-merge-write,
-    // so nothing can overwrite us and no pause is needed; a registry offers no such lock.
-    let lock = lock_layout(store).await?;
-    let pause = lock.is_none();
     // The payload is the same in every round: storing it before the first read keeps each round's
-    // read-to-write window (in which a concurrent writer's manifest can be overwritten) short.
+    // read-to-write window short.
     store
         .put_blob(bytes::Bytes::from(payload.clone()), SIMPLE_SIGNING)
         .await?;
-    let mut wrote = false;
-    for attempt in 0..attempts {
-        let current = read_signature_manifest(store, digest).await?;
-        let existing_layers = current
-            .as_ref()
-            .map(|(_, m)| m.layers.clone())
-            .unwrap_or_default();
-        if holds_equivalent(&existing_layers, &layer, &payload, key) {
-            if !wrote {
-                return Ok(false);
-            }
-            if !pause {
-                return Ok(true);
-            }
-            // Our write is visible; confirm once more after a pause, since a writer that read
-            // before our write may still replace it.
-            settle(attempt).await;
-            let again = read_signature_manifest(store, digest).await?;
-            let layers = again.map(|(_, m)| m.layers).unwrap_or_default();
-            if holds_equivalent(&layers, &layer, &payload, key) {
-                return Ok(true);
-            }
-            tracing::debug!(%tag, attempt, "signature replaced by a concurrent writer after it was seen; merging again");
-            continue;
-        }
-        if wrote {
-            tracing::debug!(%tag, attempt, "signature not seen after our write (a concurrent writer replaced it); merging again");
-        }
-        let mut layers = existing_layers;
-        layers.push(layer.clone());
-        let previous = current.as_ref().map(|(_, m)| m);
-        let (manifest, config) = signature_manifest(previous, layers)?;
-        store
-            .put_blob(bytes::Bytes::from(config), signet_oci::manifest::OCI_CONFIG)
-            .await?;
-        store
-            .put_manifest(&manifest, signet_oci::manifest::OCI_MANIFEST, Some(&tag))
-            .await?;
-        tracing::debug!(%tag, attempt, "wrote signature manifest");
-        wrote = true;
-        if pause {
-            settle(attempt).await;
-        }
-    }
-    Err(Error::Contended { tag, attempts })
+    let present = |existing: &[Descriptor]| holds_equivalent(existing, &layer, &payload, key);
+    let added = ensure_layers(
+        store,
+        digest,
+        std::slice::from_ref(&layer),
+        &present,
+        max_attempts,
+    )
+    .await?;
+    Ok(added > 0)
 }
 
 /// Merge `incoming` signature layers into the `.sig` manifest of `digest` in `store` (used by copy):
@@ -258,45 +222,199 @@ pub async fn merge_layers(
     incoming: &[Descriptor],
     max_attempts: u32,
 ) -> Result<usize, Error> {
-    let tag = digest.signature_tag();
-    let same = |a: &Descriptor, b: &Descriptor| {
-        a.digest == b.digest
-            && a.annotation(SIGNATURE_ANNOTATION) == b.annotation(SIGNATURE_ANNOTATION)
+    let present = |existing: &[Descriptor]| {
+        incoming
+            .iter()
+            .all(|l| existing.iter().any(|e| same_signature(e, l)))
     };
+    ensure_layers(store, digest, incoming, &present, max_attempts).await
+}
+
+/// Registry errors tolerated per signature manifest before giving up. Under concurrent writers
+/// `docker-registry` briefly answers with errors (it rewrites its link files in place, so a
+/// manifest PUT can find a blob another writer is re-linking "unknown"); real failures repeat.
+const MAX_TRANSIENT_ERRORS: u32 = 4;
+
+/// Whether `error` can be such a passing registry failure (HTTP errors and failed requests; never
+/// authentication, a missing image or invalid content).
+fn is_transient(error: &Error) -> bool {
+    matches!(error, Error::Image(signet_oci::Error::Registry { .. }))
+}
+
+/// What one round of [`ensure_layers`] ended with.
+enum Step {
+    /// Everything wanted (and everything seen) is present and confirmed.
+    Done,
+    /// We wrote (and paused); read again.
+    Wrote,
+    /// Something we wrote or saw has gone missing; merge again at once.
+    Lost,
+    /// The manifest changed while we prepared our write; nothing written, start over.
+    Changed,
+}
+
+/// The state of one writer's read-merge-write rounds on one `.sig` manifest.
+struct Ensure<'a> {
+    store: &'a ImageStore,
+    digest: &'a Digest,
+    tag: String,
+    wanted: &'a [Descriptor],
+    /// Whether `wanted` (or equivalents) are all in the given layers.
+    present: &'a dyn Fn(&[Descriptor]) -> bool,
+    /// Whether to pause and re-check (no lock held: a registry).
+    pause: bool,
+    /// Every layer seen in any read: none of them is ever dropped by this writer, so a signature
+    /// one writer lost to a stale write is put back by any other writer that saw it.
+    seen: Vec<Descriptor>,
+    /// How many wanted layers were missing when we first wrote.
+    added: Option<usize>,
+}
+
+/// Make sure the `.sig` manifest of `digest` holds `wanted` (as judged by `present`) and keeps
+/// every layer seen meanwhile; returns how many of `wanted` were missing at our first write.
+async fn ensure_layers(
+    store: &ImageStore,
+    digest: &Digest,
+    wanted: &[Descriptor],
+    present: &dyn Fn(&[Descriptor]) -> bool,
+    max_attempts: u32,
+) -> Result<usize, Error> {
     let attempts = max_attempts.max(2);
+    // In a layout the update lock keeps other Signet processes out for the whole read-merge-write,
+    // so nothing can overwrite us and no pause is needed; a registry offers no such lock.
     let lock = lock_layout(store).await?;
-    let pause = lock.is_none();
-    let mut added_total = None;
-    for attempt in 0..attempts {
-        let current = read_signature_manifest(store, digest).await?;
-        let mut layers = current
+    let mut state = Ensure {
+        store,
+        digest,
+        tag: digest.signature_tag(),
+        wanted,
+        present,
+        pause: lock.is_none(),
+        seen: Vec::new(),
+        added: None,
+    };
+    let mut attempt = 0;
+    let mut restarts_left = attempts.saturating_mul(4);
+    let mut transient_left = MAX_TRANSIENT_ERRORS;
+    while attempt < attempts {
+        match state.round(attempt).await {
+            Ok(Step::Done) => return Ok(state.added.unwrap_or(0)),
+            Ok(Step::Wrote | Step::Lost) => attempt += 1,
+            Ok(Step::Changed) if restarts_left > 0 => {
+                restarts_left -= 1;
+                let jitter = u64::from(rand_core::OsRng.next_u32() % 30);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+            Ok(Step::Changed) => attempt += 1,
+            Err(e) if is_transient(&e) && transient_left > 0 => {
+                transient_left -= 1;
+                tracing::debug!(tag = %state.tag, attempt, error = %e, "registry error while signatures are being written; retrying");
+                settle(attempt).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Contended {
+        tag: state.tag,
+        attempts,
+    })
+}
+
+impl Ensure<'_> {
+    /// Read the `.sig` manifest, remembering every layer in it.
+    async fn read(&mut self) -> Result<Option<(FetchedManifest, ImageManifest)>, Error> {
+        let current = read_signature_manifest(self.store, self.digest).await?;
+        if let Some((_, manifest)) = &current {
+            for layer in &manifest.layers {
+                if !self.seen.iter().any(|s| same_signature(s, layer)) {
+                    self.seen.push(layer.clone());
+                }
+            }
+        }
+        Ok(current)
+    }
+
+    /// Whether `layers` hold everything wanted and everything seen.
+    fn complete(&self, layers: &[Descriptor]) -> bool {
+        (self.present)(layers)
+            && self
+                .seen
+                .iter()
+                .all(|s| layers.iter().any(|l| same_signature(l, s)))
+    }
+
+    async fn round(&mut self, attempt: u32) -> Result<Step, Error> {
+        let current = self.read().await?;
+        let layers = current
             .as_ref()
             .map(|(_, m)| m.layers.clone())
             .unwrap_or_default();
-        let missing: Vec<&Descriptor> = incoming
-            .iter()
-            .filter(|l| !layers.iter().any(|e| same(e, l)))
-            .collect();
-        if missing.is_empty() {
-            return Ok(added_total.unwrap_or(0));
+        let wrote = self.added.is_some();
+        if self.complete(&layers) {
+            if !wrote || !self.pause {
+                return Ok(Step::Done);
+            }
+            // Our write is visible; confirm once more after a longer pause, since a writer that
+            // read before our write may still replace it.
+            confirm_pause().await;
+            let again = self.read().await?;
+            let layers = again.map(|(_, m)| m.layers).unwrap_or_default();
+            if self.complete(&layers) {
+                return Ok(Step::Done);
+            }
+            tracing::debug!(tag = %self.tag, attempt, "a signature was replaced by a concurrent writer after it was seen; merging again");
+            return Ok(Step::Lost);
         }
-        if added_total.is_some() {
-            tracing::debug!(%tag, attempt, "merged signatures not seen after our write; merging again");
+        if wrote {
+            tracing::debug!(tag = %self.tag, attempt, "a signature was not seen after our write (a concurrent writer replaced it); merging again");
         }
-        added_total.get_or_insert(missing.len());
-        layers.extend(missing.into_iter().cloned());
-        let (manifest, config) = signature_manifest(current.as_ref().map(|(_, m)| m), layers)?;
-        store
+        let mut merged = layers.clone();
+        for layer in &self.seen {
+            if !merged.iter().any(|m| same_signature(m, layer)) {
+                merged.push(layer.clone());
+            }
+        }
+        let mut missing_wanted = 0;
+        if !(self.present)(&merged) {
+            for layer in self.wanted {
+                if !merged.iter().any(|m| same_signature(m, layer)) {
+                    merged.push(layer.clone());
+                    missing_wanted += 1;
+                }
+            }
+        }
+        let previous = current.as_ref().map(|(_, m)| m);
+        let (manifest, config) = signature_manifest(previous, merged)?;
+        self.store
             .put_blob(bytes::Bytes::from(config), signet_oci::manifest::OCI_CONFIG)
             .await?;
-        store
-            .put_manifest(&manifest, signet_oci::manifest::OCI_MANIFEST, Some(&tag))
+        if self.pause {
+            // Uploading the config took a while; if another writer got in meanwhile, writing now
+            // would drop its signature. This check shrinks the window in which a write can be
+            // stale to one GET and one PUT.
+            let fresh = read_signature_manifest(self.store, self.digest).await?;
+            if fresh.map(|(f, _)| f.digest) != current.as_ref().map(|(f, _)| f.digest.clone()) {
+                tracing::debug!(tag = %self.tag, attempt, "signature manifest changed while we prepared our write; starting over");
+                return Ok(Step::Changed);
+            }
+        }
+        // Set before the write is sent: a write that reports an error may still have been
+        // applied, and must then be confirmed like any other.
+        self.added.get_or_insert(missing_wanted);
+        self.store
+            .put_manifest(
+                &manifest,
+                signet_oci::manifest::OCI_MANIFEST,
+                Some(&self.tag),
+            )
             .await?;
-        if pause {
+        tracing::debug!(tag = %self.tag, attempt, "wrote signature manifest");
+        if self.pause {
             settle(attempt).await;
         }
+        Ok(Step::Wrote)
     }
-    Err(Error::Contended { tag, attempts })
 }
 
 /// How long a signer waits for another Signet process's update of the same layout (an update
@@ -329,6 +447,13 @@ async fn lock_layout(store: &ImageStore) -> Result<Option<LayoutLock>, Error> {
         let jitter = u64::from(rand_core::OsRng.next_u32() % 10);
         tokio::time::sleep(Duration::from_millis(5 + jitter)).await;
     }
+}
+
+/// The pause before the confirming read: it must outlast the window between another writer's
+/// last read and its write (one GET and one PUT, see `Ensure::round`).
+async fn confirm_pause() {
+    let jitter = u64::from(rand_core::OsRng.next_u32() % 200);
+    tokio::time::sleep(Duration::from_millis(200 + jitter)).await;
 }
 
 async fn settle(attempt: u32) {

@@ -1,0 +1,1007 @@
+//! Robustness of the `signet` binary: concurrent signers lose no signature (registry and OCI
+//! layout), processes killed at random points leave registries and layouts consistent, and no
+//! command ever prints a password or private key material.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use signet_oci::manifest::OCI_MANIFEST;
+use signet_oci::{Descriptor, Digest, Manifest, OciLayout};
+
+use crate::support::{self, client, runtime, signet, TestRegistry};
+
+const PASSWORD: &str = "robustness-pass-7f3a";
+const SIGNERS: usize = 8;
+const ROUNDS: usize = 20;
+const KILLS: usize = 30;
+/// A round slower than this prints its signers' debug lines.
+const SLOW_ROUND: Duration = Duration::from_secs(8);
+/// Seed of the kill-time RNG unless `SIGNET_ROBUSTNESS_SEED` overrides it (printed either way).
+const DEFAULT_SEED: u64 = 0x5167_6e65_7420_6b31;
+
+fn run(args: &[&str]) -> Output {
+    signet()
+        .env("SIGNET_PASSWORD", PASSWORD)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert_eq!(code(&out), 0, "signet {args:?}: {}", text(&out));
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Generate a key pair with the CLI; returns (private, public).
+fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let prefix = dir.join(name);
+    ok(&["generate-key-pair", "--output-key-prefix", s(&prefix)]);
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+/// xorshift64*: deterministic kill times from a printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn from_env(what: &str) -> Rng {
+        let seed = std::env::var("SIGNET_ROBUSTNESS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(DEFAULT_SEED);
+        println!("{what}: RNG seed {seed} (set SIGNET_ROBUSTNESS_SEED to replay)");
+        Rng(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+/// The layers of the `.sig` manifest of `digest` in `repo` of `reg`, and that every blob it names
+/// is present (a crash must never leave a manifest pointing at a missing blob).
+fn registry_signature_layers(reg: &TestRegistry, repo: &str, digest: &Digest) -> Vec<Descriptor> {
+    let reference = reg.reference(&format!("{repo}:{}", digest.signature_tag()));
+    let c = client();
+    runtime().block_on(async {
+        let fetched = c.get_manifest(&reference).await.unwrap();
+        let Manifest::Image(m) = fetched.manifest else {
+            panic!("{reference} is not an image manifest");
+        };
+        for blob in std::iter::once(&m.config).chain(&m.layers) {
+            c.get_blob_bytes(&reference, blob, 1 << 20).await.unwrap();
+        }
+        m.layers
+    })
+}
+
+/// Put a fresh sample image into the layout at `dir` under `tag`; returns its digest.
+fn layout_image(dir: &Path, tag: &str) -> Digest {
+    let layout = OciLayout::create_or_open(dir).unwrap();
+    let (manifest, blobs) = support::sample_image(&format!("{}/{tag}", dir.display()));
+    for (_, bytes) in &blobs {
+        layout.write_blob(bytes).unwrap();
+    }
+    layout.write_blob(&manifest).unwrap();
+    let desc = Descriptor::of(OCI_MANIFEST, &manifest);
+    layout.set_tag(tag, &desc).unwrap();
+    desc.digest
+}
+
+/// The layers of the `.sig` manifest of `digest` in the layout at `dir`.
+fn layout_signature_layers(dir: &Path, digest: &Digest) -> Vec<Descriptor> {
+    let layout = OciLayout::open(dir).unwrap();
+    let desc = layout
+        .find_tag(&digest.signature_tag())
+        .unwrap()
+        .expect("signature tag present");
+    match layout.read_manifest(&desc, 1 << 20).unwrap().manifest {
+        Manifest::Image(m) => m.layers,
+        other => panic!("not an image manifest: {other:?}"),
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The layout at `dir` is consistent: `index.json` parses, every blob at a final name hashes to
+/// its name (no half-written file was renamed into place), every manifest `index.json` names is
+/// present. Returns how many temporary files (`.tmp-…`, never read by anyone) were left behind.
+fn assert_layout_consistent(dir: &Path) -> usize {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap())
+            .expect("index.json is valid JSON");
+    let layout = OciLayout::open(dir).unwrap();
+    let mut temps = 0;
+    for path in walk(&dir.join("blobs")) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with(".tmp-") {
+            temps += 1;
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            Digest::sha256(&bytes).hex(),
+            name,
+            "{} holds content of another digest",
+            path.display()
+        );
+    }
+    for entry in index["manifests"].as_array().unwrap() {
+        let desc: Descriptor = serde_json::from_value(entry.clone()).unwrap();
+        layout.read_manifest(&desc, 1 << 20).unwrap();
+    }
+    for name in std::fs::read_dir(dir).unwrap() {
+        let name = name.unwrap().file_name().to_string_lossy().to_string();
+        if name.starts_with(".tmp-") {
+            temps += 1;
+        }
+    }
+    temps
+}
+
+/// What the signers' debug lines tell: how often a signer found its signature replaced and merged
+/// again, how often the registry answered with a passing error, and how many manifest writes.
+#[derive(Debug, Default, Clone, Copy)]
+struct Retries {
+    merged_again: usize,
+    registry_errors: usize,
+    writes: usize,
+}
+
+impl Retries {
+    fn of(stderr: &[u8]) -> Retries {
+        let text = String::from_utf8_lossy(stderr);
+        let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+        Retries {
+            merged_again: count("merging again"),
+            registry_errors: count("registry error while signatures are being written"),
+            writes: count("wrote signature manifest"),
+        }
+    }
+
+    fn add(&mut self, other: Retries) {
+        self.merged_again += other.merged_again;
+        self.registry_errors += other.registry_errors;
+        self.writes += other.writes;
+    }
+}
+
+impl std::fmt::Display for Retries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} merge-again retries, {} registry-error retries, {} manifest writes",
+            self.merged_again, self.registry_errors, self.writes
+        )
+    }
+}
+
+/// Start `SIGNERS` `signet sign` processes (one per key) on `image` at once; all must succeed.
+/// Returns the retries they logged.
+fn sign_concurrently(keys: &[(PathBuf, PathBuf)], extra: &[&str], image: &str) -> Retries {
+    let children: Vec<Child> = keys
+        .iter()
+        .map(|(key, _)| {
+            signet()
+                .env("SIGNET_PASSWORD", PASSWORD)
+                .env("SIGNET_LOG", "signet_verifier=debug")
+                .args(["sign", "--key", s(key)])
+                .args(extra)
+                .arg(image)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let started = Instant::now();
+    let mut total = Retries::default();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "concurrent sign: {}", text(&out));
+        let retries = Retries::of(&out.stderr);
+        total.add(retries);
+        if started.elapsed() > SLOW_ROUND {
+            // Show why a round was slow (the debug lines carry timestamps).
+            println!(
+                "slow signer ({retries}):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    total
+}
+
+fn keys(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
+    (0..SIGNERS)
+        .map(|i| keypair(dir, &format!("signer{i}")))
+        .collect()
+}
+
+#[test]
+fn eight_concurrent_signers_lose_no_signature_in_a_registry() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys(dir.path());
+    let started = Instant::now();
+    let (mut lost, mut total_retries, mut slowest) = (0, Retries::default(), Duration::ZERO);
+    for round in 0..ROUNDS {
+        let tag = format!("r{round}");
+        let digest = support::push_sample_image(&reg, &format!("concurrent/app:{tag}"));
+        let image = format!("{}/concurrent/app@{digest}", reg.host());
+        let t = Instant::now();
+        let retried = sign_concurrently(&keys, &[], &image);
+        let took = t.elapsed();
+        slowest = slowest.max(took);
+        total_retries.add(retried);
+        let layers = registry_signature_layers(&reg, "concurrent/app", &digest);
+        let distinct: BTreeSet<&Digest> = layers.iter().map(|l| &l.digest).collect();
+        assert_eq!(distinct.len(), 1, "one payload, signed by eight keys");
+        let mut missing = 0;
+        for (_, public) in &keys {
+            let out = run(&["verify", "--key", s(public), &image]);
+            if code(&out) != 0 {
+                missing += 1;
+                eprintln!("round {round}: {} lost: {}", public.display(), text(&out));
+            }
+        }
+        lost += missing;
+        println!(
+            "registry round {round}: {} layers, {missing} lost, {retried}, signing took {took:?}",
+            layers.len()
+        );
+        assert_eq!(
+            layers.len(),
+            SIGNERS,
+            "round {round}: every signer's layer present"
+        );
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "registry: {ROUNDS} rounds x {SIGNERS} signers, {lost} lost, {total_retries}, \
+         {:?} per round on average (signing {slowest:?} at worst), {elapsed:?} in all",
+        elapsed / ROUNDS as u32
+    );
+    assert_eq!(lost, 0);
+}
+
+#[test]
+fn eight_concurrent_signers_lose_no_signature_in_a_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys(dir.path());
+    let layout = dir.path().join("layout");
+    let identity_base = "registry.example/concurrent/app";
+    let started = Instant::now();
+    let (mut lost, mut total_retries, mut index_reads) = (0, Retries::default(), 0);
+    for round in 0..ROUNDS {
+        let tag = format!("r{round}");
+        let digest = layout_image(&layout, &tag);
+        let image = format!("oci:{}:{tag}", layout.display());
+        let identity = format!("{identity_base}:{tag}");
+        // Read index.json over and over while the signers write it: every read must parse.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let stop = stop.clone();
+            let path = layout.join("index.json");
+            std::thread::spawn(move || {
+                let mut reads = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let bytes = std::fs::read(&path).unwrap();
+                    serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .expect("index.json is valid JSON at every moment");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        let t = Instant::now();
+        let retried = sign_concurrently(&keys, &["--identity", &identity], &image);
+        let took = t.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        index_reads += reader.join().unwrap();
+        total_retries.add(retried);
+        let layers = layout_signature_layers(&layout, &digest);
+        let mut missing = 0;
+        for (_, public) in &keys {
+            let out = run(&[
+                "verify",
+                "--key",
+                s(public),
+                "--identity",
+                &identity,
+                &image,
+            ]);
+            if code(&out) != 0 {
+                missing += 1;
+                eprintln!("round {round}: {} lost: {}", public.display(), text(&out));
+            }
+        }
+        lost += missing;
+        println!(
+            "layout round {round}: {} layers, {missing} lost, {retried}, signing took {took:?}",
+            layers.len()
+        );
+        assert_eq!(
+            layers.len(),
+            SIGNERS,
+            "round {round}: every signer's layer present"
+        );
+        assert_eq!(
+            assert_layout_consistent(&layout),
+            0,
+            "no temporary files left"
+        );
+    }
+    // Every round's image and signature tag are still there (no tag update was lost).
+    let index = OciLayout::open(&layout).unwrap().index().unwrap();
+    assert_eq!(index.manifests.len(), 2 * ROUNDS);
+    let elapsed = started.elapsed();
+    println!(
+        "layout: {ROUNDS} rounds x {SIGNERS} signers, {lost} lost, {total_retries}, \
+         {index_reads} concurrent index.json reads all valid, {:?} per round, {elapsed:?} in all",
+        elapsed / ROUNDS as u32
+    );
+    assert_eq!(lost, 0);
+}
+
+/// Run `args` once to completion and return how long it took (kill times are drawn up to a bit
+/// more than that, so kills land everywhere from process start to after the end).
+fn duration_of(args: &[&str]) -> Duration {
+    let t = Instant::now();
+    ok(args);
+    t.elapsed()
+}
+
+/// Spawn `args`, SIGKILL it after `delay`; returns whether it had already finished.
+fn spawn_and_kill(args: &[&str], delay: Duration) -> bool {
+    let mut child = signet()
+        .env("SIGNET_PASSWORD", PASSWORD)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let finished = child.try_wait().unwrap().is_some();
+    // Child::kill sends SIGKILL on Unix: no destructor, no clean-up runs.
+    let _ = child.kill();
+    child.wait().unwrap();
+    finished
+}
+
+#[test]
+fn killed_signers_leave_registry_and_layout_consistent() {
+    let mut rng = Rng::from_env("killed signers");
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key_a, pub_a) = keypair(dir.path(), "a");
+    let (key_b, pub_b) = keypair(dir.path(), "b");
+
+    // Registry.
+    let digest = support::push_sample_image(&reg, "crash/app:v1");
+    let image = format!("{}/crash/app@{digest}", reg.host());
+    ok(&["sign", "--key", s(&key_a), &image]);
+    // Time a full run of the command under test on a scratch image, then kill in [0, 1.3 x that].
+    let scratch = support::push_sample_image(&reg, "crash/scratch:v1");
+    let full = duration_of(&[
+        "sign",
+        "--key",
+        s(&key_b),
+        &format!("{}/crash/scratch@{scratch}", reg.host()),
+    ]);
+    let max_ms = (full.as_millis() as u64 * 13 / 10).max(20);
+    let mut finished = 0;
+    for i in 0..KILLS {
+        let delay = Duration::from_millis(rng.below(max_ms + 1));
+        finished += usize::from(spawn_and_kill(&["sign", "--key", s(&key_b), &image], delay));
+        let out = run(&["verify", "--key", s(&pub_a), &image]);
+        assert_eq!(
+            code(&out),
+            0,
+            "kill {i} after {delay:?}: A's signature intact: {}",
+            text(&out)
+        );
+        registry_signature_layers(&reg, "crash/app", &digest);
+        // A later signer (another payload, so it really writes) still works.
+        ok(&[
+            "sign",
+            "--key",
+            s(&key_a),
+            "-a",
+            &format!("after-kill={i}"),
+            &image,
+        ]);
+    }
+    ok(&["sign", "--key", s(&key_b), &image]);
+    ok(&["verify", "--key", s(&pub_a), &image]);
+    ok(&["verify", "--key", s(&pub_b), &image]);
+    let layers = registry_signature_layers(&reg, "crash/app", &digest);
+    println!(
+        "registry: {KILLS} sign processes killed within 0..{max_ms} ms (a full run took {full:?}; \
+         {finished} had finished before the kill); A verified after every kill; {} layers at the end",
+        layers.len()
+    );
+    assert_eq!(
+        layers.len(),
+        1 + KILLS + 1,
+        "A, A's {KILLS} annotated re-signs, B once"
+    );
+
+    // OCI layout.
+    let layout = dir.path().join("layout");
+    let digest = layout_image(&layout, "v1");
+    let image = format!("oci:{}:v1", layout.display());
+    let identity = "registry.example/crash/app:v1";
+    ok(&["sign", "--key", s(&key_a), "--identity", identity, &image]);
+    let scratch = dir.path().join("scratch");
+    layout_image(&scratch, "v1");
+    let full = duration_of(&[
+        "sign",
+        "--key",
+        s(&key_b),
+        "--identity",
+        identity,
+        &format!("oci:{}:v1", scratch.display()),
+    ]);
+    let max_ms = (full.as_millis() as u64 * 13 / 10).max(20);
+    let (mut finished, mut temps) = (0, 0);
+    for i in 0..KILLS {
+        let delay = Duration::from_millis(rng.below(max_ms + 1));
+        finished += usize::from(spawn_and_kill(
+            &["sign", "--key", s(&key_b), "--identity", identity, &image],
+            delay,
+        ));
+        temps = assert_layout_consistent(&layout);
+        let out = run(&["verify", "--key", s(&pub_a), "--identity", identity, &image]);
+        assert_eq!(
+            code(&out),
+            0,
+            "kill {i} after {delay:?}: A's signature intact: {}",
+            text(&out)
+        );
+        ok(&["validate", &image]);
+        ok(&[
+            "sign",
+            "--key",
+            s(&key_a),
+            "--identity",
+            identity,
+            "-a",
+            &format!("after-kill={i}"),
+            &image,
+        ]);
+    }
+    ok(&["sign", "--key", s(&key_b), "--identity", identity, &image]);
+    ok(&["verify", "--key", s(&pub_a), "--identity", identity, &image]);
+    ok(&["verify", "--key", s(&pub_b), "--identity", identity, &image]);
+    temps = temps.max(assert_layout_consistent(&layout));
+    let layers = layout_signature_layers(&layout, &digest);
+    println!(
+        "layout: {KILLS} sign processes killed within 0..{max_ms} ms (a full run took {full:?}; \
+         {finished} had finished before the kill); consistent after every kill; {} layers at the \
+         end; {temps} temporary file(s) left behind",
+        layers.len()
+    );
+    assert_eq!(layers.len(), 1 + KILLS + 1);
+}
+
+#[test]
+fn killed_copies_leave_registry_and_layout_consistent() {
+    let mut rng = Rng::from_env("killed copies");
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key_a, pub_a) = keypair(dir.path(), "a");
+    let (key_b, pub_b) = keypair(dir.path(), "b");
+    let host = reg.host();
+
+    // Source: an image signed by B in the registry. Destination layout: already holds an image
+    // signed by A, and (after the first copy) the copied image with A's signature merged in.
+    let src_digest = support::push_sample_image(&reg, "copysrc/app:v1");
+    let src = format!("{host}/copysrc/app:v1");
+    let src_identity = format!("{host}/copysrc/app");
+    ok(&["sign", "--key", s(&key_b), &src]);
+    let layout = dir.path().join("layout");
+    let old_digest = layout_image(&layout, "old");
+    let old = format!("oci:{}:old", layout.display());
+    let old_identity = "registry.example/old/app:v1";
+    ok(&["sign", "--key", s(&key_a), "--identity", old_identity, &old]);
+    let dst = format!("oci:{}:copied", layout.display());
+    let full = duration_of(&[
+        "copy",
+        &src,
+        &format!("oci:{}:v1", dir.path().join("scratch").display()),
+    ]);
+    let max_ms = (full.as_millis() as u64 * 13 / 10).max(20);
+    let (mut finished, mut temps) = (0, 0);
+    for i in 0..KILLS {
+        let delay = Duration::from_millis(rng.below(max_ms + 1));
+        finished += usize::from(spawn_and_kill(&["copy", &src, &dst], delay));
+        temps = assert_layout_consistent(&layout);
+        ok(&[
+            "verify",
+            "--key",
+            s(&pub_a),
+            "--identity",
+            old_identity,
+            &old,
+        ]);
+        ok(&["validate", &old]);
+        // Whatever the killed copy left under its tag is whole.
+        if OciLayout::open(&layout)
+            .unwrap()
+            .find_tag("copied")
+            .unwrap()
+            .is_some()
+        {
+            ok(&["validate", &dst]);
+        }
+        ok(&[
+            "sign",
+            "--key",
+            s(&key_a),
+            "--identity",
+            old_identity,
+            "-a",
+            &format!("after-kill={i}"),
+            &old,
+        ]);
+    }
+    ok(&["copy", &src, &dst]);
+    ok(&["validate", &dst]);
+    ok(&[
+        "verify",
+        "--key",
+        s(&pub_b),
+        "--identity",
+        &src_identity,
+        &dst,
+    ]);
+    ok(&[
+        "verify",
+        "--key",
+        s(&pub_a),
+        "--identity",
+        old_identity,
+        &old,
+    ]);
+    temps = temps.max(assert_layout_consistent(&layout));
+    assert_eq!(
+        layout_signature_layers(&layout, &old_digest).len(),
+        1 + KILLS
+    );
+    assert_eq!(layout_signature_layers(&layout, &src_digest).len(), 1);
+    println!(
+        "copy to layout: {KILLS} copies killed within 0..{max_ms} ms (a full run took {full:?}; \
+         {finished} had finished before the kill); consistent after every kill; {temps} temporary \
+         file(s) left behind"
+    );
+
+    // Layout to registry: the destination repository already holds the image signed by A; the
+    // copy brings B's signature along and must never drop A's.
+    let dst = format!("{host}/copydst/app:v1");
+    ok(&["copy", "--no-signatures", &src, &dst]);
+    let dst_digest = src_digest;
+    ok(&[
+        "sign",
+        "--key",
+        s(&key_a),
+        "--identity",
+        &src_identity,
+        &dst,
+    ]);
+    let source = format!("oci:{}:copied", layout.display());
+    let full = duration_of(&["copy", &source, &format!("{host}/copyscratch/app:v1")]);
+    let max_ms = (full.as_millis() as u64 * 13 / 10).max(20);
+    let mut finished = 0;
+    for i in 0..KILLS {
+        let delay = Duration::from_millis(rng.below(max_ms + 1));
+        finished += usize::from(spawn_and_kill(&["copy", &source, &dst], delay));
+        let out = run(&[
+            "verify",
+            "--key",
+            s(&pub_a),
+            "--identity",
+            &src_identity,
+            &dst,
+        ]);
+        assert_eq!(
+            code(&out),
+            0,
+            "kill {i} after {delay:?}: A intact: {}",
+            text(&out)
+        );
+        registry_signature_layers(&reg, "copydst/app", &dst_digest);
+        ok(&["validate", &dst]);
+    }
+    ok(&["copy", &source, &dst]);
+    ok(&[
+        "verify",
+        "--key",
+        s(&pub_a),
+        "--identity",
+        &src_identity,
+        &dst,
+    ]);
+    ok(&[
+        "verify",
+        "--key",
+        s(&pub_b),
+        "--identity",
+        &src_identity,
+        &dst,
+    ]);
+    assert_eq!(
+        registry_signature_layers(&reg, "copydst/app", &dst_digest).len(),
+        2
+    );
+    println!(
+        "copy to registry: {KILLS} copies killed within 0..{max_ms} ms (a full run took {full:?}; \
+         {finished} had finished before the kill); A verified after every kill"
+    );
+}
+
+/// Every textual form of `der` (a PKCS#8 private key) and of its 32-byte secret scalar that could
+/// leak: hex (both cases), base64, and the base64 lines of the PEM body.
+fn secret_forms(der: &[u8], pem_body_lines: &[String]) -> Vec<String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut forms = vec![hex::encode(der), hex::encode_upper(der), b64.encode(der)];
+    forms.extend(pem_body_lines.iter().filter(|l| l.len() >= 16).cloned());
+    // The SEC1 ECPrivateKey inside: version 1, then the scalar as a 32-byte OCTET STRING.
+    let marker = [0x02, 0x01, 0x01, 0x04, 0x20];
+    let at = der
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("a P-256 PKCS#8 key holds the SEC1 scalar");
+    let scalar = &der[at + marker.len()..at + marker.len() + 32];
+    forms.extend([
+        hex::encode(scalar),
+        hex::encode_upper(scalar),
+        b64.encode(scalar),
+    ]);
+    // Base64 of the DER split differently from the PEM's lines (an 18-byte window is 24 characters
+    // at every alignment) would still show up as a substring of one of these.
+    for chunk in der.chunks(18).filter(|c| c.len() == 18) {
+        forms.push(b64.encode(chunk));
+    }
+    forms
+}
+
+fn pem_body(pem: &str) -> Vec<String> {
+    pem.lines()
+        .filter(|l| !l.starts_with("-----") && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn no_command_prints_a_password_or_private_key() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let host = reg.host();
+    support::push_sample_image(&reg, "secret/app:v1");
+    let image = format!("{host}/secret/app:v1");
+
+    // An unencrypted PKCS#8 key made by openssl, to import.
+    let plain = d.join("plain.pem");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        s(&plain),
+    ]);
+    let plain_der = openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-in",
+        s(&plain),
+        "-outform",
+        "DER",
+    ]);
+    let plain_pem = std::fs::read_to_string(&plain).unwrap();
+    assert!(plain_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+
+    let gen_prefix = d.join("gen");
+    let imp_prefix = d.join("imp");
+    let (gen_key, gen_pub) = (
+        gen_prefix.with_extension("key"),
+        gen_prefix.with_extension("pub"),
+    );
+    let (imp_key, imp_pub) = (
+        imp_prefix.with_extension("key"),
+        imp_prefix.with_extension("pub"),
+    );
+    let (_, other_pub) = {
+        let p = d.join("other");
+        ok(&["generate-key-pair", "--output-key-prefix", s(&p)]);
+        (p.with_extension("key"), p.with_extension("pub"))
+    };
+    let missing = d.join("missing.key");
+    let layout = format!("oci:{}:v1", d.join("layout").display());
+    let identity = format!("{host}/secret/app");
+    let wrong_password = "wrong-pass-c0ffee";
+    let (x_prefix, y_prefix) = (d.join("x"), d.join("y"));
+    let absent_image = format!("{host}/secret/none:v1");
+
+    // (password to use, args, expected exit code); every command that touches a key, with failures.
+    let cases: Vec<(&str, Vec<&str>, i32)> = vec![
+        (
+            PASSWORD,
+            vec!["generate-key-pair", "--output-key-prefix", s(&gen_prefix)],
+            0,
+        ),
+        (
+            PASSWORD,
+            vec!["generate-key-pair", "--output-key-prefix", s(&gen_prefix)],
+            2,
+        ),
+        (
+            PASSWORD,
+            vec![
+                "import-key-pair",
+                "--key",
+                s(&plain),
+                "--output-key-prefix",
+                s(&imp_prefix),
+            ],
+            0,
+        ),
+        (
+            PASSWORD,
+            vec![
+                "import-key-pair",
+                "--key",
+                s(&plain),
+                "--output-key-prefix",
+                s(&imp_prefix),
+            ],
+            2,
+        ),
+        (
+            PASSWORD,
+            vec![
+                "import-key-pair",
+                "--key",
+                s(&missing),
+                "--output-key-prefix",
+                s(&x_prefix),
+            ],
+            2,
+        ),
+        (
+            PASSWORD,
+            vec![
+                "import-key-pair",
+                "--key",
+                s(&gen_key),
+                "--output-key-prefix",
+                s(&y_prefix),
+            ],
+            2,
+        ),
+        (PASSWORD, vec!["public-key", "--key", s(&gen_key)], 0),
+        (PASSWORD, vec!["public-key", "--key", s(&imp_key)], 0),
+        (wrong_password, vec!["public-key", "--key", s(&gen_key)], 2),
+        (PASSWORD, vec!["public-key", "--key", s(&missing)], 2),
+        (PASSWORD, vec!["public-key", "--key", s(&plain)], 2),
+        (PASSWORD, vec!["sign", "--key", s(&gen_key), &image], 0),
+        (PASSWORD, vec!["sign", "--key", s(&imp_key), &image], 0),
+        (
+            wrong_password,
+            vec!["sign", "--key", s(&gen_key), &image],
+            2,
+        ),
+        (PASSWORD, vec!["sign", "--key", s(&missing), &image], 2),
+        (PASSWORD, vec!["sign", "--key", s(&plain), &image], 2),
+        (PASSWORD, vec!["sign", "--key", s(&gen_pub), &image], 2),
+        (PASSWORD, vec!["verify", "--key", s(&gen_pub), &image], 0),
+        (PASSWORD, vec!["verify", "--key", s(&imp_pub), &image], 0),
+        (PASSWORD, vec!["verify", "--key", s(&other_pub), &image], 12),
+        (PASSWORD, vec!["verify", "--key", s(&gen_key), &image], 2),
+        (PASSWORD, vec!["verify", "--key", s(&plain), &image], 2),
+        (PASSWORD, vec!["verify", "--key", s(&missing), &image], 2),
+        (PASSWORD, vec!["copy", &image, &layout], 0),
+        (
+            PASSWORD,
+            vec![
+                "verify",
+                "--key",
+                s(&gen_pub),
+                "--identity",
+                &identity,
+                &layout,
+            ],
+            0,
+        ),
+        (
+            PASSWORD,
+            vec![
+                "sign",
+                "--key",
+                s(&gen_key),
+                "--identity",
+                &identity,
+                "-a",
+                "x=1",
+                &layout,
+            ],
+            0,
+        ),
+        (PASSWORD, vec!["copy", &absent_image, &layout], 2),
+    ];
+    let mut transcript = String::new();
+    let mut runs = 0;
+    for verbosity in [None, Some("-vvv")] {
+        for (password, args, expected) in &cases {
+            // The second pass re-runs the same commands with trace logging; the generating
+            // commands then fail (files exist), which is also a case worth checking.
+            let mut cmd = signet();
+            cmd.env("SIGNET_PASSWORD", password)
+                .env("RUST_LOG", "trace")
+                .env("SIGNET_LOG", "trace")
+                .args(verbosity)
+                .args(args);
+            let out = cmd.output().unwrap();
+            runs += 1;
+            if verbosity.is_none() {
+                assert_eq!(code(&out), *expected, "signet {args:?}: {}", text(&out));
+            }
+            transcript.push_str(&format!("$ signet {args:?}\n{}\n", text(&out)));
+        }
+    }
+    // JSON logs too.
+    for args in [
+        vec![
+            "--log-format",
+            "json",
+            "-vvv",
+            "sign",
+            "--key",
+            s(&gen_key),
+            "-a",
+            "y=2",
+            &image,
+        ],
+        vec![
+            "--log-format",
+            "json",
+            "-vvv",
+            "public-key",
+            "--key",
+            s(&gen_key),
+        ],
+    ] {
+        let out = signet()
+            .env("SIGNET_PASSWORD", PASSWORD)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        runs += 1;
+        transcript.push_str(&format!("$ signet {args:?}\n{}\n", text(&out)));
+    }
+    assert!(
+        transcript.contains("TRACE") || transcript.contains("\"level\":\"TRACE\""),
+        "trace logging was on"
+    );
+
+    // The secrets: both passwords, the imported key in every form, and the generated key (as
+    // decrypted by the library) in every form.
+    let gen_der = signet_sign::keys::read_private_key_file(&gen_key, PASSWORD.as_bytes())
+        .unwrap()
+        .key
+        .to_pkcs8_der()
+        .unwrap();
+    let gen_pem_body: Vec<String> = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&gen_der[..]);
+        b64.as_bytes()
+            .chunks(64)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect()
+    };
+    let mut secrets = vec![PASSWORD.to_string(), wrong_password.to_string()];
+    secrets.extend(secret_forms(&plain_der, &pem_body(&plain_pem)));
+    secrets.extend(secret_forms(&gen_der, &gen_pem_body));
+    // The imported key file decrypts to the very key imported (so its forms above are the ones
+    // that matter for it).
+    let imported = signet_sign::keys::read_private_key_file(&imp_key, PASSWORD.as_bytes()).unwrap();
+    assert_eq!(
+        imported.key.to_pkcs8_der().unwrap().as_slice(),
+        plain_der.as_slice()
+    );
+    for secret in &secrets {
+        assert!(
+            !transcript.contains(secret.as_str()),
+            "output contains a secret ({} chars)",
+            secret.len()
+        );
+    }
+    println!(
+        "{runs} command runs ({} cases, plain and -vvv with RUST_LOG/SIGNET_LOG=trace, plus JSON logs), \
+         {} bytes of output searched for {} secret strings: none found",
+        cases.len(),
+        transcript.len(),
+        secrets.len()
+    );
+
+    // Key files are created 0600; a key others can read is used, with a warning.
+    for key in [&gen_key, &imp_key] {
+        let mode = std::fs::metadata(key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", key.display());
+    }
+    for key in [&gen_pub, &imp_pub] {
+        let pem = std::fs::read_to_string(key).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN PUBLIC KEY-----"),
+            "{}",
+            key.display()
+        );
+    }
+    std::fs::set_permissions(&gen_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&["sign", "--key", s(&gen_key), "-a", "perm=644", &image]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("readable by other users"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(s(&gen_key)), "names the file: {stderr}");
+    std::fs::set_permissions(&gen_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run(&["sign", "--key", s(&gen_key), "-a", "perm=600", &image]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("readable by other users"));
+}
