@@ -39,9 +39,16 @@ mod tests {
         check("matchRepository", "h:5/b", "h:5/a:v1", false);
         check("matchRepoDigestOrExact", "h:5/a:v1", "h:5/a:v1", true);
         check("matchRepoDigestOrExact", "h:5/a", "h:5/a:v1", false);
+        // containers/image refuses a name-only signed identity here even for a digest reference.
         check(
             "matchRepoDigestOrExact",
             "h:5/a",
+            &format!("h:5/a@{d}"),
+            false,
+        );
+        check(
+            "matchRepoDigestOrExact",
+            "h:5/a:v9",
             &format!("h:5/a@{d}"),
             true,
         );
