@@ -6,7 +6,7 @@ use signet_oci::store::ImageStore;
 use signet_oci::{Digest, FetchedManifest, LayoutSelector, Manifest};
 
 use crate::sign::{merge_layers, DEFAULT_MAX_ATTEMPTS};
-use crate::signatures::read_signature_manifest;
+use crate::signatures::{read_signature_manifest, DEFAULT_MAX_SIGNATURES};
 use crate::Error;
 
 /// How deep indexes may nest (an index of indexes is legal but rare; cycles are impossible by
@@ -122,6 +122,18 @@ async fn copy_signatures(
     let Some((fetched, manifest)) = read_signature_manifest(src, digest).await? else {
         return Ok(());
     };
+    // Bound the work a hostile source can cause (each layer is a blob to fetch and store): more
+    // signatures than verification would ever look at are refused, not copied.
+    if manifest.layers.len() > DEFAULT_MAX_SIGNATURES {
+        return Err(Error::LimitExceeded {
+            what: format!(
+                "signature manifest {} with {} layers",
+                digest.signature_tag(),
+                manifest.layers.len()
+            ),
+            limit: format!("{DEFAULT_MAX_SIGNATURES} layers"),
+        });
+    }
     for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
         if !dst.has_blob(&blob.digest).await? {
             let stream = src.blob_stream(blob).await?;

@@ -107,6 +107,10 @@ const MAX_TAGS: usize = 100_000;
 const DEFAULT_TOKEN_SECONDS: u64 = 60;
 /// Longest token lifetime we believe.
 const MAX_TOKEN_SECONDS: u64 = 3600;
+/// Slowest transfer rate tolerated, in bytes per second: uploads get `timeout` plus their size at
+/// this rate per request, and a blob download must finish within `timeout` plus its size at this
+/// rate (the idle read time-out alone lets a server send one byte per second for ever).
+const MIN_BYTES_PER_SECOND: u64 = 64 * 1024;
 /// First back-off delay between retries; doubled each time, plus jitter.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 
@@ -595,7 +599,7 @@ impl RegistryClient {
                 // Upload bodies get extra time for their size (at a floor of 64 KiB/s): a
                 // fixed bound would fail large chunks on slow links.
                 let body_len = call.body.as_ref().map_or(0, |b| b.len() as u64);
-                let extra = Duration::from_secs(body_len / (64 * 1024));
+                let extra = Duration::from_secs(body_len / MIN_BYTES_PER_SECOND);
                 request = request.timeout(self.options.timeout + extra);
             }
             if let Some(value) = &auth {
@@ -861,6 +865,7 @@ impl RegistryClient {
         let url = self.url(reference, &format!("blobs/{}", descriptor.digest))?;
         let mut call = Self::call(reference, &what, Access::Pull, Method::GET, url);
         call.whole_timeout = false;
+        let started = tokio::time::Instant::now();
         let response = self.send(&call).await?;
         if response.status() != StatusCode::OK {
             return Err(Self::status_error(&call, response).await);
@@ -874,11 +879,14 @@ impl RegistryClient {
                 });
             }
         }
+        // The deadline counts from the request, so a slow start eats into the same budget.
+        let deadline = started + transfer_budget(self.options.timeout, descriptor.size);
         Ok(verified_stream(
             response.bytes_stream(),
             descriptor,
             what,
             reference.registry().to_string(),
+            deadline,
         ))
     }
 
@@ -1194,13 +1202,21 @@ async fn read_bounded(
     }
 }
 
+/// How long a transfer of `size` bytes may take: the request time-out plus the size at
+/// [`MIN_BYTES_PER_SECOND`].
+fn transfer_budget(timeout: Duration, size: u64) -> Duration {
+    timeout.saturating_add(Duration::from_secs(size / MIN_BYTES_PER_SECOND))
+}
+
 /// Wrap a body stream so it yields an error instead of its end when the bytes do not hash to
-/// `descriptor.digest` or do not number `descriptor.size`, and as soon as there are too many.
+/// `descriptor.digest` or do not number `descriptor.size`, as soon as there are too many, and
+/// when they have not all arrived by `deadline`.
 fn verified_stream(
     inner: impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
     descriptor: &Descriptor,
     what: String,
     registry: String,
+    deadline: tokio::time::Instant,
 ) -> ByteStream {
     struct State<S> {
         inner: Pin<Box<S>>,
@@ -1211,6 +1227,7 @@ fn verified_stream(
         what: String,
         registry: String,
         started: Instant,
+        deadline: tokio::time::Instant,
     }
     let state = State {
         inner: Box::pin(inner),
@@ -1221,11 +1238,27 @@ fn verified_stream(
         what,
         registry,
         started: Instant::now(),
+        deadline,
     };
     Box::pin(futures_util::stream::unfold(state, |mut s| async move {
         // No hasher: the stream already ended, well or badly.
         s.hasher.as_ref()?;
-        match s.inner.next().await {
+        let Ok(next) = tokio::time::timeout_at(s.deadline, s.inner.next()).await else {
+            s.hasher = None;
+            let err = Error::Registry {
+                registry: s.registry.clone(),
+                message: format!(
+                    "{}: timed out after {} of {} bytes in {:?} (slower than {} KiB/s)",
+                    s.what,
+                    s.count,
+                    s.size,
+                    s.started.elapsed(),
+                    MIN_BYTES_PER_SECOND / 1024
+                ),
+            };
+            return Some((Err(err), s));
+        };
+        match next {
             Some(Ok(chunk)) => {
                 s.count += chunk.len() as u64;
                 if s.count > s.size {
@@ -1632,6 +1665,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn blob_stream_ends_at_its_deadline_however_the_bytes_trickle() {
+        // A server that sends a little and then trickles (or stalls) never trips an idle read
+        // time-out; the stream's own deadline must end it (found by tests/e2e/hostile.rs).
+        let good = Bytes::from_static(b"hello world");
+        let descriptor = Descriptor::of("application/octet-stream", &good);
+        let inner =
+            futures_util::stream::iter([Ok::<_, reqwest::Error>(Bytes::from_static(b"hello "))])
+                .chain(futures_util::stream::pending());
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let mut s = verified_stream(inner, &descriptor, "blob x".into(), "r".into(), deadline);
+        assert!(matches!(s.next().await, Some(Ok(_))));
+        let started = Instant::now();
+        let err = s.next().await.unwrap().unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            err.to_string().contains("timed out after 6 of 11 bytes"),
+            "{err}"
+        );
+        assert!(s.next().await.is_none(), "nothing after the error");
+        assert_eq!(
+            transfer_budget(Duration::from_secs(2), 10 * MIN_BYTES_PER_SECOND),
+            Duration::from_secs(12)
+        );
+    }
+
+    #[tokio::test]
     async fn blob_stream_refuses_wrong_bytes() {
         let good = Bytes::from_static(b"hello world");
         let descriptor = Descriptor::of("application/octet-stream", &good);
@@ -1643,7 +1702,9 @@ mod tests {
                         .into_iter()
                         .map(|c| Ok::<_, reqwest::Error>(Bytes::from_static(c))),
                 );
-                let mut s = verified_stream(inner, &descriptor, "blob".into(), "r".into());
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                let mut s =
+                    verified_stream(inner, &descriptor, "blob".into(), "r".into(), deadline);
                 let mut items = Vec::new();
                 while let Some(item) = s.next().await {
                     items.push(item);
