@@ -1,4 +1,4 @@
-//! The gate (`signet_verifier::gate`) in front of a real `docker-registry`, with an in-test judge
+//! The gate (`signet_gate`) in front of a real `docker-registry`, with an in-test judge
 //! that allows repositories under `allowed/`, admits `warn/` with a warning and denies the rest:
 //! byte-identical pulls of allowed images, 403 for denied ones, signature tags passing through,
 //! pushes refused, an unreachable upstream denied, a corrupted blob cut off, tags pinned by the
@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use signet_oci::manifest::{OCI_INDEX, OCI_MANIFEST, SIMPLE_SIGNING};
 use signet_oci::{Descriptor, Digest, Reference, RegistryClient};
-use signet_verifier::gate::{Gate, GateConfig, GateError, Judge, Judgement, Mode};
+use signet_gate::{Gate, GateConfig, GateError, Judge, Judgement, Mode};
 
 use crate::support::{self, TestRegistry};
 

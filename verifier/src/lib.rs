@@ -19,9 +19,7 @@
 pub mod copy;
 pub mod enforce;
 pub mod error;
-pub mod gate;
 pub mod identity;
-pub mod judge;
 pub mod sign;
 pub mod signatures;
 pub mod verify;

@@ -492,57 +492,57 @@ mod tests {
         let cases: Vec<(&str, &str, Vec<String>)> = vec![
             (
                 "pod-create",
-                include_str!("../../../testdata/admission/pod-create.json"),
+                include_str!("../../testdata/admission/pod-create.json"),
                 vec![web.clone(), "nginx:1.27".into(), pinned],
             ),
             (
                 "deployment-create",
-                include_str!("../../../testdata/admission/deployment-create.json"),
+                include_str!("../../testdata/admission/deployment-create.json"),
                 two.clone(),
             ),
             (
                 "replicaset-create",
-                include_str!("../../../testdata/admission/replicaset-create.json"),
+                include_str!("../../testdata/admission/replicaset-create.json"),
                 two.clone(),
             ),
             (
                 "statefulset-create",
-                include_str!("../../../testdata/admission/statefulset-create.json"),
+                include_str!("../../testdata/admission/statefulset-create.json"),
                 two.clone(),
             ),
             (
                 "daemonset-create",
-                include_str!("../../../testdata/admission/daemonset-create.json"),
+                include_str!("../../testdata/admission/daemonset-create.json"),
                 two,
             ),
             (
                 "job-create",
-                include_str!("../../../testdata/admission/job-create.json"),
+                include_str!("../../testdata/admission/job-create.json"),
                 vec![format!("{H}/team/batch:7")],
             ),
             (
                 "cronjob-create",
-                include_str!("../../../testdata/admission/cronjob-create.json"),
+                include_str!("../../testdata/admission/cronjob-create.json"),
                 vec![format!("{H}/team/report:2024.1")],
             ),
             (
                 "pod-ephemeral-update",
-                include_str!("../../../testdata/admission/pod-ephemeral-update.json"),
+                include_str!("../../testdata/admission/pod-ephemeral-update.json"),
                 vec!["busybox:1.36".into()],
             ),
             (
                 "deployment-scale-update",
-                include_str!("../../../testdata/admission/deployment-scale-update.json"),
+                include_str!("../../testdata/admission/deployment-scale-update.json"),
                 vec![],
             ),
             (
                 "deployment-delete",
-                include_str!("../../../testdata/admission/deployment-delete.json"),
+                include_str!("../../testdata/admission/deployment-delete.json"),
                 vec![],
             ),
             (
                 "configmap-create",
-                include_str!("../../../testdata/admission/configmap-create.json"),
+                include_str!("../../testdata/admission/configmap-create.json"),
                 vec![],
             ),
         ];

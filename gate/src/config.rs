@@ -505,7 +505,7 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
     #[test]
     fn the_kubernetes_deployment_config_is_valid() {
         let configmap: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(include_str!("../../../deploy/kubernetes/configmap.yaml"))
+            serde_yaml_ng::from_str(include_str!("../../deploy/kubernetes/configmap.yaml"))
                 .unwrap();
         let text = configmap["data"]["gate.yaml"].as_str().unwrap();
         let c = GateConfig::from_yaml(text).unwrap();

@@ -1,4 +1,4 @@
-//! The registry-side gate (`signet serve`): one HTTP(S) server that answers for the trust policy at
+//! `signet-gate`, the registry-side gate (`signet serve`): one HTTP(S) server that answers for the trust policy at
 //! the places images enter a system — a verifying, read-only registry proxy (OCI distribution pull
 //! API), a Kubernetes admission webhook (`/validate`, `/mutate`), a verify API (`/v1/verify`,
 //! `/v1/policy`), health and Prometheus endpoints — plus the logic of containerd's image-verifier
@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! # use std::time::Duration;
-//! # use signet_verifier::gate::{Gate, GateConfig, GateError, Judge};
+//! # use signet_gate::{Gate, GateConfig, GateError, Judge};
 //! # async fn run<J: Judge>(load_policy: impl Fn() -> Result<J, GateError> + Send + 'static) -> Result<(), GateError> {
 //! let text = std::fs::read_to_string("gate.yaml").map_err(|e| GateError::io("gate.yaml", e))?;
 //! let config = GateConfig::from_yaml(&text)?;
@@ -43,6 +43,7 @@ mod proxy;
 mod reload;
 mod server;
 mod tls;
+pub mod judge;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -164,7 +165,7 @@ pub enum GateError {
     Upstream(#[from] signet_oci::Error),
     /// The verifier could not carry out a verification.
     #[error(transparent)]
-    Verifier(#[from] crate::Error),
+    Verifier(#[from] signet_verifier::Error),
     /// The judge could not reach a verdict.
     #[error("{0}")]
     Judge(String),

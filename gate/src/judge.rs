@@ -1,4 +1,4 @@
-//! The gate's [`Judge`](crate::gate::Judge) backed by the real engine: a policy file evaluated on
+//! The gate's [`Judge`](crate::Judge) backed by the real engine: a policy file evaluated on
 //! evidence fetched from the upstream registry. Swapped whole on policy reload.
 
 use std::sync::Arc;
@@ -7,8 +7,8 @@ use signet_oci::store::ImageStore;
 use signet_oci::{Digest, Reference, RegistryClient};
 use signet_policy::Decision;
 
-use crate::enforce::{evaluate_digest, PolicyFile};
-use crate::gate::{GateError, Judge, Judgement, Mode};
+use signet_verifier::enforce::{evaluate_digest, PolicyFile};
+use crate::{GateError, Judge, Judgement, Mode};
 
 /// Judges images with a loaded policy, reading images and signatures through `client`.
 #[derive(Clone)]
