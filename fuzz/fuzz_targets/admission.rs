@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use signet_verifier::gate::{extract_images, pin_patch};
+use signet_gate::{extract_images, pin_patch};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(review) = serde_json::from_slice::<Value>(data) else {
