@@ -13,6 +13,7 @@ use signet_policy::{evaluate, Evidence, Policy, PublicKey, SignatureEvidence};
 const KEY: &str = include_str!("../../testdata/policies/keys/keyA.pub");
 const SCOPES: usize = 1_000;
 const REFERENCES: usize = 100_000;
+const ROUNDS: usize = 5;
 
 /// 1,000 scopes: full references, repositories, namespaces, hosts, domains and globs.
 fn policy_text() -> String {
@@ -75,14 +76,19 @@ fn main() {
     assert_eq!(policy.scope_count(), SCOPES);
     let refs = references();
 
+    // Best of several rounds: the machine is shared, and the best round is the least disturbed.
     let mut matched = 0usize;
-    let start = Instant::now();
-    for r in &refs {
-        if black_box(policy.select(black_box(r))).is_some() {
-            matched += 1;
+    let mut select = std::time::Duration::MAX;
+    for _ in 0..ROUNDS {
+        matched = 0;
+        let start = Instant::now();
+        for r in &refs {
+            if black_box(policy.select(black_box(r))).is_some() {
+                matched += 1;
+            }
         }
+        select = select.min(start.elapsed());
     }
-    let select = start.elapsed();
 
     let key_id = PublicKey::from_pem(KEY.as_bytes()).unwrap().id().clone();
     let digest = Digest::sha256(b"bench");
@@ -102,25 +108,29 @@ fn main() {
         })
         .collect();
     let mut allowed = 0usize;
-    let start = Instant::now();
-    for e in &evidence {
-        if black_box(evaluate(&policy, black_box(e), 1_800_000_000)).decision
-            == signet_policy::Decision::Allow
-        {
-            allowed += 1;
+    let mut eval = std::time::Duration::MAX;
+    for _ in 0..ROUNDS {
+        allowed = 0;
+        let start = Instant::now();
+        for e in &evidence {
+            if black_box(evaluate(&policy, black_box(e), 1_800_000_000)).decision
+                == signet_policy::Decision::Allow
+            {
+                allowed += 1;
+            }
         }
+        eval = eval.min(start.elapsed());
     }
-    let eval = start.elapsed();
 
     let per_sec = |d: std::time::Duration| REFERENCES as f64 / d.as_secs_f64();
     println!("policy load ({SCOPES} scopes, lint incl. tie check): {load:?}");
     println!(
-        "scope selection: {REFERENCES} refs in {select:?} = {:.0} selections/s ({} matched a scope)",
+        "scope selection: {REFERENCES} refs in {select:?} (best of {ROUNDS}) = {:.0} selections/s ({} matched a scope)",
         per_sec(select),
         matched
     );
     println!(
-        "evaluation:      {REFERENCES} refs in {eval:?} = {:.0} evaluations/s ({} allowed)",
+        "evaluation:      {REFERENCES} refs in {eval:?} (best of {ROUNDS}) = {:.0} evaluations/s ({} allowed)",
         per_sec(eval),
         allowed
     );
