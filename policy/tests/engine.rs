@@ -1218,3 +1218,15 @@ fn oversized_inputs_are_refused() {
     let pem = vec![b'A'; signet_policy::key::MAX_KEY_PEM_LEN + 1];
     assert!(PublicKey::from_pem(&pem).unwrap_err().contains("limit"));
 }
+
+#[test]
+fn containers_key_diagnostics_point_into_the_containers_file() {
+    let text = std::fs::read_to_string(testdata().join("skopeo-fixture.json"))
+        .unwrap()
+        .replace("keys/keyA.pub", "keys/nope.pub");
+    let d = lint("policy.json", &text, &loader);
+    let got: Vec<(&str, Option<usize>, Option<usize>)> =
+        d.iter().map(|d| (d.code, d.line, d.column)).collect();
+    assert_eq!(got, vec![("key-unreadable", Some(8), Some(23))]);
+    assert!(d[0].message.contains("keys/nope.pub"), "{}", d[0].message);
+}
