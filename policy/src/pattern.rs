@@ -362,25 +362,69 @@ pub(crate) fn host_without_port(registry: &str) -> &str {
     registry.split(':').next().unwrap_or(registry)
 }
 
-/// Glob match over bytes: `*` matches within one path component, `**` matches anything.
+/// Glob match over bytes: `*` matches within one path component, `**` matches anything. Runs the
+/// pattern as an NFA over the text (O(pattern x text)); backtracking would be exponential on patterns
+/// like `**a**a**b`, and the text can come from a request.
 fn glob_match(pattern: &[Tok], text: &[u8]) -> bool {
-    match pattern.first() {
-        None => text.is_empty(),
-        Some(Tok::Byte(b)) => text.first() == Some(b) && glob_match(&pattern[1..], &text[1..]),
-        Some(Tok::Star) => {
-            let mut i = 0;
-            loop {
-                if glob_match(&pattern[1..], &text[i..]) {
-                    return true;
-                }
-                if i >= text.len() || text[i] == b'/' {
-                    return false;
-                }
-                i += 1;
+    const STACK: usize = 64;
+    if pattern.len() < STACK {
+        let mut cur = [false; STACK];
+        let mut next = [false; STACK];
+        run_glob(
+            pattern,
+            text,
+            &mut cur[..=pattern.len()],
+            &mut next[..=pattern.len()],
+        )
+    } else {
+        let mut cur = vec![false; pattern.len() + 1];
+        let mut next = vec![false; pattern.len() + 1];
+        run_glob(pattern, text, &mut cur, &mut next)
+    }
+}
+
+fn run_glob(pattern: &[Tok], text: &[u8], cur: &mut [bool], next: &mut [bool]) -> bool {
+    // Wildcards may match nothing: a state on a wildcard also stands after it.
+    let close = |set: &mut [bool]| {
+        for (p, tok) in pattern.iter().enumerate() {
+            if set[p] && matches!(tok, Tok::Star | Tok::DoubleStar) {
+                set[p + 1] = true;
             }
         }
-        Some(Tok::DoubleStar) => (0..=text.len()).any(|i| glob_match(&pattern[1..], &text[i..])),
+    };
+    cur[0] = true;
+    close(cur);
+    let (mut cur, mut next) = (cur, next);
+    for &c in text {
+        next.iter_mut().for_each(|x| *x = false);
+        let mut alive = false;
+        for (p, tok) in pattern.iter().enumerate() {
+            if !cur[p] {
+                continue;
+            }
+            match *tok {
+                Tok::Byte(b) if b == c => {
+                    next[p + 1] = true;
+                    alive = true;
+                }
+                Tok::Star if c != b'/' => {
+                    next[p] = true;
+                    alive = true;
+                }
+                Tok::DoubleStar => {
+                    next[p] = true;
+                    alive = true;
+                }
+                _ => {}
+            }
+        }
+        if !alive {
+            return false;
+        }
+        close(next);
+        std::mem::swap(&mut cur, &mut next);
     }
+    cur[pattern.len()]
 }
 
 /// Whether two globs share a match: reachability in the product of their automata.
@@ -617,6 +661,18 @@ mod tests {
             index.candidates(std::slice::from_ref(&p), &r(reference), |_| hit = true);
             assert_eq!(hit, *expected, "index: {pattern} vs {reference}");
         }
+    }
+
+    #[test]
+    fn glob_matching_is_not_exponential() {
+        let p = Pattern::parse("reg.io/**a**a**a**a**a**a**b").unwrap();
+        let name = format!("reg.io/{}:1", "a".repeat(240));
+        let start = std::time::Instant::now();
+        assert!(!p.matches(&r(&name)));
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        let long = Pattern::parse(&format!("reg.io/{}*", "x".repeat(80))).unwrap();
+        assert!(long.matches(&r(&format!("reg.io/{}yz:1", "x".repeat(80)))));
+        assert!(!long.matches(&r(&format!("reg.io/{}/z:1", "x".repeat(80)))));
     }
 
     #[test]
