@@ -452,7 +452,7 @@ fn scenarios() -> Vec<Scenario> {
             false,
             &[],
             spoil::payload_1gib,
-            [Ok, Ok, Fail(E2, "could not confirm"), Fail(&[12], "exceeds"), Fail(E2, "digest mismatch")],
+            [Ok, Ok, Fail(E2, "could not confirm"), Fail(&[12], "exceeds"), Fail(E2, "exceeds the limit of 65536 bytes")],
             GATE_DENIES,
         ),
     ]

@@ -6,7 +6,7 @@ use signet_oci::store::ImageStore;
 use signet_oci::{Digest, FetchedManifest, LayoutSelector, Manifest};
 
 use crate::sign::{merge_layers, DEFAULT_MAX_ATTEMPTS};
-use crate::signatures::{read_signature_manifest, DEFAULT_MAX_SIGNATURES};
+use crate::signatures::{read_signature_manifest, DEFAULT_MAX_SIGNATURES, MAX_PAYLOAD_BYTES};
 use crate::Error;
 
 /// How deep indexes may nest (an index of indexes is legal but rare; cycles are impossible by
@@ -132,6 +132,22 @@ async fn copy_signatures(
                 manifest.layers.len()
             ),
             limit: format!("{DEFAULT_MAX_SIGNATURES} layers"),
+        });
+    }
+    // Signature payloads and configs are a few hundred bytes; verification refuses anything over
+    // MAX_PAYLOAD_BYTES, so copying more would only let a hostile source make us move gigabytes.
+    if let Some(big) = std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
+        .find(|blob| blob.size > MAX_PAYLOAD_BYTES)
+    {
+        return Err(Error::LimitExceeded {
+            what: format!(
+                "blob {} of {} bytes in signature manifest {}",
+                big.digest,
+                big.size,
+                digest.signature_tag()
+            ),
+            limit: format!("{MAX_PAYLOAD_BYTES} bytes"),
         });
     }
     for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
