@@ -4,48 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 
-use crate::support::{self, signet, TestRegistry};
-
-const PASSWORD: &str = "policy-e2e";
-
-fn run(args: &[&str]) -> Output {
-    let out = signet()
-        .env("SIGNET_PASSWORD", PASSWORD)
-        .args(args)
-        .output()
-        .unwrap();
-    eprintln!(
-        "signet {args:?} -> {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let prefix = dir.join(name);
-    assert_eq!(
-        code(&run(&[
-            "generate-key-pair",
-            "--output-key-prefix",
-            s(&prefix)
-        ])),
-        0
-    );
-    (prefix.with_extension("key"), prefix.with_extension("pub"))
-}
+use crate::support::{self, code, keypair, run, s, TestRegistry};
 
 struct Lab {
     reg: TestRegistry,

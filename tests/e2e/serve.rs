@@ -6,33 +6,12 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::support::{self, free_port, signet, TestRegistry};
-
-const PASSWORD: &str = "serve-e2e";
-
-fn run(args: &[&str]) -> Output {
-    let out = signet()
-        .env("SIGNET_PASSWORD", PASSWORD)
-        .args(args)
-        .output()
-        .unwrap();
-    eprintln!(
-        "signet {args:?} -> {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::support::{self, free_port, run, s, signet, TestRegistry};
 
 struct Gate {
     child: Child,

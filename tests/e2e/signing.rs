@@ -4,54 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use signet_oci::manifest::{OCI_MANIFEST, SIMPLE_SIGNING};
 use signet_oci::{Descriptor, Digest, Reference};
 use signet_sign::keys::SigningKey;
 
-use crate::support::{self, client, runtime, signet, TestRegistry};
-
-const PASSWORD: &str = "e2e-password";
-
-fn run(args: &[&str]) -> Output {
-    let out = signet()
-        .env("SIGNET_PASSWORD", PASSWORD)
-        .args(args)
-        .output()
-        .unwrap();
-    eprintln!(
-        "signet {args:?} -> {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
+use crate::support::{
+    self, client, code, keypair, run, runtime, s, signet, TestRegistry, KEY_PASSWORD as PASSWORD,
+};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Generate a key pair with the CLI in `dir`; returns (private, public).
-fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let prefix = dir.join(name);
-    let out = run(&[
-        "generate-key-pair",
-        "--output-key-prefix",
-        prefix.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&out), 0);
-    (prefix.with_extension("key"), prefix.with_extension("pub"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The signature manifest's layers for `digest` in `repo` of `reg`.

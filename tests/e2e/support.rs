@@ -698,3 +698,42 @@ fn serve_token(
     let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
     respond(stream, "200 OK", &body);
 }
+
+/// The password every e2e key pair is encrypted with (given as `SIGNET_PASSWORD`).
+pub const KEY_PASSWORD: &str = "e2e-password";
+
+/// Run `signet ARGS` (clean environment, `SIGNET_PASSWORD` set), echo what it printed into the
+/// test log, and return its output.
+pub fn run(args: &[&str]) -> std::process::Output {
+    let out = signet()
+        .env("SIGNET_PASSWORD", KEY_PASSWORD)
+        .args(args)
+        .output()
+        .unwrap();
+    eprintln!(
+        "signet {args:?} -> {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The exit code of a finished command (-1 if killed by a signal).
+pub fn code(out: &std::process::Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// A path as `&str` for command arguments.
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Generate a key pair named `name` in `dir` with `signet generate-key-pair`; returns
+/// (private key file, public key file).
+pub fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let prefix = dir.join(name);
+    let out = run(&["generate-key-pair", "--output-key-prefix", s(&prefix)]);
+    assert_eq!(code(&out), 0, "generate-key-pair {name}");
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
