@@ -571,3 +571,73 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn signatures_can_live_in_another_repository() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "k");
+    let host = reg.host();
+    let digest = support::push_sample_image(&reg, "app/image:v1");
+    let image = format!("{host}/app/image:v1");
+    let sigs = format!("{host}/app/signatures");
+    let out = run(&["sign", "--key", s(&key), "--signature-repo", &sigs, &image]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(signature_layers(&reg, "app/signatures", &digest).len(), 1);
+    // Not next to the image: a plain verify finds nothing, one told where to look verifies.
+    assert_eq!(code(&run(&["verify", "--key", s(&public), &image])), 10);
+    let out = run(&[
+        "verify",
+        "--key",
+        s(&public),
+        "--signature-repo",
+        &sigs,
+        &image,
+    ]);
+    assert_eq!(code(&out), 0);
+}
+
+#[test]
+fn imported_keys_sign_like_generated_ones() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pkcs8 = dir.path().join("plain.pem");
+    let openssl = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&pkcs8)
+        .output()
+        .expect("run openssl");
+    assert!(openssl.status.success());
+    let prefix = dir.path().join("imported");
+    let out = run(&[
+        "import-key-pair",
+        "--key",
+        s(&pkcs8),
+        "--output-key-prefix",
+        s(&prefix),
+    ]);
+    assert_eq!(code(&out), 0);
+    let key = prefix.with_extension("key");
+    let public = prefix.with_extension("pub");
+    let openssl_pub = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&pkcs8)
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&public).unwrap(),
+        openssl_pub.stdout,
+        "same public key as openssl's"
+    );
+    support::push_sample_image(&reg, "imp:v1");
+    let image = format!("{}/imp:v1", reg.host());
+    assert_eq!(code(&run(&["sign", "--key", s(&key), &image])), 0);
+    assert_eq!(code(&run(&["verify", "--key", s(&public), &image])), 0);
+}
