@@ -366,6 +366,12 @@ pub(crate) fn host_without_port(registry: &str) -> &str {
 /// pattern as an NFA over the text (O(pattern x text)); backtracking would be exponential on patterns
 /// like `**a**a**b`, and the text can come from a request.
 fn glob_match(pattern: &[Tok], text: &[u8]) -> bool {
+    // The usual tails (`ns/*`, `ns/**`) need no automaton.
+    match pattern {
+        [Tok::DoubleStar] => return true,
+        [Tok::Star] => return !text.contains(&b'/'),
+        _ => {}
+    }
     const STACK: usize = 64;
     if pattern.len() < STACK {
         let mut cur = [false; STACK];
