@@ -12,3 +12,5 @@ mod hostile;
 mod hostile_server;
 mod robustness;
 mod serve;
+mod soak;
+mod golden;

@@ -1,0 +1,140 @@
+//! CLI output that is a contract, snapshot-tested against files in `testdata/golden/`
+//! (`UPDATE_GOLDEN=1` rewrites them): the cosign-compatible payload array on stdout, the
+//! `--output json` verification report, and `digest --output json`.
+//!
+//! Deterministic because the key is a committed fixture and ECDSA signing uses RFC 6979 nonces.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{code, run, s};
+
+const GOLDEN_PASSWORD: &str = "golden-fixture";
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/golden")
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = golden_dir().join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs (UPDATE_GOLDEN=1 rewrites it)",
+        path.display()
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn signet_golden(args: &[&str]) -> std::process::Output {
+    crate::support::signet()
+        .env("SIGNET_PASSWORD", GOLDEN_PASSWORD)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn verify_outputs_are_stable() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    copy_dir(&golden_dir().join("../images/single"), &layout);
+    let key = dir.path().join("golden.key");
+    std::fs::copy(golden_dir().join("golden.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let public = golden_dir().join("golden.pub");
+    let image = format!("oci:{}:v1", layout.display());
+    let identity = "registry.example.com/signet/sample:v1";
+    let out = signet_golden(&[
+        "sign",
+        "--key",
+        s(&key),
+        "--identity",
+        identity,
+        "-a",
+        "build=golden",
+        &image,
+    ]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let placeholder = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes).replace(&layout.display().to_string(), "<LAYOUT>")
+    };
+
+    let out = run(&[
+        "verify",
+        "--key",
+        s(&public),
+        "--identity",
+        identity,
+        &image,
+    ]);
+    assert_eq!(code(&out), 0);
+    check_golden("verify-stdout.json", &placeholder(&out.stdout));
+
+    let out = run(&[
+        "verify",
+        "--key",
+        s(&public),
+        "--identity",
+        identity,
+        "--output",
+        "json",
+        &image,
+    ]);
+    assert_eq!(code(&out), 0);
+    check_golden("verify-report.json", &placeholder(&out.stdout));
+
+    let out = run(&[
+        "verify",
+        "--key",
+        s(&public),
+        "--identity",
+        "registry.example.com/other/sample:v1",
+        "-a",
+        "build=release",
+        "--output",
+        "json",
+        &image,
+    ]);
+    assert_eq!(code(&out), 12);
+    check_golden("verify-report-refused.json", &placeholder(&out.stdout));
+}
+
+#[test]
+fn digest_json_is_stable() {
+    let multi = golden_dir().join("../images/multi");
+    let out = run(&[
+        "digest",
+        "--output",
+        "json",
+        &format!("oci:{}:v1", multi.display()),
+    ]);
+    assert_eq!(code(&out), 0);
+    let text =
+        String::from_utf8_lossy(&out.stdout).replace(&multi.display().to_string(), "<LAYOUT>");
+    check_golden("digest-multi.json", &text);
+}
