@@ -89,13 +89,14 @@ enum Expect {
 }
 
 const E2: &[i32] = &[2];
-/// The gate refuses: the proxy answers 403 or 502 with a `DENIED` error, the admission webhook
-/// does not allow the Pod.
-const GATE_DENIES: [Expect; 2] = [
-    Expect::Fail(&[403, 502], "DENIED"),
-    Expect::Fail(&[1], "not trusted"),
-];
-
+/// The gate refuses: the proxy answers 403 or 502 with `proxy` in its `DENIED` error, the
+/// admission webhook does not allow the Pod and says `admission`.
+const fn gate_denies(proxy: &'static str, admission: &'static str) -> [Expect; 2] {
+    [
+        Expect::Fail(&[403, 502], proxy),
+        Expect::Fail(&[1], admission),
+    ]
+}
 /// The well-formed image every scenario starts from, signed with `key`.
 struct Image {
     content: Content,
@@ -323,7 +324,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             unchanged,
             [Fail(E2, "Docker-Content-Digest"); 5],
-            GATE_DENIES,
+            gate_denies("Docker-Content-Digest", "not trusted"),
         ),
         s(
             "body longer than Content-Length",
@@ -332,7 +333,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             unchanged,
             [Fail(E2, "digest mismatch"); 5],
-            GATE_DENIES,
+            gate_denies("digest mismatch", "not trusted"),
         ),
         s(
             "endless body",
@@ -341,7 +342,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             unchanged,
             [Fail(E2, "exceeds the limit"); 5],
-            GATE_DENIES,
+            gate_denies("exceeds the limit", "exceeds the limit"),
         ),
         s(
             "slowloris manifest (1 byte/s)",
@@ -350,7 +351,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             unchanged,
             [Fail(E2, "timed out"); 5],
-            GATE_DENIES,
+            gate_denies("timed out", "timed out"),
         ),
         s(
             "slowloris blob (1 byte/s)",
@@ -359,7 +360,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             unchanged,
             [Ok, Fail(E2, "timed out"), Ok, Fail(E2, "timed out"), Fail(E2, "timed out")],
-            GATE_DENIES,
+            gate_denies("slower than 64 KiB/s", "slower than 64 KiB/s"),
         ),
         s(
             "redirect loop",
@@ -368,7 +369,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             unchanged,
             [Fail(E2, "redirects"); 5],
-            GATE_DENIES,
+            gate_denies("redirects", "redirects"),
         ),
         s(
             "connection dropped mid-blob",
@@ -377,7 +378,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             unchanged,
             [Ok, Fail(E2, "error"), Ok, Fail(E2, "error"), Fail(E2, "error")],
-            GATE_DENIES,
+            gate_denies("end of file", "end of file"),
         ),
         s(
             "HTTP 500 always",
@@ -386,7 +387,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             unchanged,
             [Fail(E2, "500"); 5],
-            GATE_DENIES,
+            gate_denies("500", "500"),
         ),
         s(
             "malformed JSON manifest",
@@ -395,7 +396,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             spoil::malformed_json,
             [Fail(E2, "not JSON"); 5],
-            GATE_DENIES,
+            gate_denies("not JSON", "not trusted"),
         ),
         s(
             "manifest nested 10,000 deep",
@@ -404,7 +405,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             spoil::nested_object,
             [Fail(E2, "recursion limit"); 5],
-            GATE_DENIES,
+            gate_denies("recursion limit", "not trusted"),
         ),
         s(
             ".sig manifest [[[… 10,000 deep",
@@ -413,7 +414,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             spoil::nested_array_sig,
             [Ok, Ok, Fail(E2, "not JSON"), Fail(E2, "not JSON"), Fail(E2, "not JSON")],
-            GATE_DENIES,
+            gate_denies("recursion limit", "recursion limit"),
         ),
         s(
             "index cycle A -> B -> A",
@@ -422,7 +423,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             spoil::index_cycle,
             [Ok, Fail(&[1], "do not match"), Fail(E2, "could not confirm"), Fail(&[10], "no signatures"), Fail(E2, "digest mismatch")],
-            GATE_DENIES,
+            gate_denies("no-valid-signature", "no-valid-signature"),
         ),
         s(
             "index chain 64 deep",
@@ -431,7 +432,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             spoil::index_chain,
             [Ok, Fail(E2, "levels"), Fail(E2, "could not confirm"), Fail(&[10], "no signatures"), Fail(E2, "levels")],
-            GATE_DENIES,
+            gate_denies("no-valid-signature", "no-valid-signature"),
         ),
         s(
             ".sig manifest with 100,000 layers",
@@ -446,7 +447,7 @@ fn scenarios() -> Vec<Scenario> {
                 Fail(E2, "limit"),
                 Fail(E2, "limit"),
             ],
-            GATE_DENIES,
+            gate_denies("exceeds the limit", "exceeds the limit"),
         ),
         s(
             "1 GiB signature payload",
@@ -455,7 +456,7 @@ fn scenarios() -> Vec<Scenario> {
             &[],
             spoil::payload_1gib,
             [Ok, Ok, Fail(E2, "could not confirm"), Fail(&[12], "exceeds"), Fail(E2, "exceeds the limit of 65536 bytes")],
-            GATE_DENIES,
+            gate_denies("no-valid-signature", "no-valid-signature"),
         ),
     ]
 }
