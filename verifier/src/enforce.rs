@@ -106,7 +106,7 @@ pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
     hasher.update(text.as_bytes());
     for trusted in loaded.policy.trusted_keys() {
         hasher.update(trusted.key.spki_der());
-        keys.push(PublicKey::from_der(trusted.key.spki_der(), &trusted.name)?);
+        keys.push(trusted.key.signing_public_key().clone());
     }
     Ok(PolicyFile {
         path: path.to_path_buf(),
@@ -210,11 +210,8 @@ pub async fn evaluate_digest(
             .iter()
             .any(|c| c.name == "manifest-digest" && c.passed);
         for key_id in &candidate.verified_by {
-            let Ok(key_id) = key_id.as_str().parse::<signet_policy::KeyId>() else {
-                continue;
-            };
             evidence_signatures.push(SignatureEvidence {
-                key_id,
+                key_id: key_id.clone(),
                 docker_reference: docker_reference.clone(),
                 manifest_digest_matches: digest_matches,
                 annotations: candidate.string_annotations(),
