@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# Benchmark the gate (`signet serve`) on loopback against Debian's docker-registry. Not a test.
+#
+#   bench/gate.sh                      # 10 s per load phase, 200 cold images
+#   SECONDS_PER_PHASE=5 COLD=100 bench/gate.sh
+#
+# 1. Builds release `signet` and the load generator `cli/examples/gate_load.rs`.
+# 2. Starts docker-registry on a free 127.0.0.1 port (generated config, temp storage, access log
+#    on: one line per upstream request), a key pair, a signed and an unsigned image
+#    (testdata/images/single), COLD distinct signed images and one signed image with a 100 MiB
+#    random layer; starts `signet serve` with a policy trusting the key for HOST/bench.
+# 3. Warm cache (64 connections, SECONDS_PER_PHASE each, wrk and gate_load):
+#    verify API by digest, verify API by tag (the gate HEADs the tag upstream every time, by
+#    design: tags move), admission /validate with a Pod by digest and by tag.
+# 4. Cold: COLD requests, each for a different signed image by digest (64 at a time); upstream
+#    requests per cold verification counted from the registry's access log.
+# 5. Proxy pull of the 100 MiB image with skopeo through the gate vs directly, alternated, RUNS
+#    times each; medians and their ratio.
+# Prints a table at the end. Everything is loopback only, stops by itself and is removed after.
+#
+# bench/soak.sh sources this file for its set-up functions (GATE_BENCH_LIB=1).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+REGISTRY_BIN=/usr/bin/docker-registry
+SIGNET="$TARGET/release/signet"
+GATE_LOAD="$TARGET/release/examples/gate_load"
+CONNS="${CONNS:-64}"
+PIDS=()
+WORK=""
+
+build() {
+    # NO_BUILD=1: use the binaries already in the target directory.
+    if [[ -n ${NO_BUILD:-} ]]; then return 0; fi
+    (cd "$ROOT" && cargo build --release --locked -p signet-cli --bin signet --example gate_load >&2)
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# setup_workdir: WORK, HOME (no user auth files), SIGNET_PASSWORD.
+setup_workdir() {
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/signet-gate-bench.XXXXXX")"
+    trap cleanup EXIT
+    export HOME="$WORK/home" SIGNET_PASSWORD="bench-password"
+    mkdir -p "$HOME"
+}
+
+# start_registry: REGISTRY_PID, HOST; the access log (combined format) is $WORK/access.log.
+start_registry() {
+    [[ -x $REGISTRY_BIN ]] || { echo "install Debian's docker-registry" >&2; exit 2; }
+    local port
+    port="$(free_port)"
+    HOST="127.0.0.1:$port"
+    mkdir -p "$WORK/storage"
+    cat > "$WORK/registry.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $WORK/storage
+  delete:
+    enabled: true
+http:
+  addr: $HOST
+EOF
+    "$REGISTRY_BIN" serve "$WORK/registry.yml" > "$WORK/access.log" 2> "$WORK/registry.log" &
+    REGISTRY_PID=$!
+    PIDS+=("$REGISTRY_PID")
+    for _ in $(seq 100); do
+        curl -fsS "http://$HOST/v2/" > /dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "docker-registry did not start:" >&2
+    cat "$WORK/registry.log" >&2
+    exit 1
+}
+
+# setup_images: keys, bench/app:v1 (signed), bench/unsigned:v1, bench/warned:v1 (unsigned,
+# warn-mode scope) and the policy $WORK/policy.yaml. Sets APP_DIGEST, UNSIGNED_DIGEST,
+# WARNED_DIGEST.
+setup_images() {
+    "$SIGNET" generate-key-pair --output-key-prefix "$WORK/release" >&2
+    APP_DIGEST="$("$SIGNET" copy "oci:$ROOT/testdata/images/single:v1" "$HOST/bench/app:v1" 2> /dev/null)"
+    UNSIGNED_DIGEST="$("$SIGNET" copy "oci:$ROOT/testdata/images/single:v1" "$HOST/bench/unsigned:v1" 2> /dev/null)"
+    WARNED_DIGEST="$("$SIGNET" copy "oci:$ROOT/testdata/images/single:v1" "$HOST/bench/warned:v1" 2> /dev/null)"
+    "$SIGNET" sign --key "$WORK/release.key" "$HOST/bench/app:v1" >&2
+    cat > "$WORK/policy.yaml" <<EOF
+keys:
+  release: {path: release.pub}
+default:
+  reject: "not from our registry"
+scopes:
+  "$HOST/bench":
+    signed: {keys: [release]}
+  "$HOST/bench/warned":
+    mode: warn
+    signed: {keys: [release]}
+EOF
+}
+
+# start_gate: GATE_PID, GATE (127.0.0.1:PORT); its log (one line per decision) is $WORK/gate.log.
+start_gate() {
+    local port
+    port="$(free_port)"
+    GATE="127.0.0.1:$port"
+    "$SIGNET" serve --policy "$WORK/policy.yaml" --listen "$GATE" --upstream "http://$HOST" \
+        > /dev/null 2> "$WORK/gate.log" &
+    GATE_PID=$!
+    PIDS+=("$GATE_PID")
+    for _ in $(seq 150); do
+        curl -fsS "http://$GATE/readyz" > /dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "signet serve did not become ready:" >&2
+    cat "$WORK/gate.log" >&2
+    exit 1
+}
+
+# pod_review IMAGE...: an AdmissionReview (v1) for a Pod with one container per image.
+pod_review() {
+    python3 - "$@" <<'EOF'
+import json, sys
+containers = [{"name": f"c{i}", "image": image} for i, image in enumerate(sys.argv[1:])]
+print(json.dumps({
+    "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+    "request": {
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE", "namespace": "default",
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                   "spec": {"containers": containers}},
+    },
+}, separators=(",", ":")))
+EOF
+}
+
+# scenario FILE NAME PATH BODY STATUS [POINTER VALUE]...: a one-request gate_load scenario.
+scenario() {
+    python3 - "$@" <<'EOF'
+import json, sys
+out, name, path, body, status, *checks = sys.argv[1:]
+entry = {"name": name, "path": path, "body": body, "status": int(status),
+         "checks": [[checks[i], json.loads(checks[i + 1])] for i in range(0, len(checks), 2)]}
+json.dump({"requests": [entry]}, open(out, "w"))
+EOF
+}
+
+# wrk_post NAME PATH BODY: wrk, CONNS connections, 2 threads, SECONDS_PER_PHASE; appends
+# "NAME rate p50 p99 non2xx errors" to $WORK/results.
+wrk_post() {
+    local name=$1 path=$2 body=$3
+    local lua="$WORK/$name.lua"
+    # Lua long-bracket string: the body is used as is.
+    cat > "$lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[$body]==]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %.1f %.3f %.3f %d %d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+EOF
+    local out t0 t1 l
+    l=$(load1)
+    t0=$(gate_cpu_ticks)
+    out="$(wrk -t2 -c"$CONNS" -d"${SECONDS_PER_PHASE}s" --latency -s "$lua" "http://$GATE$path")"
+    t1=$(gate_cpu_ticks)
+    echo "$out" | grep -v '^WRK' >&2
+    local line n
+    line="$(echo "$out" | grep '^WRK')"
+    n=$(echo "$out" | awk '/requests in/ { print $1 }')
+    echo "wrk-$name ${line#WRK } $(cpu_us_per_decision "$t0" "$t1" "$n") $l" >> "$WORK/results"
+}
+
+# load NAME SCENARIO ARGS...: gate_load; appends "NAME rate p50 p99 5xx+failed wrong" to results.
+load() {
+    local name=$1 scenario_file=$2
+    shift 2
+    local out rc=0 t0 t1 l
+    l=$(load1)
+    t0=$(gate_cpu_ticks)
+    out="$("$GATE_LOAD" --target "http://$GATE" --scenario "$scenario_file" --label "$name" "$@")" || rc=$?
+    t1=$(gate_cpu_ticks)
+    echo "$out" | grep -v '^RESULT' >&2
+    local json n
+    json="$(echo "$out" | grep '^RESULT' | cut -d' ' -f2-)"
+    echo "$json" > "$WORK/$name.json"
+    n=$(echo "$json" | jq -r .answered)
+    echo "$json" | jq -r --arg n "load-$name" --arg cpu "$(cpu_us_per_decision "$t0" "$t1" "$n")" --arg l "$l" \
+        '"\($n) \(.per_second*10|round/10) \(.p50_ms) \(.p99_ms) \(.status_5xx + .failed) \(.wrong) \($cpu) \($l)"' >> "$WORK/results"
+    return $rc
+}
+
+# gate_cpu_ticks: user + system CPU time the gate has used, in clock ticks. Other processes on the
+# machine (load average in the table) slow the wall-clock figures; CPU per decision moves less.
+gate_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$GATE_PID/stat"; }
+TICKS_PER_SECOND="$(getconf CLK_TCK)"
+# cpu_us_per_decision TICKS0 TICKS1 N
+cpu_us_per_decision() {
+    awk -v a="$1" -v b="$2" -v n="$3" -v hz="$TICKS_PER_SECOND" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
+}
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+access_lines() { grep -cE '"(GET|HEAD|POST|PUT|PATCH|DELETE) /v2/' "$WORK/access.log" || true; }
+
+# make_cold_images N: N distinct images (same layer, distinct config) pushed as bench/cold:cI and
+# signed; their digests in $WORK/cold.digests.
+make_cold_images() {
+    local n=$1
+    python3 - "$WORK/cold-layout" "$n" <<'EOF'
+import hashlib, json, os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+blobs = os.path.join(root, "blobs", "sha256")
+os.makedirs(blobs, exist_ok=True)
+def put(data):
+    h = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(blobs, h), "wb") as f:
+        f.write(data)
+    return {"digest": "sha256:" + h, "size": len(data)}
+layer = put(b"cold-bench-layer\n" * 64)
+manifests = []
+for i in range(n):
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Labels": {"bench.index": str(i)}},
+                         "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}},
+                        separators=(",", ":")).encode()
+    c = put(config)
+    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **c},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}]},
+                   separators=(",", ":")).encode()
+    d = put(m)
+    manifests.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", **d,
+                      "annotations": {"org.opencontainers.image.ref.name": f"c{i}"}})
+with open(os.path.join(root, "oci-layout"), "w") as f:
+    f.write('{"imageLayoutVersion":"1.0.0"}')
+with open(os.path.join(root, "index.json"), "w") as f:
+    json.dump({"schemaVersion": 2, "manifests": manifests}, f)
+EOF
+    : > "$WORK/cold.digests"
+    local i digest
+    for ((i = 0; i < n; i++)); do
+        digest="$("$SIGNET" copy "oci:$WORK/cold-layout:c$i" "$HOST/bench/cold:c$i" 2> /dev/null)"
+        "$SIGNET" sign --key "$WORK/release.key" "$HOST/bench/cold@$digest" > /dev/null 2>&1
+        echo "$digest" >> "$WORK/cold.digests"
+    done
+}
+
+# make_big_image: a layout with one 100 MiB random layer, pushed as bench/big:v1 and signed.
+make_big_image() {
+    python3 - "$WORK/big-layout" <<'EOF'
+import hashlib, json, os, sys
+root = sys.argv[1]
+blobs = os.path.join(root, "blobs", "sha256")
+os.makedirs(blobs, exist_ok=True)
+def put(data):
+    h = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(blobs, h), "wb") as f:
+        f.write(data)
+    return {"digest": "sha256:" + h, "size": len(data)}
+layer = put(os.urandom(100 * 1024 * 1024))
+config = put(json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
+m = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}]}).encode())
+with open(os.path.join(root, "oci-layout"), "w") as f:
+    f.write('{"imageLayoutVersion":"1.0.0"}')
+with open(os.path.join(root, "index.json"), "w") as f:
+    json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", **m,
+               "annotations": {"org.opencontainers.image.ref.name": "v1"}}]}, f)
+EOF
+    "$SIGNET" copy "oci:$WORK/big-layout:v1" "$HOST/bench/big:v1" > /dev/null 2>&1
+    "$SIGNET" sign --key "$WORK/release.key" "$HOST/bench/big:v1" > /dev/null 2>&1
+    rm -rf "$WORK/big-layout"
+}
+
+# pull_seconds FROM_HOST: seconds for skopeo to copy bench/big:v1 from FROM_HOST to a fresh layout.
+pull_seconds() {
+    local from=$1 dest="$WORK/pulled" t0 t1
+    rm -rf "$dest"
+    t0=$(date +%s%N)
+    skopeo --insecure-policy copy --quiet --src-tls-verify=false \
+        "docker://$from/bench/big:v1" "oci:$dest:v1" >&2
+    t1=$(date +%s%N)
+    rm -rf "$dest"
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+
+main() {
+    SECONDS_PER_PHASE="${SECONDS_PER_PHASE:-10}"
+    COLD="${COLD:-200}"
+    RUNS="${RUNS:-5}"
+    command -v wrk > /dev/null || { echo "install wrk (apt-get install -y wrk)" >&2; exit 2; }
+    command -v skopeo > /dev/null || { echo "install skopeo" >&2; exit 2; }
+    build
+    setup_workdir
+    start_registry
+    setup_images
+    echo "making $COLD cold images and the 100 MiB image..." >&2
+    make_cold_images "$COLD"
+    make_big_image
+    start_gate
+    : > "$WORK/results"
+    echo "signet:  $SIGNET" >&2
+    echo "cpus:    $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))" >&2
+    echo "gate:    $GATE -> registry $HOST" >&2
+
+    local by_digest="$HOST/bench/app@$APP_DIGEST" by_tag="$HOST/bench/app:v1"
+    local body
+    # Warm the cache for both names (the key is repository + digest + policy).
+    curl -fsS -X POST -H 'content-type: application/json' --data "{\"image\":\"$by_digest\"}" "http://$GATE/v1/verify" > /dev/null
+    curl -fsS -X POST -H 'content-type: application/json' --data "{\"image\":\"$by_tag\"}" "http://$GATE/v1/verify" > /dev/null
+
+    echo "== verify API, warm, by digest" >&2
+    body="{\"image\":\"$by_digest\"}"
+    scenario "$WORK/api-digest.json" api-digest /v1/verify "$body" 200 /admitted true /cached true
+    wrk_post api-digest /v1/verify "$body"
+    load api-digest "$WORK/api-digest.json" --concurrency "$CONNS" --seconds "$SECONDS_PER_PHASE"
+
+    echo "== verify API, warm, by tag (one upstream HEAD per request)" >&2
+    body="{\"image\":\"$by_tag\"}"
+    scenario "$WORK/api-tag.json" api-tag /v1/verify "$body" 200 /admitted true /cached true
+    local before after
+    before=$(access_lines)
+    wrk_post api-tag /v1/verify "$body"
+    after=$(access_lines)
+    echo "   registry requests during wrk api-tag: $((after - before))" >&2
+    load api-tag "$WORK/api-tag.json" --concurrency "$CONNS" --seconds "$SECONDS_PER_PHASE"
+
+    echo "== admission /validate, warm, Pod by digest" >&2
+    body="$(pod_review "$by_digest")"
+    scenario "$WORK/adm-digest.json" admission-digest /validate "$body" 200 /response/allowed true
+    wrk_post admission-digest /validate "$body"
+    load admission-digest "$WORK/adm-digest.json" --concurrency "$CONNS" --seconds "$SECONDS_PER_PHASE"
+
+    echo "== admission /validate, warm, Pod by tag" >&2
+    body="$(pod_review "$by_tag")"
+    scenario "$WORK/adm-tag.json" admission-tag /validate "$body" 200 /response/allowed true
+    wrk_post admission-tag /validate "$body"
+    load admission-tag "$WORK/adm-tag.json" --concurrency "$CONNS" --seconds "$SECONDS_PER_PHASE"
+
+    echo "== cold: $COLD distinct signed images by digest" >&2
+    python3 - "$WORK/cold.digests" "$HOST" "$WORK/cold.json" <<'EOF'
+import json, sys
+digests = open(sys.argv[1]).read().split()
+host = sys.argv[2]
+json.dump({"requests": [{"name": "cold", "path": "/v1/verify",
+                         "body": json.dumps({"image": f"{host}/bench/cold@{d}"}),
+                         "checks": [["/admitted", True], ["/cached", False]]} for d in digests]},
+          open(sys.argv[3], "w"))
+EOF
+    before=$(access_lines)
+    local cold_from=$((before + 1))
+    load cold "$WORK/cold.json" --concurrency "$CONNS" --requests "$COLD"
+    sleep 0.5
+    after=$(access_lines)
+    local upstream=$((after - before))
+    local per_cold
+    per_cold=$(awk -v a="$upstream" -v b="$COLD" 'BEGIN { printf "%.2f", a / b }')
+    echo "   upstream requests: $upstream for $COLD cold verifications = $per_cold each; by kind:" >&2
+    grep -E '"(GET|HEAD|POST|PUT|PATCH|DELETE) /v2/' "$WORK/access.log" | tail -n +"$cold_from" \
+        | sed -E 's/.*"(GET|HEAD|POST|PUT|PATCH|DELETE) (\/v2\/[^ ]*) HTTP[^"]*" ([0-9]+).*/\1 \2 \3/' \
+        | sed -E 's/sha256[:-][0-9a-f]{64}/<digest>/g' | sort | uniq -c | sort -rn >&2
+
+    echo "== proxy pull of a 100 MiB image vs direct ($RUNS runs each, alternated)" >&2
+    # The first pull through the gate judges the image; the pulls measured are warm.
+    pull_seconds "$GATE" > /dev/null
+    pull_seconds "$HOST" > /dev/null
+    : > "$WORK/direct.times"
+    : > "$WORK/proxy.times"
+    local r
+    for ((r = 0; r < RUNS; r++)); do
+        pull_seconds "$HOST" >> "$WORK/direct.times"; echo >> "$WORK/direct.times"
+        pull_seconds "$GATE" >> "$WORK/proxy.times"; echo >> "$WORK/proxy.times"
+    done
+    local direct proxy
+    direct=$(median < "$WORK/direct.times")
+    proxy=$(median < "$WORK/proxy.times")
+    echo "   direct: $(tr '\n' ' ' < "$WORK/direct.times")s; proxy: $(tr '\n' ' ' < "$WORK/proxy.times")s" >&2
+    local gate_rss
+    gate_rss=$(awk '/VmRSS/ { print $2 }' "/proc/$GATE_PID/status")
+
+    echo
+    echo "signet serve on $(nproc) cores, loopback; $CONNS connections; load generator on the same cores"
+    printf '%-24s %11s %8s %8s %7s %6s %13s %6s\n' "phase (tool-name)" "decisions/s" "p50 ms" "p99 ms" "errors" "wrong" "gate CPU us/d" "load1"
+    while read -r name rate p50 p99 errors wrong cpu l; do
+        printf '%-24s %11s %8s %8s %7s %6s %13s %6s\n' "$name" "$rate" "$p50" "$p99" "$errors" "$wrong" "$cpu" "$l"
+    done < "$WORK/results"
+    echo "(wrk: errors = non-2xx answers, wrong = socket errors; gate_load: errors = 5xx + failed, wrong = wrong"
+    echo " verdicts; gate CPU us/d = the gate's user+system CPU per decision, so 2 cores / it is the gate's"
+    echo " CPU-bound ceiling; load1 = the machine's 1-minute load average when the phase started)"
+    echo "cold: $upstream upstream requests for $COLD verifications by digest = $per_cold per verification"
+    echo "100 MiB pull, median of $RUNS: direct ${direct} s, through the gate ${proxy} s, ratio $(awk -v a="$proxy" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')x"
+    echo "gate VmRSS at the end: ${gate_rss} KiB; decision log lines: $(wc -l < "$WORK/gate.log")"
+}
+
+if [[ -z ${GATE_BENCH_LIB:-} ]]; then
+    main "$@"
+fi
