@@ -172,3 +172,85 @@ async fn copy_signatures(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use signet_oci::manifest::{OCI_CONFIG, OCI_MANIFEST, SIMPLE_SIGNING};
+    use signet_oci::{Descriptor, ImageLocation, OciLayout, RegistryClient, RegistryOptions};
+
+    fn manifest_bytes(config: &Descriptor, layers: &[Descriptor]) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config,
+            "layers": layers,
+        }))
+        .unwrap()
+    }
+
+    /// A layout holding a one-layer image tagged `t` and a `.sig` manifest with `sig_layers`
+    /// (whose blobs need not exist: the limits must refuse before any is read).
+    fn source(dir: &std::path::Path, sig_layers: Vec<Descriptor>) -> ImageLocation {
+        let layout = OciLayout::create_or_open(dir).unwrap();
+        let config = b"{}".to_vec();
+        layout.write_blob(&config).unwrap();
+        let layer = b"layer".to_vec();
+        layout.write_blob(&layer).unwrap();
+        let config = Descriptor::of(OCI_CONFIG, &config);
+        let image = manifest_bytes(
+            &config,
+            &[Descriptor::of("application/octet-stream", &layer)],
+        );
+        layout.write_blob(&image).unwrap();
+        let image = Descriptor::of(OCI_MANIFEST, &image);
+        layout.set_tag("t", &image).unwrap();
+        let sig = manifest_bytes(&config, &sig_layers);
+        layout.write_blob(&sig).unwrap();
+        layout
+            .set_tag(
+                &image.digest.signature_tag(),
+                &Descriptor::of(OCI_MANIFEST, &sig),
+            )
+            .unwrap();
+        format!("oci:{}:t", dir.display()).parse().unwrap()
+    }
+
+    async fn copy_from(sig_layers: Vec<Descriptor>) -> Result<CopyReport, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let src = source(&dir.path().join("src"), sig_layers);
+        let dst: ImageLocation = format!("oci:{}:t", dir.path().join("dst").display())
+            .parse()
+            .unwrap();
+        let client = RegistryClient::new(RegistryOptions::default()).unwrap();
+        let src = ImageStore::open(&src, &client).unwrap();
+        let dst = ImageStore::open_for_write(&dst, &client).unwrap();
+        copy_image(&src, &dst, true).await
+    }
+
+    fn signature_layer(seed: u32, size: u64) -> Descriptor {
+        let mut layer = Descriptor::of(SIMPLE_SIGNING, &seed.to_be_bytes());
+        layer.size = size;
+        layer
+    }
+
+    #[tokio::test]
+    async fn refuses_signature_manifests_a_hostile_source_inflated() {
+        // Found by tests/e2e/hostile.rs: without these bounds copy fetched every one of 100,000
+        // layers, and streamed a 1 GiB "payload" before its digest could fail.
+        let many = (0..=DEFAULT_MAX_SIGNATURES as u32)
+            .map(|i| signature_layer(i, 300))
+            .collect();
+        let err = copy_from(many).await.unwrap_err();
+        assert!(matches!(err, Error::LimitExceeded { .. }), "{err}");
+        assert!(err.to_string().contains("101 layers"), "{err}");
+
+        let err = copy_from(vec![signature_layer(0, 1 << 30)])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LimitExceeded { .. }), "{err}");
+        assert!(err.to_string().contains("1073741824 bytes"), "{err}");
+    }
+}
