@@ -190,6 +190,19 @@ mod spoil {
             .insert(image.digest.clone(), tampered_digest);
     }
 
+    /// `GET` by tag serves an unsigned manifest (the signed one with an annotation added), while
+    /// `HEAD` by tag still names the signed digest.
+    pub fn unsigned_on_get(image: &mut Image) {
+        let mut other: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+        other["annotations"] = serde_json::json!({"swapped": "after HEAD"});
+        let bytes = serde_json::to_vec(&other).unwrap();
+        image
+            .content
+            .manifests
+            .insert("GET t".into(), (bytes.clone(), OCI_MANIFEST.into()));
+        image.content.manifest(None, bytes, OCI_MANIFEST);
+    }
+
     /// The manifest is cut off mid-document (its digest header matches the cut bytes).
     pub fn malformed_json(image: &mut Image) {
         let cut = image.manifest[..image.manifest.len() / 2].to_vec();
@@ -388,6 +401,18 @@ fn scenarios() -> Vec<Scenario> {
             unchanged,
             [Fail(E2, "500"); 5],
             gate_denies("500", "500"),
+        ),
+        s(
+            "HEAD names the signed digest, GET serves other bytes",
+            M::HeadDiffersFromGet,
+            false,
+            &[],
+            spoil::unsigned_on_get,
+            [Ok, Ok, Fail(E2, "could not confirm"), Fail(&[10], "no signatures"), Ok],
+            [
+                Fail(&[403], "no-valid-signature"),
+                Open("the admission webhook resolves a tag with one HEAD and believes its Docker-Content-Digest, so /validate admits the Pod although GET of the tag serves unsigned bytes (a runtime that pulls the tag by GET, as containers/image does, runs them; /mutate pins the signed digest and is safe; the proxy and `signet verify` judge what GET serves)"),
+            ],
         ),
         s(
             "malformed JSON manifest",

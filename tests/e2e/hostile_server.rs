@@ -42,6 +42,9 @@ pub enum Misbehaviour {
     ResetMidBlob,
     /// Every request under `/v2/<repo>/` answers 500.
     ServerError,
+    /// `HEAD` of a manifest answers for the stored one, `GET` serves the manifest stored under
+    /// `GET <key>` instead (a registry telling one client one thing and another another).
+    HeadDiffersFromGet,
 }
 
 /// What the server holds: manifests by tag and by digest, and blobs by digest. A blob may be
@@ -394,6 +397,11 @@ fn manifest(out: &mut Out, is_head: bool, key: &str, shared: &Shared) -> std::io
             target.as_str()
         }
         _ => key,
+    };
+    let get_key = format!("GET {lookup}");
+    let lookup = match content.manifests.contains_key(&get_key) {
+        true if mode == Misbehaviour::HeadDiffersFromGet && !is_head => get_key.as_str(),
+        _ => lookup,
     };
     let Some((bytes, media_type)) = content.manifests.get(lookup) else {
         return not_found(out);
