@@ -9,7 +9,9 @@
 //! leaves a layout locked): `.signet-index.lock` guards each read-modify-write of `index.json`, and
 //! `.signet-update.lock` is for callers' longer read-modify-write sequences such as appending a
 //! signature ([`OciLayout::try_lock_updates`]). Holding the update lock never blocks an `index.json`
-//! update, so the two cannot deadlock.
+//! update, so the two cannot deadlock. A process killed mid-write leaves at most a `.tmp-…` file,
+//! never a partial file under a final name; the next writer removes such files once they are
+//! [`STALE_TEMP_AGE`] old.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -40,6 +42,10 @@ pub const UPDATE_LOCK_FILE: &str = ".signet-update.lock";
 /// holds the lock for milliseconds; only a stopped process holds it longer).
 pub const INDEX_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a temporary file must have gone unmodified before a writer treats it as left behind
+/// by a killed process and removes it (a live writer modifies its file as it writes).
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
 /// A cross-process lock on a layout, released when dropped (or when the process ends, however it
 /// ends).
 #[derive(Debug)]
@@ -54,6 +60,8 @@ pub struct OciLayout {
     dir: PathBuf,
     /// Serialises read-modify-write of `index.json` within this process.
     index_lock: Mutex<()>,
+    /// Whether this handle has swept stale temporary files (done once, on the first write).
+    swept: std::sync::atomic::AtomicBool,
 }
 
 impl OciLayout {
@@ -102,6 +110,7 @@ impl OciLayout {
         let layout = OciLayout {
             dir,
             index_lock: Mutex::new(()),
+            swept: std::sync::atomic::AtomicBool::new(false),
         };
         // Fail at open, not later, when index.json is missing or broken.
         layout.index()?;
@@ -459,6 +468,10 @@ impl OciLayout {
         // Another process may be between its read and its write of index.json; without this lock
         // one of two concurrent tag updates would be lost.
         let _file_lock = lock_file(&self.dir.join(INDEX_LOCK_FILE), INDEX_LOCK_TIMEOUT)?;
+        // Writers, not readers, clean up what killed writers left (readers may lack the right).
+        if !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            sweep_stale_temps(&self.dir);
+        }
         let mut index = self.index()?;
         change(&mut index);
         write_atomically(&self.dir, &self.dir.join("index.json"), &to_json(&index)?)
@@ -500,6 +513,40 @@ impl OciLayout {
             .map_err(|e| Error::io(&target, e.error))?;
         sync_dir(target.parent().unwrap_or(&self.dir));
         Ok(())
+    }
+}
+
+/// Remove `.tmp-` files under `dir` and `dir/blobs/<alg>/` unmodified for [`STALE_TEMP_AGE`]: a
+/// process killed between creating and renaming one leaves it behind. Best effort: a file that
+/// cannot be inspected or removed is left alone.
+fn sweep_stale_temps(dir: &Path) {
+    let mut dirs = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir.join("blobs")) {
+        dirs.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+    }
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                continue;
+            }
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= STALE_TEMP_AGE);
+            if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
@@ -839,6 +886,30 @@ mod tests {
         }
         assert_eq!(layout.index().unwrap().manifests.len(), 8 * 25);
         assert!(temp_names(layout.dir()).is_empty());
+    }
+
+    #[test]
+    fn stale_temporary_files_are_swept_and_fresh_ones_kept() {
+        let (_t, layout) = layout();
+        let blobs = layout.dir().join("blobs").join("sha256");
+        let old = std::time::SystemTime::now() - STALE_TEMP_AGE - Duration::from_secs(60);
+        for path in [layout.dir().join(".tmp-old"), blobs.join(".tmp-old")] {
+            std::fs::write(&path, b"partial").unwrap();
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        std::fs::write(blobs.join(".tmp-fresh"), b"being written").unwrap();
+        let digest = layout.write_blob(b"kept").unwrap();
+        // The first index.json update of a handle sweeps.
+        layout
+            .set_tag("v1", &Descriptor::of(OCI_MANIFEST, b"m"))
+            .unwrap();
+        assert_eq!(temp_names(layout.dir()), vec![".tmp-fresh".to_string()]);
+        assert!(layout.has_blob(&digest));
     }
 
     #[test]
