@@ -207,6 +207,10 @@ struct Retries {
     merged_again: usize,
     registry_errors: usize,
     writes: usize,
+    /// Rounds abandoned before writing because the manifest changed after we read it.
+    restarts: usize,
+    /// The most manifest writes one signer made (each costs one of its 12 rounds).
+    most_writes: usize,
 }
 
 impl Retries {
@@ -217,6 +221,8 @@ impl Retries {
             merged_again: count("merging again"),
             registry_errors: count("registry error while signatures are being written"),
             writes: count("wrote signature manifest"),
+            restarts: count("changed while we prepared our write"),
+            most_writes: count("wrote signature manifest"),
         }
     }
 
@@ -224,6 +230,8 @@ impl Retries {
         self.merged_again += other.merged_again;
         self.registry_errors += other.registry_errors;
         self.writes += other.writes;
+        self.restarts += other.restarts;
+        self.most_writes = self.most_writes.max(other.most_writes);
     }
 }
 
@@ -231,8 +239,9 @@ impl std::fmt::Display for Retries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} merge-again retries, {} registry-error retries, {} manifest writes",
-            self.merged_again, self.registry_errors, self.writes
+            "{} merge-again retries, {} registry-error retries, {} manifest writes (at most {} by \
+             one signer), {} writes abandoned because the manifest changed first",
+            self.merged_again, self.registry_errors, self.writes, self.most_writes, self.restarts
         )
     }
 }
