@@ -155,12 +155,14 @@ impl<J: Judge> Gate<J> {
         self.judge_at(image, reference, digest, source).await
     }
 
-    /// The digest a tag names now, asked of the registry with one `HEAD`.
+    /// The digest a tag names now: one `GET` of the manifest, hashed here. A `HEAD` would be
+    /// cheaper, but its `Docker-Content-Digest` is only the registry's word, and a registry that
+    /// names a signed digest while serving other bytes must not get an image admitted.
     async fn resolve(&self, reference: &Reference) -> Result<Digest, String> {
         let timeout = Duration::from_secs(self.inner.config.timeouts.upstream_seconds);
-        match tokio::time::timeout(timeout, self.inner.client.head_manifest(reference)).await {
-            Ok(Ok(Some(descriptor))) => Ok(descriptor.digest),
-            Ok(Ok(None)) => Err(format!("{reference}: no such image")),
+        match tokio::time::timeout(timeout, self.inner.client.get_manifest(reference)).await {
+            Ok(Ok(fetched)) => Ok(fetched.digest),
+            Ok(Err(e)) if e.is_not_found() => Err(format!("{reference}: no such image")),
             Ok(Err(e)) => {
                 Metrics::inc(&self.inner.metrics.upstream_errors);
                 Err(format!("cannot resolve {reference}: {e}"))

@@ -411,7 +411,7 @@ fn scenarios() -> Vec<Scenario> {
             [Ok, Ok, Fail(E2, "could not confirm"), Fail(&[10], "no signatures"), Ok],
             [
                 Fail(&[403], "no-valid-signature"),
-                Open("the admission webhook resolves a tag with one HEAD and believes its Docker-Content-Digest, so /validate admits the Pod although GET of the tag serves unsigned bytes (a runtime that pulls the tag by GET, as containers/image does, runs them; /mutate pins the signed digest and is safe; the proxy and `signet verify` judge what GET serves)"),
+                Fail(&[1], "no-valid-signature"),
             ],
         ),
         s(
