@@ -7,8 +7,8 @@ use signet_oci::store::ImageStore;
 use signet_oci::{Digest, Reference, RegistryClient};
 use signet_policy::Decision;
 
-use signet_verifier::enforce::{evaluate_digest, PolicyFile};
 use crate::{GateError, Judge, Judgement, Mode};
+use signet_verifier::enforce::{evaluate_digest, PolicyFile};
 
 /// Judges images with a loaded policy, reading images and signatures through `client`.
 #[derive(Clone)]

@@ -38,12 +38,12 @@ mod cache;
 pub mod config;
 mod containerd;
 mod engine;
+pub mod judge;
 mod metrics;
 mod proxy;
 mod reload;
 mod server;
 mod tls;
-pub mod judge;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -13,9 +13,9 @@ use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use signet_gate::{Gate, GateConfig, GateError, Judge, Judgement, Mode};
 use signet_oci::manifest::{OCI_INDEX, OCI_MANIFEST, SIMPLE_SIGNING};
 use signet_oci::{Descriptor, Digest, Reference, RegistryClient};
-use signet_gate::{Gate, GateConfig, GateError, Judge, Judgement, Mode};
 
 use crate::support::{self, TestRegistry};
 

@@ -1,16 +1,16 @@
 //! End-to-end tests of the `signet` binary against a real `docker-registry`.
 
-mod image;
-mod keys;
-mod registry;
-mod support;
-mod signing;
 mod gate;
-mod interop;
-mod policy;
+mod golden;
 mod hostile;
 mod hostile_server;
+mod image;
+mod interop;
+mod keys;
+mod policy;
+mod registry;
 mod robustness;
 mod serve;
+mod signing;
 mod soak;
-mod golden;
+mod support;

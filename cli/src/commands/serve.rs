@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use signet_gate::judge::PolicyJudge;
+use signet_gate::{containerd_verify, Gate, GateConfig};
 use signet_oci::RegistryClient;
 use signet_verifier::enforce::load_policy_file;
-use signet_gate::{containerd_verify, Gate, GateConfig};
-use signet_gate::judge::PolicyJudge;
 
 use crate::exit::ExitCode;
 use crate::options::GlobalOptions;
