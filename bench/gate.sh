@@ -161,16 +161,20 @@ json.dump({"requests": [entry]}, open(out, "w"))
 EOF
 }
 
-# wrk_post NAME PATH BODY: wrk, CONNS connections, 2 threads, SECONDS_PER_PHASE; appends
+# wrk_post NAME PATH BODY: wrk (GET when BODY is empty), CONNS connections, 2 threads, SECONDS_PER_PHASE; appends
 # "NAME rate p50 p99 non2xx errors" to $WORK/results.
 wrk_post() {
     local name=$1 path=$2 body=$3
     local lua="$WORK/$name.lua"
     # Lua long-bracket string: the body is used as is.
+    local request='wrk.method = "GET"'
+    if [[ -n $body ]]; then
+        request="wrk.method = \"POST\"
+wrk.headers[\"Content-Type\"] = \"application/json\"
+wrk.body = [==[$body]==]"
+    fi
     cat > "$lua" <<EOF
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = [==[$body]==]
+$request
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("WRK %.1f %.3f %.3f %d %d\n",
@@ -179,46 +183,68 @@ done = function(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 EOF
-    local out t0 t1 l
+    local out t0 t1 l h0 h1 r0 r1
     l=$(load1)
+    h0=$(decide_histogram)
     t0=$(gate_cpu_ticks)
+    r0=$(registry_cpu_ticks)
     out="$(wrk -t2 -c"$CONNS" -d"${SECONDS_PER_PHASE}s" --latency -s "$lua" "http://$GATE$path")"
     t1=$(gate_cpu_ticks)
+    r1=$(registry_cpu_ticks)
+    h1=$(decide_histogram)
     echo "$out" | grep -v '^WRK' >&2
+    # shellcheck disable=SC2086
+    set -- $h0 $h1
+    awk -v n="$name" -v c=$(($4 - $1)) -v a=$(($5 - $2)) -v b=$(($6 - $3)) 'BEGIN {
+        if (c > 0) printf "%-18s in-gate decision time: %.2f%% <= 1 ms, %.2f%% <= 5 ms (%d decisions)\n", n, 100 * a / c, 100 * b / c, c
+    }' >> "$WORK/histograms"
     local line n
     line="$(echo "$out" | grep '^WRK')"
     n=$(echo "$out" | awk '/requests in/ { print $1 }')
-    echo "wrk-$name ${line#WRK } $(cpu_us_per_decision "$t0" "$t1" "$n") $l" >> "$WORK/results"
+    echo "wrk-$name ${line#WRK } $(cpu_us_per_decision "$t0" "$t1" "$n") $(cpu_us_per_decision "$r0" "$r1" "$n") $l" >> "$WORK/results"
 }
 
 # load NAME SCENARIO ARGS...: gate_load; appends "NAME rate p50 p99 5xx+failed wrong" to results.
 load() {
     local name=$1 scenario_file=$2
     shift 2
-    local out rc=0 t0 t1 l
+    local out rc=0 t0 t1 l r0 r1
     l=$(load1)
     t0=$(gate_cpu_ticks)
+    r0=$(registry_cpu_ticks)
     out="$("$GATE_LOAD" --target "http://$GATE" --scenario "$scenario_file" --label "$name" "$@")" || rc=$?
     t1=$(gate_cpu_ticks)
+    r1=$(registry_cpu_ticks)
     echo "$out" | grep -v '^RESULT' >&2
     local json n
     json="$(echo "$out" | grep '^RESULT' | cut -d' ' -f2-)"
     echo "$json" > "$WORK/$name.json"
     n=$(echo "$json" | jq -r .answered)
-    echo "$json" | jq -r --arg n "load-$name" --arg cpu "$(cpu_us_per_decision "$t0" "$t1" "$n")" --arg l "$l" \
-        '"\($n) \(.per_second*10|round/10) \(.p50_ms) \(.p99_ms) \(.status_5xx + .failed) \(.wrong) \($cpu) \($l)"' >> "$WORK/results"
+    echo "$json" | jq -r --arg n "load-$name" --arg cpu "$(cpu_us_per_decision "$t0" "$t1" "$n")" \
+        --arg rcpu "$(cpu_us_per_decision "$r0" "$r1" "$n")" --arg l "$l" \
+        '"\($n) \(.per_second*10|round/10) \(.p50_ms) \(.p99_ms) \(.status_5xx + .failed) \(.wrong) \($cpu) \($rcpu) \($l)"' >> "$WORK/results"
     return $rc
 }
 
 # gate_cpu_ticks: user + system CPU time the gate has used, in clock ticks. Other processes on the
 # machine (load average in the table) slow the wall-clock figures; CPU per decision moves less.
 gate_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$GATE_PID/stat"; }
+registry_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$REGISTRY_PID/stat"; }
 TICKS_PER_SECOND="$(getconf CLK_TCK)"
 # cpu_us_per_decision TICKS0 TICKS1 N
 cpu_us_per_decision() {
     awk -v a="$1" -v b="$2" -v n="$3" -v hz="$TICKS_PER_SECOND" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
 }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# decide_histogram: "count le_1ms le_5ms" of the gate's own decision-time histogram (/metrics:
+# time inside the gate from parsed request to decision, without HTTP or the client's scheduling).
+decide_histogram() {
+    curl -fsS "http://$GATE/metrics" | awk '
+        /^signet_gate_decision_seconds_count / { c = $2 }
+        /^signet_gate_decision_seconds_bucket\{le="0.001"\}/ { a = $2 }
+        /^signet_gate_decision_seconds_bucket\{le="0.005"\}/ { b = $2 }
+        END { print c + 0, a + 0, b + 0 }'
+}
 
 access_lines() { grep -cE '"(GET|HEAD|POST|PUT|PATCH|DELETE) /v2/' "$WORK/access.log" || true; }
 
@@ -323,6 +349,7 @@ main() {
     make_big_image
     start_gate
     : > "$WORK/results"
+    : > "$WORK/histograms"
     echo "signet:  $SIGNET" >&2
     echo "cpus:    $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))" >&2
     echo "gate:    $GATE -> registry $HOST" >&2
@@ -333,6 +360,8 @@ main() {
     curl -fsS -X POST -H 'content-type: application/json' --data "{\"image\":\"$by_digest\"}" "http://$GATE/v1/verify" > /dev/null
     curl -fsS -X POST -H 'content-type: application/json' --data "{\"image\":\"$by_tag\"}" "http://$GATE/v1/verify" > /dev/null
 
+    echo "== control: GET /healthz (no decision; what HTTP alone costs on this machine now)" >&2
+    wrk_post healthz /healthz ""
     echo "== verify API, warm, by digest" >&2
     body="{\"image\":\"$by_digest\"}"
     scenario "$WORK/api-digest.json" api-digest /v1/verify "$body" 200 /admitted true /cached true
@@ -404,13 +433,15 @@ EOF
 
     echo
     echo "signet serve on $(nproc) cores, loopback; $CONNS connections; load generator on the same cores"
-    printf '%-24s %11s %8s %8s %7s %6s %13s %6s\n' "phase (tool-name)" "decisions/s" "p50 ms" "p99 ms" "errors" "wrong" "gate CPU us/d" "load1"
-    while read -r name rate p50 p99 errors wrong cpu l; do
-        printf '%-24s %11s %8s %8s %7s %6s %13s %6s\n' "$name" "$rate" "$p50" "$p99" "$errors" "$wrong" "$cpu" "$l"
+    printf '%-24s %11s %8s %8s %7s %6s %9s %9s %6s\n' "phase (tool-name)" "decisions/s" "p50 ms" "p99 ms" "errors" "wrong" "gate CPU" "reg. CPU" "load1"
+    while read -r name rate p50 p99 errors wrong cpu rcpu l; do
+        printf '%-24s %11s %8s %8s %7s %6s %9s %9s %6s\n' "$name" "$rate" "$p50" "$p99" "$errors" "$wrong" "$cpu" "$rcpu" "$l"
     done < "$WORK/results"
     echo "(wrk: errors = non-2xx answers, wrong = socket errors; gate_load: errors = 5xx + failed, wrong = wrong"
-    echo " verdicts; gate CPU us/d = the gate's user+system CPU per decision, so 2 cores / it is the gate's"
-    echo " CPU-bound ceiling; load1 = the machine's 1-minute load average when the phase started)"
+    echo " verdicts; gate CPU, reg. CPU = microseconds of user+system CPU per decision used by the gate and"
+    echo " by docker-registry (2 cores / gate CPU = the gate's CPU-bound ceiling); load1 = the machine's"
+    echo " 1-minute load average when the phase started: other work on the machine slows the wall-clock columns)"
+    cat "$WORK/histograms"
     echo "cold: $upstream upstream requests for $COLD verifications by digest = $per_cold per verification"
     echo "100 MiB pull, median of $RUNS: direct ${direct} s, through the gate ${proxy} s, ratio $(awk -v a="$proxy" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')x"
     echo "gate VmRSS at the end: ${gate_rss} KiB; decision log lines: $(wc -l < "$WORK/gate.log")"
