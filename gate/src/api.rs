@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::engine::Source;
+use super::engine::{Decision, DecisionView, Source};
 use super::server::Gate;
 use super::Judge;
 
@@ -56,6 +56,13 @@ struct VerifyRequest {
     images: Option<Vec<String>>,
 }
 
+/// The verify API's answer to `{"images": […]}`.
+#[derive(serde::Serialize)]
+struct ListAnswer<'a> {
+    admitted: bool,
+    results: Vec<DecisionView<'a>>,
+}
+
 /// `POST /v1/verify`.
 pub(crate) async fn verify<J: Judge>(
     State(gate): State<Gate<J>>,
@@ -74,7 +81,7 @@ pub(crate) async fn verify<J: Judge>(
     match (request.image, request.images) {
         (Some(image), None) => {
             let decision = gate.decide(&image, Source::Api).await;
-            axum::Json(decision.to_json()).into_response()
+            axum::Json(decision.view()).into_response()
         }
         (None, Some(images)) => {
             if images.len() > limits.max_images {
@@ -84,9 +91,11 @@ pub(crate) async fn verify<J: Judge>(
                 );
             }
             let decisions = gate.decide_all(&images, Source::Api).await;
-            let results: Vec<_> = decisions.iter().map(|d| d.to_json()).collect();
-            let all = decisions.iter().all(|d| d.admitted());
-            axum::Json(json!({"admitted": all, "results": results})).into_response()
+            let answer = ListAnswer {
+                admitted: decisions.iter().all(|d| d.admitted()),
+                results: decisions.iter().map(Decision::view).collect(),
+            };
+            axum::Json(answer).into_response()
         }
         _ => bad_request(
             StatusCode::BAD_REQUEST,
