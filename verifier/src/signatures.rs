@@ -206,18 +206,29 @@ async fn check_layer(
             format!("no {SIGNATURE_ANNOTATION} annotation"),
         ),
         Some(signature) => {
-            let mut last_error = String::from("no key given");
+            // Every key's reason, once each (a malformed signature fails the same way for all).
+            let mut errors: Vec<String> = Vec::new();
             for key in keys {
                 match signet_sign::signature::verify(key, &payload, signature) {
                     Ok(()) => candidate.verified_by.push(key.key_id()),
-                    Err(e) => last_error = e.to_string(),
+                    Err(e) => {
+                        let text = e.to_string();
+                        if !errors.contains(&text) {
+                            errors.push(text);
+                        }
+                    }
                 }
             }
             if candidate.verified_by.is_empty() {
+                let why = if errors.is_empty() {
+                    "no key given".to_string()
+                } else {
+                    errors.join("; ")
+                };
                 candidate.record(
                     "signature",
                     false,
-                    format!("no given key verifies it: {last_error}"),
+                    format!("no given key verifies it: {why}"),
                 );
             } else {
                 let ids: Vec<String> = candidate
