@@ -299,14 +299,7 @@ impl DockerArchive {
             .take(desc.size.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(&self.path, e))?;
-        if bytes.len() as u64 != desc.size {
-            return Err(Error::SizeMismatch {
-                what,
-                expected: desc.size,
-                actual: bytes.len() as u64,
-            });
-        }
-        desc.digest.verify(&what, &bytes)?;
+        desc.verify(&what, &bytes)?;
         Ok(bytes)
     }
 

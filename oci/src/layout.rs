@@ -256,14 +256,7 @@ impl OciLayout {
             }
             Err(e) => return Err(e),
         };
-        if bytes.len() as u64 != desc.size {
-            return Err(Error::SizeMismatch {
-                what,
-                expected: desc.size,
-                actual: bytes.len() as u64,
-            });
-        }
-        desc.digest.verify(&what, &bytes)?;
+        desc.verify(&what, &bytes)?;
         let manifest = Manifest::parse(&bytes, Some(&desc.media_type), &what)?;
         Ok(FetchedManifest {
             digest: desc.digest.clone(),
@@ -315,14 +308,7 @@ impl OciLayout {
             .take(desc.size.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(self.blob_path(&desc.digest), e))?;
-        if bytes.len() as u64 != desc.size {
-            return Err(Error::SizeMismatch {
-                what,
-                expected: desc.size,
-                actual: bytes.len() as u64,
-            });
-        }
-        desc.digest.verify(&what, &bytes)?;
+        desc.verify(&what, &bytes)?;
         Ok(bytes)
     }
 

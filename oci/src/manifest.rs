@@ -105,6 +105,18 @@ impl Descriptor {
         )
     }
 
+    /// Check that `bytes` are what this descriptor names: its size first, then its digest.
+    pub fn verify(&self, what: &str, bytes: &[u8]) -> Result<(), Error> {
+        if bytes.len() as u64 != self.size {
+            return Err(Error::SizeMismatch {
+                what: what.to_string(),
+                expected: self.size,
+                actual: bytes.len() as u64,
+            });
+        }
+        self.digest.verify(what, bytes)
+    }
+
     /// An annotation's value.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.as_ref()?.get(key).map(String::as_str)
