@@ -36,19 +36,6 @@ fn check_golden(name: &str, actual: &str) {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 fn signet_golden(args: &[&str]) -> std::process::Output {
     crate::support::signet()
         .env("SIGNET_PASSWORD", GOLDEN_PASSWORD)
@@ -62,7 +49,7 @@ fn verify_outputs_are_stable() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
-    copy_dir(&golden_dir().join("../images/single"), &layout);
+    crate::support::copy_dir(&golden_dir().join("../images/single"), &layout);
     let key = dir.path().join("golden.key");
     std::fs::copy(golden_dir().join("golden.key"), &key).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -60,19 +60,6 @@ fn fails_with_one_line(args: &[&str]) -> String {
     err
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     let (alg, hex) = digest.split_once(':').unwrap();
     layout.join("blobs").join(alg).join(hex)
@@ -289,7 +276,7 @@ fn validate_accepts_every_intact_fixture() {
 fn single_copy() -> (tempfile::TempDir, PathBuf, Value) {
     let temp = tempfile::tempdir().unwrap();
     let layout = temp.path().join("single");
-    copy_dir(&fixtures().join("single"), &layout);
+    crate::support::copy_dir(&fixtures().join("single"), &layout);
     let (_, bytes) = stored_top_manifest(&layout);
     (temp, layout, serde_json::from_slice(&bytes).unwrap())
 }
@@ -417,7 +404,7 @@ fn validate_catches_a_tampered_docker_archive_layer() {
 fn validate_catches_a_tampered_child_manifest_in_an_index() {
     let temp = tempfile::tempdir().unwrap();
     let layout = temp.path().join("multi");
-    copy_dir(&fixtures().join("multi"), &layout);
+    crate::support::copy_dir(&fixtures().join("multi"), &layout);
     let (_, index_bytes) = stored_top_manifest(&layout);
     let index: Value = serde_json::from_slice(&index_bytes).unwrap();
     let child = index["manifests"][1]["digest"].as_str().unwrap();

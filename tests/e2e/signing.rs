@@ -468,7 +468,7 @@ fn sign_in_a_layout_then_publish_with_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keypair(dir.path(), "k");
     let layout = dir.path().join("layout");
-    copy_dir(
+    crate::support::copy_dir(
         Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../testdata/images/single"
@@ -556,19 +556,6 @@ fn recursive_signing_signs_every_child_of_an_index() {
             &format!("{}/multi/app@{child}", reg.host()),
         ]);
         assert_eq!(code(&out), 0, "child {platform} signed");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 

@@ -737,3 +737,17 @@ pub fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     assert_eq!(code(&out), 0, "generate-key-pair {name}");
     (prefix.with_extension("key"), prefix.with_extension("pub"))
 }
+
+/// Copy the directory tree `from` to `to` (test fixtures are copied before anything writes to them).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
