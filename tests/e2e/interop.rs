@@ -34,9 +34,9 @@ use sigstore::crypto::signing_key::SigStoreKeyPair;
 use sigstore::crypto::SigningScheme;
 use sigstore::registry::{Auth, ClientConfig, ClientProtocol, OciReference};
 
-use crate::support::{self, client, runtime, signet, TestRegistry};
-
-const PASSWORD: &str = "interop-password";
+use crate::support::{
+    self, client, code, run, runtime, s, signet, TestRegistry, KEY_PASSWORD as PASSWORD,
+};
 /// The Docker schema-2 manifest of dir-img-cosign-valid (and most other cosign-real folders).
 const COSIGN_DIGEST: &str =
     "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00";
@@ -57,29 +57,6 @@ fn cosign_real(rel: &str) -> PathBuf {
 
 fn skopeo(rel: &str) -> PathBuf {
     testdata(&format!("skopeo-1.13/{rel}"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = signet()
-        .env("SIGNET_PASSWORD", PASSWORD)
-        .args(args)
-        .output()
-        .unwrap();
-    eprintln!(
-        "signet {args:?} -> {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
 }
 
 fn stderr(out: &Output) -> String {
