@@ -24,6 +24,7 @@ pub use registry::{FetchedManifest, RegistryClient, RegistryOptions};
 pub mod archive;
 pub mod layout;
 pub mod store;
+pub mod stream;
 pub mod validate;
 pub use archive::DockerArchive;
 pub use layout::OciLayout;

@@ -1209,8 +1209,8 @@ fn transfer_budget(timeout: Duration, size: u64) -> Duration {
 }
 
 /// Wrap a body stream so it yields an error instead of its end when the bytes do not hash to
-/// `descriptor.digest` or do not number `descriptor.size`, as soon as there are too many, and
-/// when they have not all arrived by `deadline`.
+/// `descriptor.digest` or do not number `descriptor.size` ([`crate::stream::verified_stream`]), as
+/// soon as there are too many, and when they have not all arrived by `deadline`.
 fn verified_stream(
     inner: impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
     descriptor: &Descriptor,
@@ -1218,33 +1218,46 @@ fn verified_stream(
     registry: String,
     deadline: tokio::time::Instant,
 ) -> ByteStream {
+    let body = body_stream(inner, descriptor.size, what.clone(), registry, deadline);
+    crate::stream::verified_stream(body, descriptor, what)
+}
+
+/// A response body as a [`ByteStream`]: transport errors become [`Error::Registry`] saying how
+/// far the transfer got, and the stream ends in an error at `deadline` however slowly bytes
+/// trickle (an idle-read time-out alone never fires for a server sending one byte a second).
+fn body_stream(
+    inner: impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+    size: u64,
+    what: String,
+    registry: String,
+    deadline: tokio::time::Instant,
+) -> ByteStream {
     struct State<S> {
         inner: Pin<Box<S>>,
-        hasher: Option<DigestHasher>,
         count: u64,
-        expected: Digest,
         size: u64,
         what: String,
         registry: String,
         started: Instant,
         deadline: tokio::time::Instant,
+        done: bool,
     }
     let state = State {
         inner: Box::pin(inner),
-        hasher: Some(DigestHasher::new(descriptor.digest.algorithm())),
         count: 0,
-        expected: descriptor.digest.clone(),
-        size: descriptor.size,
+        size,
         what,
         registry,
         started: Instant::now(),
         deadline,
+        done: false,
     };
     Box::pin(futures_util::stream::unfold(state, |mut s| async move {
-        // No hasher: the stream already ended, well or badly.
-        s.hasher.as_ref()?;
+        if s.done {
+            return None;
+        }
         let Ok(next) = tokio::time::timeout_at(s.deadline, s.inner.next()).await else {
-            s.hasher = None;
+            s.done = true;
             let err = Error::Registry {
                 registry: s.registry.clone(),
                 message: format!(
@@ -1261,22 +1274,10 @@ fn verified_stream(
         match next {
             Some(Ok(chunk)) => {
                 s.count += chunk.len() as u64;
-                if s.count > s.size {
-                    s.hasher = None;
-                    let err = Error::SizeMismatch {
-                        what: s.what.clone(),
-                        expected: s.size,
-                        actual: s.count,
-                    };
-                    return Some((Err(err), s));
-                }
-                if let Some(h) = s.hasher.as_mut() {
-                    h.update(&chunk);
-                }
                 Some((Ok(chunk), s))
             }
             Some(Err(e)) => {
-                s.hasher = None;
+                s.done = true;
                 let err = Error::Registry {
                     registry: s.registry.clone(),
                     message: format!(
@@ -1289,27 +1290,7 @@ fn verified_stream(
                 };
                 Some((Err(err), s))
             }
-            None => {
-                let hasher = s.hasher.take()?;
-                if s.count != s.size {
-                    let err = Error::SizeMismatch {
-                        what: s.what.clone(),
-                        expected: s.size,
-                        actual: s.count,
-                    };
-                    return Some((Err(err), s));
-                }
-                let actual = hasher.finish();
-                if actual != s.expected {
-                    let err = Error::DigestMismatch {
-                        what: s.what.clone(),
-                        expected: s.expected.clone(),
-                        actual,
-                    };
-                    return Some((Err(err), s));
-                }
-                None
-            }
+            None => None,
         }
     }))
 }
