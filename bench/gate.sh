@@ -419,11 +419,16 @@ EOF
     pull_seconds "$HOST" > /dev/null
     : > "$WORK/direct.times"
     : > "$WORK/proxy.times"
-    local r
+    local r g0 g1 pull_ticks=0
     for ((r = 0; r < RUNS; r++)); do
         pull_seconds "$HOST" >> "$WORK/direct.times"; echo >> "$WORK/direct.times"
+        g0=$(gate_cpu_ticks)
         pull_seconds "$GATE" >> "$WORK/proxy.times"; echo >> "$WORK/proxy.times"
+        g1=$(gate_cpu_ticks)
+        pull_ticks=$((pull_ticks + g1 - g0))
     done
+    local pull_cpu_ms
+    pull_cpu_ms=$(awk -v t="$pull_ticks" -v n="$RUNS" -v hz="$TICKS_PER_SECOND" 'BEGIN { printf "%.0f", t / hz * 1000 / n }')
     local direct proxy
     direct=$(median < "$WORK/direct.times")
     proxy=$(median < "$WORK/proxy.times")
@@ -444,6 +449,8 @@ EOF
     cat "$WORK/histograms"
     echo "cold: $upstream upstream requests for $COLD verifications by digest = $per_cold per verification"
     echo "100 MiB pull, median of $RUNS: direct ${direct} s, through the gate ${proxy} s, ratio $(awk -v a="$proxy" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')x"
+    echo "  runs direct: $(tr '\n' ' ' < "$WORK/direct.times")s; through the gate: $(tr '\n' ' ' < "$WORK/proxy.times")s"
+    echo "  the gate's CPU per proxied pull (hashing 100 MiB, two socket copies): ${pull_cpu_ms} ms; load1 now $(load1)"
     echo "gate VmRSS at the end: ${gate_rss} KiB; decision log lines: $(wc -l < "$WORK/gate.log")"
 }
 
