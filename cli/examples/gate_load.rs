@@ -21,6 +21,8 @@
 //! `RESULT {json}` for scripts; the exit status is 1 if any answer was wrong, any 5xx came back,
 //! a request failed, or `/healthz` failed.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

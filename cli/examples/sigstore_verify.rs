@@ -5,6 +5,8 @@
 //! Usage: `sigstore_verify IMAGE PUB`. Plain HTTP is used for a `127.0.0.1` registry only.
 //! Exits 0 and prints the number of verified layers when at least one verifies, 1 otherwise.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
+
 use anyhow::Context as _;
 use sigstore::cosign::verification_constraint::{
     PublicKeyVerifier, VerificationConstraint, VerificationConstraintVec,

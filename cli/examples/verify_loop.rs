@@ -5,6 +5,8 @@
 //! Usage: `verify_loop --key PUB [--identity REF] [--seconds S] IMAGE`. Prints one line:
 //! `<image> <count> <seconds> <per-second>`; exits non-zero unless every run verified.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

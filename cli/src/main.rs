@@ -2,6 +2,8 @@
 //! `commands/`; flags every command shares are in `options.rs`; exit codes and the error line are in
 //! `exit.rs`.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
+
 mod commands;
 mod exit;
 mod options;

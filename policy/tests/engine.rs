@@ -1,5 +1,7 @@
 //! Table-driven tests of the policy engine through `load`, `explain` and `evaluate`, on the sample
 //! policies in testdata/policies and on inline ones.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `signet` binary against a real `docker-registry`.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
+
 mod gate;
 mod golden;
 mod hostile;
