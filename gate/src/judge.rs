@@ -63,12 +63,16 @@ impl Judge for PolicyJudge {
             client: self.client.clone(),
             reference: reference.with_digest(digest.clone()),
         };
+        // Fetch the manifest by digest (hashed on arrival) even though only signatures may be
+        // checked: a registry that serves other bytes for this digest is refused here rather
+        // than trusted to the runtime's own digest check.
+        let resolved = store.resolve().await?;
         let report = evaluate_digest(
             &store,
             &store,
             &reference,
             &digest,
-            None,
+            Some(&resolved),
             &self.policy,
             (self.clock)(),
         )

@@ -20,7 +20,7 @@ use signet_sign::keys::SigningKey;
 use signet_sign::payload::SimpleSigningPayload;
 use signet_sign::SIGNATURE_ANNOTATION;
 
-use crate::signatures::{read_signature_manifest, signature_manifest};
+use crate::signatures::{read_signature_manifest, signature_manifest, DEFAULT_MAX_SIGNATURES};
 use crate::Error;
 
 /// Which identity the payload's `docker-reference` carries.
@@ -326,6 +326,20 @@ impl Ensure<'_> {
     async fn read(&mut self) -> Result<Option<(FetchedManifest, ImageManifest)>, Error> {
         let current = read_signature_manifest(self.store, self.digest).await?;
         if let Some((_, manifest)) = &current {
+            // Verifiers examine at most this many signatures (cosign too): one more would make
+            // every signature of the image unverifiable, and a hostile manifest could hold 100,000.
+            if manifest.layers.len() >= DEFAULT_MAX_SIGNATURES {
+                return Err(Error::LimitExceeded {
+                    what: format!(
+                        "signature manifest {} with {} layers",
+                        self.tag,
+                        manifest.layers.len()
+                    ),
+                    limit: format!(
+                        "{DEFAULT_MAX_SIGNATURES} signatures (verifiers examine no more; not adding another)"
+                    ),
+                });
+            }
             for layer in &manifest.layers {
                 if !self.seen.iter().any(|s| same_signature(s, layer)) {
                     self.seen.push(layer.clone());
