@@ -283,6 +283,49 @@ fn load_inner(name: &str, text: &str, loader: KeyLoader<'_>) -> (Option<Policy>,
     (policy, sink.finish())
 }
 
+/// Deepest `[`/`{` nesting a YAML policy may have (real policies use two or three).
+const MAX_FLOW_NESTING: usize = 64;
+
+/// The 1-based line and column where flow collections (`[`, `{`) first nest deeper than `max`,
+/// skipping quoted strings and comments.
+fn flow_nesting_beyond(text: &str, max: usize) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    // A quote opens a quoted scalar only where a scalar can start (an apostrophe inside a plain
+    // scalar, as in `reject: don't`, does not).
+    let mut previous = ' ';
+    for c in text.chars() {
+        column += 1;
+        let before = std::mem::replace(&mut previous, c);
+        if c == '\n' {
+            line += 1;
+            column = 0;
+            comment = false;
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        let scalar_start = before.is_whitespace() || matches!(before, ':' | '[' | '{' | ',' | '-');
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') if scalar_start => quote = Some(c),
+            (None, '#') if before.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > max {
+                    return Some((line, column));
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Parse a Signet policy document (YAML or JSON) without validating it further.
 pub fn parse_document(name: &str, text: &str) -> Result<PolicyDocument, Vec<Diagnostic>> {
     let mut sink = Sink::new(Source { name, text });
@@ -306,6 +349,14 @@ fn parse_document_into(sink: &mut Sink<'_>, format: Format) -> Option<PolicyDocu
         })
     } else if text.trim().is_empty() {
         Ok(PolicyDocument::default())
+    } else if let Some((line, column)) = flow_nesting_beyond(text, MAX_FLOW_NESTING) {
+        // The YAML parser is quadratic in flow nesting (`[[[[…`): refuse before it starts.
+        Err((
+            "too-deep",
+            Some(line),
+            Some(column),
+            format!("brackets nested deeper than {MAX_FLOW_NESTING} levels"),
+        ))
     } else {
         serde_yaml_ng::from_str::<PolicyDocument>(text).map_err(|e| {
             let message = e.to_string();
@@ -909,4 +960,30 @@ fn requirements(
         config,
         mode: req.mode.unwrap_or(global_mode),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_yaml_parser_sees_it() {
+        let deep = format!("default: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let diagnostics = lint("deep.yaml", &deep, &|_| Err("no keys".into()));
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.code == "too-deep" && d.line == Some(1) && d.column == Some(74)),
+            "{diagnostics:?}"
+        );
+        assert_eq!(flow_nesting_beyond(&"[".repeat(65), 64), Some((1, 65)));
+        assert_eq!(flow_nesting_beyond(&"{a: ".repeat(64), 64), None);
+        // Brackets inside quoted scalars and comments do not count; apostrophes in plain
+        // scalars do not open quotes.
+        let quoted = format!("reject: '{}'\n# {}\n", "[".repeat(100), "{".repeat(100));
+        assert_eq!(flow_nesting_beyond(&quoted, 64), None);
+        let plain = format!("reject: don't\nx: {}", "[".repeat(65));
+        assert_eq!(flow_nesting_beyond(&plain, 64), Some((2, 68)));
+    }
 }
