@@ -129,18 +129,7 @@ impl Policy {
     /// holding every diagnostic when any is an error.
     pub fn load(name: &str, text: &str, loader: KeyLoader<'_>) -> Result<Loaded, Error> {
         let (policy, diagnostics) = load_inner(name, text, loader);
-        match policy {
-            Some(policy) if !diagnostics.iter().any(|d| d.severity == Severity::Error) => {
-                Ok(Loaded {
-                    policy,
-                    warnings: diagnostics,
-                })
-            }
-            _ => Err(Error::InvalidPolicy {
-                file: name.to_string(),
-                diagnostics,
-            }),
-        }
+        loaded_or_invalid(name.to_string(), policy, diagnostics)
     }
 
     /// Build a policy from a Signet document (for example the output of
@@ -153,19 +142,7 @@ impl Policy {
         let name = source.name.to_string();
         let mut sink = Sink::new(source);
         let policy = build(doc, &mut sink, loader, &BTreeMap::new(), Format::SignetYaml);
-        let diagnostics = sink.finish();
-        match policy {
-            Some(policy) if !diagnostics.iter().any(|d| d.severity == Severity::Error) => {
-                Ok(Loaded {
-                    policy,
-                    warnings: diagnostics,
-                })
-            }
-            _ => Err(Error::InvalidPolicy {
-                file: name,
-                diagnostics,
-            }),
-        }
+        loaded_or_invalid(name, policy, sink.finish())
     }
 
     /// Which format the policy was written in.
@@ -281,6 +258,21 @@ fn load_inner(name: &str, text: &str, loader: KeyLoader<'_>) -> (Option<Policy>,
         },
     };
     (policy, sink.finish())
+}
+
+/// A policy when there is one and no diagnostic is an error; otherwise every diagnostic.
+fn loaded_or_invalid(
+    file: String,
+    policy: Option<Policy>,
+    diagnostics: Vec<Diagnostic>,
+) -> Result<Loaded, Error> {
+    match policy {
+        Some(policy) if !diagnostics.iter().any(|d| d.severity == Severity::Error) => Ok(Loaded {
+            policy,
+            warnings: diagnostics,
+        }),
+        _ => Err(Error::InvalidPolicy { file, diagnostics }),
+    }
 }
 
 /// Deepest `[`/`{` nesting a YAML policy may have (real policies use two or three).

@@ -78,9 +78,13 @@ pub fn open_private_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
 
 /// Run `signet generate-key-pair`.
 pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let key = SigningKey::generate();
+    write_pair(&SigningKey::generate(), &args.output_key_prefix, args.force)
+}
+
+/// Encrypt `key` under a new password and write the pair, saying where.
+fn write_pair(key: &SigningKey, prefix: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
     let password = new_password()?;
-    let (private, public) = write_key_pair(&args.output_key_prefix, &key, &password, args.force)?;
+    let (private, public) = write_key_pair(prefix, key, &password, force)?;
     eprintln!(
         "Private key written to {}\nPublic key written to {}",
         private.display(),
@@ -98,14 +102,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         bail!("{}: not a key file (over 64 KiB)", args.key.display());
     }
     let key = SigningKey::from_pkcs8_or_sec1_pem(&pem, &args.key.display().to_string())?;
-    let password = new_password()?;
-    let (private, public) = write_key_pair(&args.output_key_prefix, &key, &password, args.force)?;
-    eprintln!(
-        "Private key written to {}\nPublic key written to {}",
-        private.display(),
-        public.display()
-    );
-    Ok(ExitCode::Success)
+    write_pair(&key, &args.output_key_prefix, args.force)
 }
 
 /// Run `signet public-key`.
