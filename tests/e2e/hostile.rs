@@ -85,6 +85,9 @@ enum Expect {
     /// changed by someone else): the cell is shown as OPEN and only the general checks (no panic,
     /// no bad blob left) apply; it may be killed at the bound. Flip it to the right `Fail` once
     /// fixed.
+    // No cell is open today (every problem the table found is fixed); the variant stays so a new
+    // finding can be recorded and shown as OPEN while it is being fixed.
+    #[allow(dead_code)]
     Open(&'static str),
 }
 
@@ -305,7 +308,7 @@ mod spoil {
 }
 
 fn scenarios() -> Vec<Scenario> {
-    use Expect::{Fail, Ok, Open};
+    use Expect::{Fail, Ok};
     use Misbehaviour as M;
     let s = |name, mode, by_digest, flags, build, expect, gate| Scenario {
         name,
