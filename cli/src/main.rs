@@ -10,6 +10,13 @@ mod options;
 
 use clap::{Parser, Subcommand};
 
+// mimalloc, not glibc's malloc: streaming a blob through the gate allocates a fresh ~400 KiB read
+// buffer per chunk, and glibc's per-thread arenas hand those pages back to the kernel and fault
+// them in again each time; measured on a 100 MiB proxied pull, the gate's CPU fell from 117 ms to
+// 90 ms (bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use crate::exit::ExitCode;
 use crate::options::GlobalOptions;
 
