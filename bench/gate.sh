@@ -14,8 +14,11 @@
 #    design: tags move), admission /validate with a Pod by digest and by tag.
 # 4. Cold: COLD requests, each for a different signed image by digest (64 at a time); upstream
 #    requests per cold verification counted from the registry's access log.
-# 5. Proxy pull of the 100 MiB image with skopeo through the gate vs directly, alternated, RUNS
-#    times each; medians and their ratio.
+# 5. Proxy pull of the 100 MiB image with skopeo: directly, through the gate, and through peers
+#    in the same run — a plain TCP relay (socat, if installed), nginx as a non-verifying reverse
+#    proxy (if installed) and cli/examples/hashing_relay.rs (a TCP relay that SHA-256-hashes
+#    every byte: the floor for any proxy that checks digests); round-robin, RUNS times each
+#    (`PULL_ONLY=1` runs only this phase); medians and their ratios to the direct pull.
 # Prints a table at the end. Everything is loopback only, stops by itself and is removed after.
 #
 # bench/soak.sh sources this file for its set-up functions (GATE_BENCH_LIB=1).
@@ -26,6 +29,7 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 REGISTRY_BIN=/usr/bin/docker-registry
 SIGNET="$TARGET/release/signet"
 GATE_LOAD="$TARGET/release/examples/gate_load"
+HASHING_RELAY="$TARGET/release/examples/hashing_relay"
 CONNS="${CONNS:-64}"
 PIDS=()
 WORK=""
@@ -33,7 +37,7 @@ WORK=""
 build() {
     # NO_BUILD=1: use the binaries already in the target directory.
     if [[ -n ${NO_BUILD:-} ]]; then return 0; fi
-    (cd "$ROOT" && cargo build --release --locked -p signet-cli --bin signet --example gate_load >&2)
+    (cd "$ROOT" && cargo build --release --locked -p signet-cli --bin signet --example gate_load --example hashing_relay >&2)
 }
 
 cleanup() {
@@ -332,18 +336,123 @@ pull_seconds() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
 }
 
+# start_pull_peers: the proxies the gate's pull is compared with, as "name host:port" lines in
+# $WORK/peers. Each forwards to the registry; none verifies anything, and hashing_relay hashes
+# every byte (and compares nothing).
+start_pull_peers() {
+    local port
+    : > "$WORK/peers"
+    if command -v socat > /dev/null; then
+        port="$(free_port)"
+        socat -b 1048576 "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "TCP:$HOST" 2> /dev/null &
+        PIDS+=($!)
+        echo "socat-relay 127.0.0.1:$port" >> "$WORK/peers"
+    fi
+    if [[ -x /usr/sbin/nginx ]]; then
+        port="$(free_port)"
+        mkdir -p "$WORK/nginx"
+        cat > "$WORK/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  server {
+    listen 127.0.0.1:$port;
+    location /v2/ {
+      proxy_pass http://$HOST;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+        /usr/sbin/nginx -c "$WORK/nginx/nginx.conf" 2> /dev/null &
+        PIDS+=($!)
+        echo "nginx-proxy 127.0.0.1:$port" >> "$WORK/peers"
+    fi
+    port="$(free_port)"
+    "$HASHING_RELAY" "127.0.0.1:$port" "$HOST" &
+    PIDS+=($!)
+    echo "hashing-relay 127.0.0.1:$port" >> "$WORK/peers"
+    local name address
+    while read -r name address; do
+        for _ in $(seq 50); do
+            curl -fsS "http://$address/v2/" > /dev/null 2>&1 && break
+            sleep 0.1
+        done
+    done < "$WORK/peers"
+}
+
+# pull_phase: RUNS round-robin pulls of bench/big:v1 from the registry, the gate and each peer;
+# writes the result table to $WORK/pull.table.
+pull_phase() {
+    start_pull_peers
+    local targets=("direct $HOST" "signet-gate $GATE")
+    local line
+    while read -r line; do targets+=("$line"); done < "$WORK/peers"
+    echo "== proxy pull of a 100 MiB image: ${#targets[@]} ways, $RUNS runs each, round-robin" >&2
+    local target name address r g0 g1 pull_ticks=0
+    # One unmeasured pull each: the gate judges the image on its first pull; caches warm.
+    for target in "${targets[@]}"; do
+        read -r name address <<< "$target"
+        pull_seconds "$address" > /dev/null
+        : > "$WORK/pull-$name.times"
+    done
+    for ((r = 0; r < RUNS; r++)); do
+        for target in "${targets[@]}"; do
+            read -r name address <<< "$target"
+            g0=$(gate_cpu_ticks)
+            pull_seconds "$address" >> "$WORK/pull-$name.times"
+            echo >> "$WORK/pull-$name.times"
+            g1=$(gate_cpu_ticks)
+            if [[ $name == signet-gate ]]; then pull_ticks=$((pull_ticks + g1 - g0)); fi
+        done
+    done
+    local direct median_s
+    direct=$(median < "$WORK/pull-direct.times")
+    {
+        echo "100 MiB pull with skopeo (to an OCI layout), median of $RUNS, load1 now $(load1):"
+        for target in "${targets[@]}"; do
+            read -r name address <<< "$target"
+            median_s=$(median < "$WORK/pull-$name.times")
+            printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' "$name" "$median_s" \
+                "$(awk -v a="$median_s" -v b="$direct" 'BEGIN { print a / b }')" \
+                "$(tr '\n' ' ' < "$WORK/pull-$name.times")"
+        done
+        echo "  the gate's CPU per proxied pull (SHA-256 of 100 MiB, two socket copies): $(awk -v t="$pull_ticks" -v n="$RUNS" -v hz="$TICKS_PER_SECOND" 'BEGIN { printf "%.0f", t / hz * 1000 / n }') ms"
+    } > "$WORK/pull.table"
+    cat "$WORK/pull.table" >&2
+}
+
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 
 main() {
     SECONDS_PER_PHASE="${SECONDS_PER_PHASE:-10}"
     COLD="${COLD:-200}"
-    RUNS="${RUNS:-5}"
-    command -v wrk > /dev/null || { echo "install wrk (apt-get install -y wrk)" >&2; exit 2; }
+    RUNS="${RUNS:-9}"
+    if [[ -z ${PULL_ONLY:-} ]]; then
+        command -v wrk > /dev/null || { echo "install wrk (apt-get install -y wrk)" >&2; exit 2; }
+    fi
     command -v skopeo > /dev/null || { echo "install skopeo" >&2; exit 2; }
     build
     setup_workdir
     start_registry
     setup_images
+    if [[ -n ${PULL_ONLY:-} ]]; then
+        make_big_image
+        start_gate
+        pull_phase > /dev/null 2>&1
+        echo
+        cat "$WORK/pull.table"
+        return 0
+    fi
     echo "making $COLD cold images and the 100 MiB image..." >&2
     make_cold_images "$COLD"
     make_big_image
@@ -413,26 +522,7 @@ EOF
         | sed -E 's/.*"(GET|HEAD|POST|PUT|PATCH|DELETE) (\/v2\/[^ ]*) HTTP[^"]*" ([0-9]+).*/\1 \2 \3/' \
         | sed -E 's/sha256[:-][0-9a-f]{64}/<digest>/g' | sort | uniq -c | sort -rn >&2
 
-    echo "== proxy pull of a 100 MiB image vs direct ($RUNS runs each, alternated)" >&2
-    # The first pull through the gate judges the image; the pulls measured are warm.
-    pull_seconds "$GATE" > /dev/null
-    pull_seconds "$HOST" > /dev/null
-    : > "$WORK/direct.times"
-    : > "$WORK/proxy.times"
-    local r g0 g1 pull_ticks=0
-    for ((r = 0; r < RUNS; r++)); do
-        pull_seconds "$HOST" >> "$WORK/direct.times"; echo >> "$WORK/direct.times"
-        g0=$(gate_cpu_ticks)
-        pull_seconds "$GATE" >> "$WORK/proxy.times"; echo >> "$WORK/proxy.times"
-        g1=$(gate_cpu_ticks)
-        pull_ticks=$((pull_ticks + g1 - g0))
-    done
-    local pull_cpu_ms
-    pull_cpu_ms=$(awk -v t="$pull_ticks" -v n="$RUNS" -v hz="$TICKS_PER_SECOND" 'BEGIN { printf "%.0f", t / hz * 1000 / n }')
-    local direct proxy
-    direct=$(median < "$WORK/direct.times")
-    proxy=$(median < "$WORK/proxy.times")
-    echo "   direct: $(tr '\n' ' ' < "$WORK/direct.times")s; proxy: $(tr '\n' ' ' < "$WORK/proxy.times")s" >&2
+    pull_phase
     local gate_rss
     gate_rss=$(awk '/VmRSS/ { print $2 }' "/proc/$GATE_PID/status")
 
@@ -448,9 +538,7 @@ EOF
     echo " 1-minute load average when the phase started: other work on the machine slows the wall-clock columns)"
     cat "$WORK/histograms"
     echo "cold: $upstream upstream requests for $COLD verifications by digest = $per_cold per verification"
-    echo "100 MiB pull, median of $RUNS: direct ${direct} s, through the gate ${proxy} s, ratio $(awk -v a="$proxy" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')x"
-    echo "  runs direct: $(tr '\n' ' ' < "$WORK/direct.times")s; through the gate: $(tr '\n' ' ' < "$WORK/proxy.times")s"
-    echo "  the gate's CPU per proxied pull (hashing 100 MiB, two socket copies): ${pull_cpu_ms} ms; load1 now $(load1)"
+    cat "$WORK/pull.table"
     echo "gate VmRSS at the end: ${gate_rss} KiB; decision log lines: $(wc -l < "$WORK/gate.log")"
 }
 
