@@ -404,7 +404,7 @@ mod tests {
             allowed,
             mode,
             message: "m".into(),
-            report: Value::Null,
+            report: std::sync::Arc::new(Value::Null),
             cached: false,
             error: false,
         }

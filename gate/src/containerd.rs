@@ -141,7 +141,7 @@ mod tests {
                     Mode::Enforce
                 },
                 message: format!("policy says so for {repo}"),
-                report: serde_json::Value::Null,
+                report: std::sync::Arc::new(serde_json::Value::Null),
                 cacheable: true,
             })
         }

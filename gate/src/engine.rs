@@ -52,8 +52,8 @@ pub struct Decision {
     pub mode: Mode,
     /// Why, in one line.
     pub message: String,
-    /// The judge's full verdict (`null` on errors).
-    pub report: Value,
+    /// The judge's full verdict (`null` on errors), shared with the cached judgement.
+    pub report: Arc<Value>,
     /// Whether the verdict came from the cache.
     pub cached: bool,
     /// Whether no verdict could be had (the image is denied, whatever the mode).
@@ -82,8 +82,8 @@ impl Decision {
     }
 
     /// The verdict as the verify API returns it, borrowing this decision. The API serialises it
-    /// straight into the answer: going through [`Decision::to_json`] would deep-copy the cached
-    /// report on every request, a sixth of the CPU of a cached decision (bench/README.md).
+    /// straight into the answer: going through [`Decision::to_json`] would deep-copy the report
+    /// on every request, a sixth of the CPU of a cached decision (bench/README.md).
     pub(crate) fn view(&self) -> DecisionView<'_> {
         DecisionView {
             image: &self.image,
@@ -95,7 +95,7 @@ impl Decision {
             message: &self.message,
             cached: self.cached,
             error: self.error,
-            report: &self.report,
+            report: self.report.as_ref(),
         }
     }
 
@@ -112,7 +112,7 @@ impl Decision {
             allowed: false,
             mode: Mode::Enforce,
             message: one_line(why, MAX_MESSAGE_CHARS),
-            report: Value::Null,
+            report: Arc::new(Value::Null),
             cached: false,
             error: true,
         }
@@ -396,7 +396,9 @@ mod view_tests {
             allowed: false,
             mode: Mode::Warn,
             message: "denied by example.com/team".into(),
-            report: serde_json::json!({"verdict": {"decision": "deny"}, "z": 1, "a": [1, 2]}),
+            report: Arc::new(
+                serde_json::json!({"verdict": {"decision": "deny"}, "z": 1, "a": [1, 2]}),
+            ),
             cached: true,
             error: false,
         };

@@ -99,7 +99,9 @@ impl Judge for PolicyJudge {
             allowed,
             mode: convert_mode(verdict.mode),
             message,
-            report: serde_json::to_value(&report).map_err(|e| GateError::Judge(e.to_string()))?,
+            report: std::sync::Arc::new(
+                serde_json::to_value(&report).map_err(|e| GateError::Judge(e.to_string()))?,
+            ),
             cacheable: true,
         })
     }

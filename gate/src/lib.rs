@@ -95,8 +95,9 @@ pub struct Judgement {
     pub mode: Mode,
     /// Why, in one line (shown to users in 403 bodies, admission messages and logs).
     pub message: String,
-    /// The full verdict, returned as is by `/v1/verify`.
-    pub report: serde_json::Value,
+    /// The full verdict, returned as is by `/v1/verify`; shared, because a cached judgement's
+    /// report goes into every decision that hits it.
+    pub report: std::sync::Arc<serde_json::Value>,
     /// Whether the verdict may be cached: true for verified allows and for cryptographic or policy
     /// denials, false for anything transient (a registry that did not answer, a time-out).
     pub cacheable: bool,

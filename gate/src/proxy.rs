@@ -257,7 +257,7 @@ async fn manifest<J: Judge>(
                         "platform manifest of {}: {}",
                         fetched.digest, decision.message
                     ),
-                    report: json!({"covered_by": fetched.digest.to_string()}),
+                    report: std::sync::Arc::new(json!({"covered_by": fetched.digest.to_string()})),
                     cacheable: true,
                 };
                 state.cache.insert(

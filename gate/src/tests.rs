@@ -63,7 +63,7 @@ impl Judge for TestJudge {
                     "no valid signature"
                 }
             ),
-            report: json!({"repository": repo, "policy": self.hash}),
+            report: std::sync::Arc::new(json!({"repository": repo, "policy": self.hash})),
             cacheable: !repo.starts_with("transient/"),
         })
     }

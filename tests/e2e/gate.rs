@@ -54,7 +54,7 @@ impl Judge for TestJudge {
             } else {
                 "no valid signature".into()
             },
-            report: json!({"repository": repo}),
+            report: std::sync::Arc::new(json!({"repository": repo})),
             cacheable: true,
         })
     }
