@@ -2,25 +2,14 @@
 //! instead of a clean end when they exceed, fall short of, or do not hash to their descriptor — so
 //! no caller ever sees a completed bad blob.
 
+use bytes::Bytes;
 use futures_util::StreamExt as _;
 
 use crate::registry::ByteStream;
 use crate::{Descriptor, Digest, DigestHasher, Error};
 
-/// Wrap `stream` so that it hashes and counts what passes through and ends in an error (instead of
-/// a clean end) if the content exceeds, falls short of, or does not hash to `descriptor`.
-pub fn verified_stream(stream: ByteStream, descriptor: &Descriptor, what: String) -> ByteStream {
-    if descriptor.size >= HASH_ELSEWHERE_FROM {
-        // The blocking pool belongs to a runtime; outside one, hash in line.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return hashed_elsewhere(stream, descriptor, what);
-        }
-    }
-    hashed_inline(stream, descriptor, what)
-}
-
-/// Blobs at least this large are hashed on a blocking thread beside the stream (see
-/// [`hashed_elsewhere`]); smaller ones are not worth a thread hand-off.
+/// Blobs at least this large are hashed on the blocking pool beside the stream (see
+/// [`StreamHasher`]); smaller ones are not worth a thread hand-off.
 const HASH_ELSEWHERE_FROM: u64 = 4 << 20;
 
 /// Bytes collected before a batch is hashed. HTTP/2 and TLS deliver chunks of 16 KiB, and a
@@ -28,10 +17,19 @@ const HASH_ELSEWHERE_FROM: u64 = 4 << 20;
 /// proxied pull 2% quicker than 256 KiB ones (bench/README.md) for at most ~2 MiB held per stream.
 const HASH_BATCH: usize = 1 << 20;
 
-fn hashed_inline(stream: ByteStream, descriptor: &Descriptor, what: String) -> ByteStream {
+/// Wrap `stream` so that it hashes and counts what passes through and ends in an error (instead of
+/// a clean end) if the content exceeds, falls short of, or does not hash to `descriptor`.
+///
+/// Large blobs are hashed on the blocking pool while their chunks are already handed on, so that
+/// whoever consumes the stream (a socket, a file) works while the hash is computed; the end of
+/// the stream still waits for the digest.
+pub fn verified_stream(stream: ByteStream, descriptor: &Descriptor, what: String) -> ByteStream {
+    // The blocking pool belongs to a runtime; outside one, hash in line.
+    let elsewhere =
+        descriptor.size >= HASH_ELSEWHERE_FROM && tokio::runtime::Handle::try_current().is_ok();
     struct State {
         inner: ByteStream,
-        hasher: crate::DigestHasher,
+        hasher: StreamHasher,
         expected: Digest,
         size: u64,
         expected_size: u64,
@@ -40,108 +38,17 @@ fn hashed_inline(stream: ByteStream, descriptor: &Descriptor, what: String) -> B
     }
     let state = State {
         inner: stream,
-        hasher: descriptor.digest.hasher(),
+        hasher: StreamHasher::new(&descriptor.digest, elsewhere),
         expected: descriptor.digest.clone(),
         size: 0,
         expected_size: descriptor.size,
         what,
         done: false,
     };
-    Box::pin(futures_util::stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
-        }
-        match s.inner.next().await {
-            Some(Ok(chunk)) => {
-                s.size += chunk.len() as u64;
-                if s.size > s.expected_size {
-                    s.done = true;
-                    let err = Error::SizeMismatch {
-                        what: s.what.clone(),
-                        expected: s.expected_size,
-                        actual: s.size,
-                    };
-                    return Some((Err(err), s));
-                }
-                s.hasher.update(&chunk);
-                Some((Ok(chunk), s))
-            }
-            Some(Err(e)) => {
-                s.done = true;
-                Some((Err(e), s))
-            }
-            None => {
-                s.done = true;
-                if s.size != s.expected_size {
-                    let err = Error::SizeMismatch {
-                        what: s.what.clone(),
-                        expected: s.expected_size,
-                        actual: s.size,
-                    };
-                    return Some((Err(err), s));
-                }
-                let actual = s.hasher.clone().finish();
-                if actual != s.expected {
-                    let err = Error::DigestMismatch {
-                        what: s.what.clone(),
-                        expected: s.expected.clone(),
-                        actual,
-                    };
-                    return Some((Err(err), s));
-                }
-                None
-            }
-        }
-    }))
-}
-
-/// [`verified_stream`] for large blobs: chunks are handed on at once and hashed on a blocking-pool
-/// thread in batches of at least [`HASH_BATCH`] bytes, so whoever consumes the stream (a socket, a
-/// file) works while the hash is computed. A batch must be hashed before the next one is started,
-/// which bounds the bytes held to about two batches, paces the stream to the hash and holds no
-/// thread while idle; the stream's end still waits for the digest, so a bad blob never ends
-/// cleanly.
-fn hashed_elsewhere(stream: ByteStream, descriptor: &Descriptor, what: String) -> ByteStream {
-    enum Hashing {
-        // Boxed: a SHA-512 state is large, and the state moves with every chunk.
-        Ready(Box<DigestHasher>),
-        Busy(tokio::task::JoinHandle<Box<DigestHasher>>),
-        Gone,
-    }
-    impl Hashing {
-        async fn take(&mut self) -> Option<Box<DigestHasher>> {
-            match std::mem::replace(self, Hashing::Gone) {
-                Hashing::Ready(hasher) => Some(hasher),
-                Hashing::Busy(task) => task.await.ok(),
-                Hashing::Gone => None,
-            }
-        }
-    }
-    struct State {
-        inner: ByteStream,
-        hashing: Hashing,
-        batch: Vec<bytes::Bytes>,
-        batch_bytes: usize,
-        expected: Digest,
-        size: u64,
-        expected_size: u64,
-        what: String,
-        done: bool,
-    }
-    let state = State {
-        inner: stream,
-        hashing: Hashing::Ready(Box::new(descriptor.digest.hasher())),
-        batch: Vec::new(),
-        batch_bytes: 0,
-        expected: descriptor.digest.clone(),
-        size: 0,
-        expected_size: descriptor.size,
-        what,
-        done: false,
-    };
-    let failed = |mut s: State, err: Error| {
-        s.done = true;
-        Some((Err(err), s))
+    let size_mismatch = |s: &State| Error::SizeMismatch {
+        what: s.what.clone(),
+        expected: s.expected_size,
+        actual: s.size,
     };
     let hashing_failed = |s: &State| {
         Error::io(
@@ -155,67 +62,110 @@ fn hashed_elsewhere(stream: ByteStream, descriptor: &Descriptor, what: String) -
             if s.done {
                 return None;
             }
-            match s.inner.next().await {
+            let failure = match s.inner.next().await {
                 Some(Ok(chunk)) => {
                     s.size += chunk.len() as u64;
                     if s.size > s.expected_size {
-                        let err = Error::SizeMismatch {
-                            what: s.what.clone(),
-                            expected: s.expected_size,
-                            actual: s.size,
-                        };
-                        return failed(s, err);
+                        size_mismatch(&s)
+                    } else if s.hasher.update(&chunk).await {
+                        return Some((Ok(chunk), s));
+                    } else {
+                        hashing_failed(&s)
                     }
-                    s.batch_bytes += chunk.len();
-                    s.batch.push(chunk.clone());
-                    if s.batch_bytes >= HASH_BATCH {
-                        let Some(mut hasher) = s.hashing.take().await else {
-                            let err = hashing_failed(&s);
-                            return failed(s, err);
-                        };
-                        let batch = std::mem::take(&mut s.batch);
-                        s.batch_bytes = 0;
-                        s.hashing = Hashing::Busy(tokio::task::spawn_blocking(move || {
-                            for bytes in &batch {
-                                hasher.update(bytes);
-                            }
-                            hasher
-                        }));
-                    }
-                    Some((Ok(chunk), s))
                 }
-                Some(Err(e)) => failed(s, e),
-                None => {
-                    if s.size != s.expected_size {
-                        let err = Error::SizeMismatch {
-                            what: s.what.clone(),
-                            expected: s.expected_size,
-                            actual: s.size,
-                        };
-                        return failed(s, err);
-                    }
-                    let Some(mut hasher) = s.hashing.take().await else {
-                        let err = hashing_failed(&s);
-                        return failed(s, err);
-                    };
-                    // Less than one batch: hashing it here is quicker than a hand-off.
-                    for bytes in std::mem::take(&mut s.batch) {
-                        hasher.update(&bytes);
-                    }
-                    let actual = (*hasher).finish();
-                    if actual != s.expected {
-                        let err = Error::DigestMismatch {
-                            what: s.what.clone(),
-                            expected: s.expected.clone(),
-                            actual,
-                        };
-                        return failed(s, err);
-                    }
-                    None
-                }
-            }
+                Some(Err(e)) => e,
+                None if s.size != s.expected_size => size_mismatch(&s),
+                None => match s.hasher.finish().await {
+                    Some(actual) if actual == s.expected => return None,
+                    Some(actual) => Error::DigestMismatch {
+                        what: s.what.clone(),
+                        expected: s.expected.clone(),
+                        actual,
+                    },
+                    None => hashing_failed(&s),
+                },
+            };
+            s.done = true;
+            Some((Err(failure), s))
         },
     ))
+}
+
+/// The hash of one stream, computed in line or, for large blobs, on the blocking pool in batches
+/// of at least [`HASH_BATCH`] bytes. A batch must be hashed before the next one starts, which
+/// bounds the bytes held to about two batches, paces the stream to the hash and holds no thread
+/// while the stream is idle.
+struct StreamHasher {
+    state: HasherState,
+    elsewhere: bool,
+    /// Chunks not yet handed to the blocking pool (only when hashing elsewhere).
+    batch: Vec<Bytes>,
+    batch_bytes: usize,
+}
+
+enum HasherState {
+    // Boxed: a SHA-512 state is large, and the state moves with every batch.
+    Ready(Box<DigestHasher>),
+    Busy(tokio::task::JoinHandle<Box<DigestHasher>>),
+    Failed,
+}
+
+impl StreamHasher {
+    fn new(digest: &Digest, elsewhere: bool) -> StreamHasher {
+        StreamHasher {
+            state: HasherState::Ready(Box::new(digest.hasher())),
+            elsewhere,
+            batch: Vec::new(),
+            batch_bytes: 0,
+        }
+    }
+
+    /// The hasher, once any batch under way is done; `None` if hashing failed.
+    async fn take(&mut self) -> Option<Box<DigestHasher>> {
+        match std::mem::replace(&mut self.state, HasherState::Failed) {
+            HasherState::Ready(hasher) => Some(hasher),
+            HasherState::Busy(task) => task.await.ok(),
+            HasherState::Failed => None,
+        }
+    }
+
+    /// Feed `chunk`; false if hashing failed.
+    async fn update(&mut self, chunk: &Bytes) -> bool {
+        if !self.elsewhere {
+            let HasherState::Ready(hasher) = &mut self.state else {
+                return false;
+            };
+            hasher.update(chunk);
+            return true;
+        }
+        self.batch_bytes += chunk.len();
+        self.batch.push(chunk.clone());
+        if self.batch_bytes < HASH_BATCH {
+            return true;
+        }
+        let Some(mut hasher) = self.take().await else {
+            return false;
+        };
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        self.state = HasherState::Busy(tokio::task::spawn_blocking(move || {
+            for bytes in &batch {
+                hasher.update(bytes);
+            }
+            hasher
+        }));
+        true
+    }
+
+    /// The digest of everything fed; `None` if hashing failed.
+    async fn finish(&mut self) -> Option<Digest> {
+        let mut hasher = self.take().await?;
+        // Less than one batch is left: hashing it here is quicker than a hand-off.
+        for bytes in std::mem::take(&mut self.batch) {
+            hasher.update(&bytes);
+        }
+        Some((*hasher).finish())
+    }
 }
 
 #[cfg(test)]
@@ -223,7 +173,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use bytes::Bytes;
 
     fn chunked(content: &[u8], chunk: usize) -> ByteStream {
         let chunks: Vec<Result<Bytes, Error>> = content
