@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need (Debian's docker-registry,
-# htpasswd, openssl, skopeo, containerd; PyNaCl for the independent key-file check), then runs every
-# test.
+# htpasswd, openssl, skopeo, containerd, podman; PyNaCl for the independent key-file check), then
+# runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ command -v htpasswd >/dev/null || missing+=(apache2-utils)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v containerd >/dev/null || missing+=(containerd)
+command -v podman >/dev/null || missing+=(podman)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,7 +1,7 @@
 //! `signet serve` end to end with the real engine: skopeo pulls through the verifying proxy, the
 //! admission webhook and verify API answer with the policy's verdicts, a bad policy reload keeps
-//! the old policy, the containerd hook allows and denies, and a real containerd (ctr) pulls through
-//! the gate, named directly and through hosts.toml.
+//! the old policy, the containerd hook allows and denies, and real containerd (ctr) and podman
+//! pull through the gate, named directly and through their registry configuration.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -463,12 +463,7 @@ impl Containerd {
 #[test]
 fn containerd_pulls_through_the_gate() {
     // containerd runs as root (CI does); elsewhere this test has nothing to run against.
-    if std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout != b"0\n")
-        .unwrap_or(true)
-    {
+    if !is_root() {
         eprintln!("containerd_pulls_through_the_gate: skipped, containerd needs root");
         return;
     }
@@ -541,5 +536,106 @@ fn containerd_pulls_through_the_gate() {
     assert!(
         ok,
         "containerd no longer falls back from a refusing mirror; deploy/kubernetes/README.md can say so: {err}"
+    );
+}
+
+/// Whether the tests run as root (containerd and rootful podman need it; CI is root).
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}
+
+#[test]
+fn podman_pulls_through_the_gate() {
+    if !is_root() {
+        eprintln!("podman_pulls_through_the_gate: skipped, rootful podman needs root");
+        return;
+    }
+    let lab = lab();
+    let registry = lab.reg.host();
+    let gate = Gate::start(&lab.policy, &format!("http://{registry}"));
+    let gate_host = gate.host();
+    let work = tempfile::tempdir().unwrap();
+    // Each pull into fresh storage (vfs: no kernel overlay needed), with its own registries.conf.
+    let pull = |name: &str, registries_conf: &str, image: &str| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("registries.conf");
+        std::fs::write(&conf, registries_conf).unwrap();
+        let out = std::process::Command::new("podman")
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .arg("--root")
+            .arg(dir.join("root"))
+            .arg("--runroot")
+            .arg(dir.join("run"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--events-backend",
+                "file",
+                "pull",
+                "--tls-verify=false",
+                image,
+            ])
+            .output()
+            .expect("run podman (apt-get install -y podman)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // Named by the gate's own address: the policy's reason reaches the user.
+    let (ok, err) = pull("direct-signed", "", &format!("{gate_host}/team/signed:v1"));
+    assert!(ok, "{err}");
+    let (ok, err) = pull(
+        "direct-unsigned",
+        "",
+        &format!("{gate_host}/team/unsigned:v1"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("denied") && err.contains("no-valid-signature"),
+        "{err}"
+    );
+
+    // Named by the registry, remapped to the gate in registries.conf (as the README says; CRI-O
+    // and skopeo read the same file): the gate is the only location.
+    let remap = format!(
+        "[[registry]]\nprefix = \"{registry}\"\nlocation = \"{gate_host}\"\ninsecure = true\n"
+    );
+    let (ok, err) = pull(
+        "remap-signed",
+        &remap,
+        &format!("{registry}/team/signed:v1"),
+    );
+    assert!(ok, "{err}");
+    let (ok, err) = pull(
+        "remap-unsigned",
+        &remap,
+        &format!("{registry}/team/unsigned:v1"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("in {gate_host}/team/unsigned"))
+            && err.contains("no-valid-signature"),
+        "{err}"
+    );
+
+    // Why not as a mirror: containers/image falls back to the registry when the mirror refuses.
+    let mirror = format!(
+        "[[registry]]\nlocation = \"{registry}\"\ninsecure = true\n\
+         [[registry.mirror]]\nlocation = \"{gate_host}\"\ninsecure = true\n"
+    );
+    let (ok, err) = pull(
+        "mirror-unsigned",
+        &mirror,
+        &format!("{registry}/team/unsigned:v1"),
+    );
+    assert!(
+        ok,
+        "podman no longer falls back from a refusing mirror; the README can say so: {err}"
     );
 }
