@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need (Debian's docker-registry,
-# htpasswd, openssl, skopeo, containerd, podman; PyNaCl for the independent key-file check), then
-# runs every test.
+# htpasswd, openssl, skopeo, containerd, podman, docker.io; PyNaCl for the independent key-file
+# check), then runs every test. The Docker, containerd and podman tests need root (CI is root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v containerd >/dev/null || missing+=(containerd)
 command -v podman >/dev/null || missing+=(podman)
+command -v dockerd >/dev/null || missing+=(docker.io)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then

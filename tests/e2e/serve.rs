@@ -1,7 +1,7 @@
 //! `signet serve` end to end with the real engine: skopeo pulls through the verifying proxy, the
 //! admission webhook and verify API answer with the policy's verdicts, a bad policy reload keeps
-//! the old policy, the containerd hook allows and denies, and real containerd (ctr) and podman
-//! pull through the gate, named directly and through their registry configuration.
+//! the old policy, the containerd hook allows and denies, and real Docker, containerd (ctr) and
+//! podman pull through the gate (containerd and podman also through their registry configuration).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -637,5 +637,119 @@ fn podman_pulls_through_the_gate() {
     assert!(
         ok,
         "podman no longer falls back from a refusing mirror; the README can say so: {err}"
+    );
+}
+
+/// A Docker engine of the test's own: Debian's dockerd with its data, run state and socket in a
+/// temporary directory, no networking set-up and vfs storage; stopped with SIGTERM so that the
+/// containerd it starts stops with it.
+struct DockerEngine {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for DockerEngine {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DockerEngine {
+    fn start() -> DockerEngine {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let log = std::fs::File::create(p.join("dockerd.log")).unwrap();
+        let child = std::process::Command::new("dockerd")
+            .arg(format!("--host=unix://{}", p.join("d.sock").display()))
+            .arg(format!("--data-root={}", p.join("data").display()))
+            .arg(format!("--exec-root={}", p.join("x").display()))
+            .arg(format!("--pidfile={}", p.join("dockerd.pid").display()))
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+                "--containerd-namespace=signet-e2e",
+                "--containerd-plugins-namespace=signet-e2e-plugins",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run dockerd (apt-get install -y docker.io)");
+        let engine = DockerEngine { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !engine.docker(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not start: {}",
+                std::fs::read_to_string(engine.dir.path().join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        engine
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.dir.path().join("d.sock").display()),
+            )
+            .env("DOCKER_CONFIG", self.dir.path().join("client"))
+            .args(args)
+            .output()
+            .expect("run docker (apt-get install -y docker.io)")
+    }
+}
+
+#[test]
+fn docker_pulls_through_the_gate() {
+    if !is_root() {
+        eprintln!("docker_pulls_through_the_gate: skipped, dockerd needs root");
+        return;
+    }
+    let lab = lab();
+    let gate = Gate::start(&lab.policy, &format!("http://{}", lab.reg.host()));
+    let engine = DockerEngine::start();
+    // Docker talks plain HTTP to loopback registries, as to the gate here.
+    let signed = format!("{}/team/signed:v1", gate.host());
+    let out = engine.docker(&["pull", &signed]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest =
+        String::from_utf8(run(&["digest", &format!("{}/team/signed:v1", lab.reg.host())]).stdout)
+            .unwrap();
+    let pulled = engine.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RepoDigests 0}}",
+        &signed,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&pulled.stdout).trim(),
+        format!("{}/team/signed@{}", gate.host(), digest.trim()),
+        "docker recorded the digest the gate served"
+    );
+    let out = engine.docker(&["pull", &format!("{}/team/unsigned:v1", gate.host())]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("denied") && err.contains("no-valid-signature"),
+        "{err}"
     );
 }
