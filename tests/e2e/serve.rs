@@ -389,87 +389,123 @@ fn containerd_hook_allows_and_denies() {
     assert!(String::from_utf8_lossy(&denied.stdout).contains("denied"));
 }
 
-/// A containerd daemon of the test's own (root, state and socket in a temporary directory, the
-/// CRI plugin off), driven with `ctr`. containerd needs root; see [`containerd_pulls_through_the_gate`].
-struct Containerd {
+/// A daemon of a test's own (containerd, dockerd), its files in a temporary directory and its
+/// stderr in `NAME.log` there. Stopped with SIGTERM, so that what it started (dockerd's
+/// containerd) stops with it; SIGKILL after 20 s.
+struct Daemon {
     child: Child,
     dir: tempfile::TempDir,
 }
 
-impl Drop for Containerd {
+impl Drop for Daemon {
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-impl Containerd {
-    fn start() -> Containerd {
+impl Daemon {
+    /// Start `program` with the arguments `args(dir)` gives, and wait until `ready(&daemon)`.
+    fn start(
+        program: &str,
+        package: &str,
+        args: impl FnOnce(&Path) -> Vec<String>,
+        ready: impl Fn(&Daemon) -> bool,
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        let config = p.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-                root = p.join("root").display(),
-                state = p.join("state").display(),
-                sock = p.join("c.sock").display(),
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(p.join("containerd.log")).unwrap();
-        let child = std::process::Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
+        let log = dir.path().join(format!("{program}.log"));
+        let child = std::process::Command::new(program)
+            .args(args(dir.path()))
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .expect("run containerd (apt-get install -y containerd)");
-        let daemon = Containerd { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !daemon.ctr(&["version"]).status.success() {
+            .unwrap_or_else(|e| panic!("run {program} (apt-get install -y {package}): {e}"));
+        let daemon = Daemon { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready(&daemon) {
             assert!(
                 Instant::now() < deadline,
-                "containerd did not start: {}",
-                std::fs::read_to_string(daemon.dir.path().join("containerd.log"))
-                    .unwrap_or_default()
+                "{program} did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
         daemon
     }
 
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// A containerd of the test's own (root, state and socket in its directory, the CRI plugin off),
+/// driven with `ctr`. containerd needs root; see [`containerd_pulls_through_the_gate`].
+struct Containerd(Daemon);
+
+impl Containerd {
+    fn start() -> Containerd {
+        let daemon = Daemon::start(
+            "containerd",
+            "containerd",
+            |p| {
+                let config = p.join("config.toml");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+                         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                         [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+                        root = p.join("root").display(),
+                        state = p.join("state").display(),
+                        sock = p.join("c.sock").display(),
+                    ),
+                )
+                .unwrap();
+                vec!["--config".into(), s(&config).into()]
+            },
+            |d| ctr(d, &["version"]).status.success(),
+        );
+        Containerd(daemon)
+    }
+
     fn ctr(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("ctr")
-            .arg("--address")
-            .arg(self.dir.path().join("c.sock"))
-            .args(args)
-            .output()
-            .expect("run ctr (apt-get install -y containerd)")
+        ctr(&self.0, args)
     }
 
     /// A `--hosts-dir` for `registry` holding `hosts_toml`.
     fn hosts_dir(&self, name: &str, registry: &str, hosts_toml: &str) -> PathBuf {
-        let dir = self.dir.path().join(name);
+        let dir = self.0.path(name);
         std::fs::create_dir_all(dir.join(registry)).unwrap();
         std::fs::write(dir.join(registry).join("hosts.toml"), hosts_toml).unwrap();
         dir
     }
 }
 
+fn ctr(daemon: &Daemon, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(daemon.path("c.sock"))
+        .args(args)
+        .output()
+        .expect("run ctr (apt-get install -y containerd)")
+}
+
 #[test]
 fn containerd_pulls_through_the_gate() {
-    // containerd runs as root (CI does); elsewhere this test has nothing to run against.
-    if !is_root() {
-        eprintln!("containerd_pulls_through_the_gate: skipped, containerd needs root");
+    let Some((lab, gate)) = lab_and_gate_as_root("containerd_pulls_through_the_gate") else {
         return;
-    }
-    let lab = lab();
+    };
     let registry = lab.reg.host();
-    let gate = Gate::start(&lab.policy, &format!("http://{registry}"));
     let daemon = Containerd::start();
     let fetch = |args: &[&str]| {
         let out = daemon.ctr(&[&["content", "fetch"], args].concat());
@@ -539,23 +575,29 @@ fn containerd_pulls_through_the_gate() {
     );
 }
 
-/// Whether the tests run as root (containerd and rootful podman need it; CI is root).
-fn is_root() -> bool {
-    std::process::Command::new("id")
+/// The lab and a gate in front of its registry, for a test that drives a container engine
+/// (dockerd, containerd, rootful podman): those need root, as CI is; elsewhere the test has
+/// nothing to run against and says it skipped.
+fn lab_and_gate_as_root(test: &str) -> Option<(Lab, Gate)> {
+    let root = std::process::Command::new("id")
         .arg("-u")
         .output()
-        .is_ok_and(|o| o.stdout == b"0\n")
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if !root {
+        eprintln!("{test}: skipped, container engines need root");
+        return None;
+    }
+    let lab = lab();
+    let gate = Gate::start(&lab.policy, &format!("http://{}", lab.reg.host()));
+    Some((lab, gate))
 }
 
 #[test]
 fn podman_pulls_through_the_gate() {
-    if !is_root() {
-        eprintln!("podman_pulls_through_the_gate: skipped, rootful podman needs root");
+    let Some((lab, gate)) = lab_and_gate_as_root("podman_pulls_through_the_gate") else {
         return;
-    }
-    let lab = lab();
+    };
     let registry = lab.reg.host();
-    let gate = Gate::start(&lab.policy, &format!("http://{registry}"));
     let gate_host = gate.host();
     let work = tempfile::tempdir().unwrap();
     // Each pull into fresh storage (vfs: no kernel overlay needed), with its own registries.conf.
@@ -640,87 +682,62 @@ fn podman_pulls_through_the_gate() {
     );
 }
 
-/// A Docker engine of the test's own: Debian's dockerd with its data, run state and socket in a
-/// temporary directory, no networking set-up and vfs storage; stopped with SIGTERM so that the
-/// containerd it starts stops with it.
-struct DockerEngine {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for DockerEngine {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A Docker engine of the test's own: Debian's dockerd with its data, run state and socket in its
+/// directory, no networking set-up and vfs storage.
+struct DockerEngine(Daemon);
 
 impl DockerEngine {
     fn start() -> DockerEngine {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        let log = std::fs::File::create(p.join("dockerd.log")).unwrap();
-        let child = std::process::Command::new("dockerd")
-            .arg(format!("--host=unix://{}", p.join("d.sock").display()))
-            .arg(format!("--data-root={}", p.join("data").display()))
-            .arg(format!("--exec-root={}", p.join("x").display()))
-            .arg(format!("--pidfile={}", p.join("dockerd.pid").display()))
-            .args([
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-                "--storage-driver=vfs",
-                "--containerd-namespace=signet-e2e",
-                "--containerd-plugins-namespace=signet-e2e-plugins",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("run dockerd (apt-get install -y docker.io)");
-        let engine = DockerEngine { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !engine.docker(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not start: {}",
-                std::fs::read_to_string(engine.dir.path().join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        engine
+        let daemon = Daemon::start(
+            "dockerd",
+            "docker.io",
+            |p| {
+                let mut args = vec![
+                    format!("--host=unix://{}", p.join("d.sock").display()),
+                    format!("--data-root={}", p.join("data").display()),
+                    format!("--exec-root={}", p.join("x").display()),
+                    format!("--pidfile={}", p.join("dockerd.pid").display()),
+                ];
+                args.extend(
+                    [
+                        "--iptables=false",
+                        "--ip6tables=false",
+                        "--bridge=none",
+                        "--storage-driver=vfs",
+                        "--containerd-namespace=signet-e2e",
+                        "--containerd-plugins-namespace=signet-e2e-plugins",
+                    ]
+                    .map(String::from),
+                );
+                args
+            },
+            |d| docker(d, &["version"]).status.success(),
+        );
+        DockerEngine(daemon)
     }
 
     fn docker(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("docker")
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.dir.path().join("d.sock").display()),
-            )
-            .env("DOCKER_CONFIG", self.dir.path().join("client"))
-            .args(args)
-            .output()
-            .expect("run docker (apt-get install -y docker.io)")
+        docker(&self.0, args)
     }
+}
+
+fn docker(daemon: &Daemon, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", daemon.path("d.sock").display()),
+        )
+        .env("DOCKER_CONFIG", daemon.path("client"))
+        .args(args)
+        .output()
+        .expect("run docker (apt-get install -y docker.io)")
 }
 
 #[test]
 fn docker_pulls_through_the_gate() {
-    if !is_root() {
-        eprintln!("docker_pulls_through_the_gate: skipped, dockerd needs root");
+    let Some((lab, gate)) = lab_and_gate_as_root("docker_pulls_through_the_gate") else {
         return;
-    }
-    let lab = lab();
-    let gate = Gate::start(&lab.policy, &format!("http://{}", lab.reg.host()));
+    };
     let engine = DockerEngine::start();
     // Docker talks plain HTTP to loopback registries, as to the gate here.
     let signed = format!("{}/team/signed:v1", gate.host());
