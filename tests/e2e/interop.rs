@@ -803,26 +803,27 @@ fn skopeo_and_sigstore_rs_signatures_get_the_lab_verdicts() {
 
 // ---- the sigstore crate as a peer, against the real registry ----
 
-fn sigstore_client(reg: &TestRegistry) -> sigstore::cosign::Client {
+/// A sigstore-rs client speaking plain HTTP to `host` (a test registry or a gate in front of one).
+fn sigstore_client(host: &str) -> sigstore::cosign::Client {
     ClientBuilder::default()
         .with_oci_client_config(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(vec![reg.host()]),
+            protocol: ClientProtocol::HttpsExcept(vec![host.to_string()]),
             ..Default::default()
         })
         .build()
         .unwrap()
 }
 
-/// sigstore-rs: the signature layers of `image` that `public_key_pem` verifies, or the error
-/// message of `verify_constraints`.
-fn sigstore_verify(
-    reg: &TestRegistry,
+/// sigstore-rs: the signature layers of `image` (on the plain-HTTP registry `host`) that
+/// `public_key_pem` verifies, or the error message of `verify_constraints`.
+pub(crate) fn sigstore_verify(
+    host: &str,
     image: &str,
     public_key_pem: &[u8],
 ) -> Result<usize, String> {
     let image: OciReference = image.parse().unwrap();
     runtime().block_on(async {
-        let mut client = sigstore_client(reg);
+        let mut client = sigstore_client(host);
         let layers = client
             .trusted_signature_layers(&Auth::Anonymous, &image)
             .await
@@ -853,7 +854,7 @@ fn sigstore_sign(reg: &TestRegistry, image: &str, key: &Path, password: &str) {
         .to_sigstore_signer(&SigningScheme::ECDSA_P256_SHA256_ASN1)
         .unwrap();
     runtime().block_on(async {
-        let mut client = sigstore_client(reg);
+        let mut client = sigstore_client(&reg.host());
         let (sig_image, digest) = client.triangulate(&image, &Auth::Anonymous).await.unwrap();
         let mut layer = SignatureLayer::new_unsigned(&image, &digest).unwrap();
         assert!(PrivateKeySigner::new_with_signer(signer)
@@ -899,20 +900,20 @@ fn sigstore_rs_verifies_what_signet_signed() {
     let digest = support::push_sample_image(&reg, "interop/app:v1");
     let pem = std::fs::read(&public).unwrap();
     assert!(
-        sigstore_verify(&reg, &image, &pem).is_err(),
+        sigstore_verify(&reg.host(), &image, &pem).is_err(),
         "nothing signed yet"
     );
     assert_eq!(code(&run(&["sign", "--key", s(&key), &image])), 0);
-    assert_eq!(sigstore_verify(&reg, &image, &pem), Ok(1));
+    assert_eq!(sigstore_verify(&reg.host(), &image, &pem), Ok(1));
     // By digest too, and a second Signet signature (appended) is seen by sigstore-rs as well.
     let by_digest = format!("{}/interop/app@{digest}", reg.host());
-    assert_eq!(sigstore_verify(&reg, &by_digest, &pem), Ok(1));
-    assert!(sigstore_verify(&reg, &image, &std::fs::read(&public_b).unwrap()).is_err());
+    assert_eq!(sigstore_verify(&reg.host(), &by_digest, &pem), Ok(1));
+    assert!(sigstore_verify(&reg.host(), &image, &std::fs::read(&public_b).unwrap()).is_err());
     assert_eq!(code(&run(&["sign", "--key", s(&key_b), &image])), 0);
     assert_eq!(signature_layer_count(&reg, "interop/app", &digest), 2);
-    assert_eq!(sigstore_verify(&reg, &image, &pem), Ok(1));
+    assert_eq!(sigstore_verify(&reg.host(), &image, &pem), Ok(1));
     assert_eq!(
-        sigstore_verify(&reg, &image, &std::fs::read(&public_b).unwrap()),
+        sigstore_verify(&reg.host(), &image, &std::fs::read(&public_b).unwrap()),
         Ok(1)
     );
 }
@@ -950,7 +951,7 @@ fn signet_verifies_what_sigstore_rs_signed_with_a_signet_key_file() {
     assert_eq!(signature_layer_count(&reg, "interop/rs", &digest), 2);
     assert_eq!(code(&run(&["verify", "--key", s(&public), &image])), 0);
     assert_eq!(
-        sigstore_verify(&reg, &image, &std::fs::read(&public).unwrap()),
+        sigstore_verify(&reg.host(), &image, &std::fs::read(&public).unwrap()),
         Ok(1)
     );
     // sigstore-rs's push_signature replaces the manifest (it does not merge): Signet's second
@@ -990,7 +991,7 @@ fn signet_signs_with_a_key_file_written_by_sigstore_rs() {
     assert_eq!(code(&run(&["sign", "--key", s(&key), &image])), 0);
     assert_eq!(code(&run(&["verify", "--key", s(&public), &image])), 0);
     assert_eq!(
-        sigstore_verify(&reg, &image, &std::fs::read(&public).unwrap()),
+        sigstore_verify(&reg.host(), &image, &std::fs::read(&public).unwrap()),
         Ok(1)
     );
     // The wrong password is refused, nothing is signed with it.
@@ -1023,7 +1024,7 @@ fn signet_signs_with_the_lab_keys_of_skopeo_and_sigstore_rs() {
         let verdict = verify(&[&public], "matchRepository", None, &[], &image);
         verdict.assert_accepted(1);
         assert_eq!(
-            sigstore_verify(&reg, &image, &std::fs::read(&public).unwrap()),
+            sigstore_verify(&reg.host(), &image, &std::fs::read(&public).unwrap()),
             Ok(1),
             "{name}"
         );

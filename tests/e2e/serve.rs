@@ -185,6 +185,29 @@ fn skopeo_pulls_signed_images_through_the_proxy_and_is_refused_unsigned_ones() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-valid-signature"));
 }
 
+#[test]
+fn sigstore_rs_verifies_signatures_fetched_through_the_gate() {
+    // The `.sig` manifest and its payload blob pass through unjudged and byte for byte, so an
+    // independent cosign implementation verifies, through the gate, what signet signed upstream.
+    let lab = lab();
+    let gate = Gate::start(&lab.policy, &format!("http://{}", lab.reg.host()));
+    let through = format!("{}/team/signed:v1", gate.host());
+    let release = std::fs::read(lab.dir.path().join("release.pub")).unwrap();
+    assert_eq!(
+        crate::interop::sigstore_verify(&gate.host(), &through, &release),
+        Ok(1)
+    );
+    let other = lab.dir.path().join("other");
+    assert_eq!(
+        run(&["generate-key-pair", "--output-key-prefix", s(&other)])
+            .status
+            .code(),
+        Some(0)
+    );
+    let other = std::fs::read(other.with_extension("pub")).unwrap();
+    assert!(crate::interop::sigstore_verify(&gate.host(), &through, &other).is_err());
+}
+
 fn review(kind: &str, object: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
