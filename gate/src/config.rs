@@ -22,7 +22,8 @@ use super::GateError;
 /// tls: { cert: /tls/tls.crt, key: /tls/tls.key }
 /// cache: { size: 10000, ttl_seconds: 300 }
 /// timeouts: { upstream_seconds: 30, judge_seconds: 60, shutdown_seconds: 30 }
-/// limits: { max_body_bytes: 4194304, parallel_images: 8, max_images: 100, max_connections: 1024 }
+/// limits: { max_body_bytes: 4194304, parallel_images: 8, max_images: 100, max_connections: 1024,
+///           max_blob_streams: 32 }
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +144,9 @@ pub struct Limits {
     pub max_images: usize,
     /// Connections served at the same time; more wait to be accepted.
     pub max_connections: usize,
+    /// Blobs streamed through the proxy at the same time (each holds up to ~3 MiB of buffers);
+    /// more wait up to `timeouts.upstream_seconds`, then get `429 TOOMANYREQUESTS`.
+    pub max_blob_streams: usize,
 }
 
 impl Default for Limits {
@@ -152,6 +156,7 @@ impl Default for Limits {
             parallel_images: 8,
             max_images: 100,
             max_connections: 1024,
+            max_blob_streams: 32,
         }
     }
 }
@@ -268,6 +273,11 @@ impl GateConfig {
         if l.max_connections == 0 || l.max_connections > 100_000 {
             return Err(bad(
                 "limits.max_connections must be between 1 and 100000".into()
+            ));
+        }
+        if l.max_blob_streams == 0 || l.max_blob_streams > 10_000 {
+            return Err(bad(
+                "limits.max_blob_streams must be between 1 and 10000".into()
             ));
         }
         Ok(routes)
@@ -515,5 +525,6 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
             c.timeouts.judge_seconds < 15,
             "below the webhooks' timeoutSeconds"
         );
+        assert_eq!(c.limits.max_blob_streams, 32);
     }
 }

@@ -25,6 +25,7 @@ pub(crate) struct Metrics {
     pub(crate) shared_judgements: AtomicU64,
     pub(crate) upstream_errors: AtomicU64,
     pub(crate) blobs_cut_off: AtomicU64,
+    pub(crate) blob_streams_refused: AtomicU64,
     pub(crate) passthrough: AtomicU64,
     pub(crate) policy_reloads: AtomicU64,
 }
@@ -58,7 +59,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub(crate) fn render(&self, cache_entries: usize) -> String {
+    pub(crate) fn render(&self, cache_entries: usize, blob_streams: usize) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP signet_gate_decisions_total Image decisions by source, result and mode.\n",
@@ -118,6 +119,11 @@ impl Metrics {
                 &self.blobs_cut_off,
             ),
             (
+                "signet_gate_blob_streams_refused_total",
+                "Blob downloads refused with 429 because limits.max_blob_streams were under way.",
+                &self.blob_streams_refused,
+            ),
+            (
                 "signet_gate_passthrough_total",
                 "Signature manifests passed through unjudged.",
                 &self.passthrough,
@@ -134,6 +140,9 @@ impl Metrics {
         out.push_str("# HELP signet_gate_cache_entries Verdicts held in the cache.\n");
         out.push_str("# TYPE signet_gate_cache_entries gauge\n");
         let _ = writeln!(out, "signet_gate_cache_entries {cache_entries}");
+        out.push_str("# HELP signet_gate_blob_streams Blobs streaming through the proxy now.\n");
+        out.push_str("# TYPE signet_gate_blob_streams gauge\n");
+        let _ = writeln!(out, "signet_gate_blob_streams {blob_streams}");
         out
     }
 }
@@ -151,7 +160,8 @@ mod tests {
         m.decision("proxy", "allow", "enforce", Duration::from_millis(30));
         m.decision("admission", "deny", "warn", Duration::from_secs(20));
         Metrics::inc(&m.cache_hits);
-        let text = m.render(4);
+        Metrics::inc(&m.blob_streams_refused);
+        let text = m.render(4, 2);
         for line in [
             "signet_gate_decisions_total{source=\"proxy\",result=\"allow\",mode=\"enforce\"} 2",
             "signet_gate_decisions_total{source=\"admission\",result=\"deny\",mode=\"warn\"} 1",
@@ -163,6 +173,8 @@ mod tests {
             "signet_gate_decision_seconds_count 3",
             "signet_gate_cache_hits_total 1",
             "signet_gate_cache_entries 4",
+            "signet_gate_blob_streams 2",
+            "signet_gate_blob_streams_refused_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -320,6 +320,10 @@ async fn blob<J: Judge>(
     let mut response = if head {
         Response::new(Body::empty())
     } else {
+        let permit = match blob_stream_permit(gate).await {
+            Ok(p) => p,
+            Err(response) => return response,
+        };
         let stream = match gate.inner.client.get_blob(&reference, &descriptor).await {
             Ok(s) => s,
             Err(e) => return upstream_failure(gate, &e, "BLOB_UNKNOWN"),
@@ -328,6 +332,7 @@ async fn blob<J: Judge>(
             stream,
             gate.clone(),
             reference.to_string(),
+            permit,
         )))
     };
     let headers = response.headers_mut();
@@ -373,13 +378,40 @@ async fn probe_size<J: Judge>(
     }
 }
 
+/// A place among the `limits.max_blob_streams` blobs streaming at once, waited for up to
+/// `timeouts.upstream_seconds`; then `429 TOOMANYREQUESTS` with `Retry-After`, which registry
+/// clients honour.
+async fn blob_stream_permit<J: Judge>(
+    gate: &Gate<J>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    let wait = std::time::Duration::from_secs(gate.inner.config.timeouts.upstream_seconds);
+    match tokio::time::timeout(wait, gate.inner.blob_streams.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => {
+            Metrics::inc(&gate.inner.metrics.blob_streams_refused);
+            let limit = gate.inner.config.limits.max_blob_streams;
+            let mut response = oci_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                &format!("{limit} blob downloads are under way (limits.max_blob_streams); try again shortly"),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Err(response)
+        }
+    }
+}
+
 /// Pass `inner` through one chunk behind, so the last bytes of a blob are released only once the
 /// whole blob has matched its digest: a bad blob ends in an error (the connection is aborted)
-/// and is never completed.
+/// and is never completed. `permit` (its place among the blobs streaming) is given back when the
+/// stream ends or the client goes away.
 fn hold_back_last<J: Judge>(
     inner: ByteStream,
     gate: Gate<J>,
     what: String,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     struct S<J: Judge> {
         inner: ByteStream,
@@ -387,6 +419,7 @@ fn hold_back_last<J: Judge>(
         done: bool,
         gate: Gate<J>,
         what: String,
+        _permit: tokio::sync::OwnedSemaphorePermit,
     }
     let state = S {
         inner,
@@ -394,6 +427,7 @@ fn hold_back_last<J: Judge>(
         done: false,
         gate,
         what,
+        _permit: permit,
     };
     futures_util::stream::unfold(state, |mut s| async move {
         if s.done {

@@ -53,6 +53,8 @@ pub(crate) struct Inner<J> {
     pub(crate) blob_sizes: Mutex<TtlMap<(String, Digest), u64>>,
     /// (upstream repository name, digest) of signature manifests passed through.
     pub(crate) signatures: Mutex<TtlMap<(String, Digest), ()>>,
+    /// One permit per blob streaming through the proxy (`limits.max_blob_streams`).
+    pub(crate) blob_streams: Arc<Semaphore>,
     pub(crate) metrics: Metrics,
     ready: AtomicBool,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -106,6 +108,7 @@ impl<J: Judge> Gate<J> {
                 verdicts: Mutex::new(verdicts),
                 blob_sizes: Mutex::new(TtlMap::new(MEMORY_ENTRIES, MEMORY_TTL)),
                 signatures: Mutex::new(TtlMap::new(MEMORY_ENTRIES, MEMORY_TTL)),
+                blob_streams: Arc::new(Semaphore::new(config.limits.max_blob_streams)),
                 metrics: Metrics::default(),
                 ready: AtomicBool::new(false),
                 tls,
@@ -161,7 +164,9 @@ impl<J: Judge> Gate<J> {
             .lock()
             .map(|v| v.cache.len())
             .unwrap_or(0);
-        self.inner.metrics.render(entries)
+        let streams =
+            self.inner.config.limits.max_blob_streams - self.inner.blob_streams.available_permits();
+        self.inner.metrics.render(entries, streams)
     }
 
     /// Open the listening socket (`config.listen`; port 0 picks a free one).

@@ -2,7 +2,7 @@
 //! that allows repositories under `allowed/`, admits `warn/` with a warning and denies the rest:
 //! byte-identical pulls of allowed images, 403 for denied ones, signature tags passing through,
 //! pushes refused, an unreachable upstream denied, a corrupted blob cut off, tags pinned by the
-//! mutating webhook, platform manifests covered by their index's verdict.
+//! mutating webhook, platform manifests covered by their index's verdict, blob streams bounded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -81,12 +81,22 @@ struct RunningGate {
 
 impl RunningGate {
     fn start(rt: &tokio::runtime::Runtime, upstream: &str) -> RunningGate {
-        let config = GateConfig::simple(
+        RunningGate::start_with(rt, upstream, |_| {})
+    }
+
+    /// [`RunningGate::start`] with the simple configuration changed by `adjust`.
+    fn start_with(
+        rt: &tokio::runtime::Runtime,
+        upstream: &str,
+        adjust: impl FnOnce(&mut GateConfig),
+    ) -> RunningGate {
+        let mut config = GateConfig::simple(
             "unused-policy.yaml".into(),
             "127.0.0.1:0".parse().unwrap(),
             &format!("http://{upstream}"),
         )
         .unwrap();
+        adjust(&mut config);
         let judge = TestJudge::default();
         let gate = Gate::new(config, judge.clone()).unwrap();
         let bound = rt.block_on(gate.bind()).unwrap();
@@ -565,6 +575,64 @@ fn corrupted_blob_is_cut_off(size: usize) {
             .gate
             .metrics_text()
             .contains("signet_gate_blobs_cut_off_total 2\n"));
+    });
+}
+
+#[test]
+fn blob_streams_are_bounded_and_the_extra_one_gets_429() {
+    let reg = TestRegistry::start();
+    let rt = support::runtime();
+    // Larger than what socket buffers on both sides hold, so an unread download stays open.
+    let big = support::sample_bytes("bounded streams", 24 << 20);
+    let layer = Descriptor::of("application/vnd.oci.image.layer.v1.tar", &big);
+    rt.block_on(async {
+        support::client()
+            .put_blob(&reg.reference("allowed/big:v1"), Bytes::from(big.clone()))
+            .await
+            .unwrap();
+    });
+    let gate = RunningGate::start_with(&rt, &reg.host(), |c| {
+        c.limits.max_blob_streams = 1;
+        c.timeouts.upstream_seconds = 1;
+    });
+    let url = format!("{}/v2/allowed/big/blobs/{}", gate.url, layer.digest);
+    let metric = |name: &str| -> String {
+        let text = gate.gate.metrics_text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
+            .unwrap_or_default()
+    };
+    rt.block_on(async {
+        // One download started and left unread holds the only place.
+        let first = get(&url).await;
+        assert_eq!(first.status(), 200);
+        assert_eq!(metric("signet_gate_blob_streams"), "1");
+        let second = get(&url).await;
+        assert_eq!(second.status(), 429);
+        assert_eq!(second.headers()["retry-after"], "1");
+        let body = json_of(second).await;
+        assert_eq!(body["errors"][0]["code"], "TOOMANYREQUESTS", "{body}");
+        assert!(body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_blob_streams"));
+        assert_eq!(metric("signet_gate_blob_streams_refused_total"), "1");
+        // The client going away gives the place back.
+        drop(first);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while metric("signet_gate_blob_streams") != "0" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the place was not given back"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let (got, broken) = read_blob(&url).await;
+        assert!(!broken && got == big);
+        // A finished download gives it back too.
+        let (got, broken) = read_blob(&url).await;
+        assert!(!broken && got == big);
+        assert_eq!(metric("signet_gate_blob_streams"), "0");
     });
 }
 
