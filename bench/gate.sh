@@ -18,7 +18,9 @@
 #    in the same run — a plain TCP relay (socat, if installed), nginx as a non-verifying reverse
 #    proxy (if installed) and cli/examples/hashing_relay.rs (a TCP relay that SHA-256-hashes
 #    every byte: the floor for any proxy that checks digests); round-robin, RUNS times each
-#    (`PULL_ONLY=1` runs only this phase); medians and their ratios to the direct pull.
+#    (`PULL_ONLY=1` runs only this phase); medians and their ratios to the direct pull. Then, as
+#    root with podman and Debian's dockerd installed, `podman pull` and `docker pull` directly and
+#    through the gate: engines' pulls, which also unpack the layer into storage.
 # Prints a table at the end. Everything is loopback only, stops by itself and is removed after.
 #
 # bench/soak.sh sources this file for its set-up functions (GATE_BENCH_LIB=1).
@@ -295,7 +297,8 @@ EOF
     done
 }
 
-# make_big_image: a layout with one 100 MiB random layer, pushed as bench/big:v1 and signed.
+# make_big_image: a layout with one 100 MiB layer (a tar of random bytes), pushed as bench/big:v1
+# and signed.
 make_big_image() {
     python3 - "$WORK/big-layout" <<'EOF'
 import hashlib, json, os, sys
@@ -307,8 +310,18 @@ def put(data):
     with open(os.path.join(blobs, h), "wb") as f:
         f.write(data)
     return {"digest": "sha256:" + h, "size": len(data)}
-layer = put(os.urandom(100 * 1024 * 1024))
+# A tar with one 100 MiB file of random bytes: incompressible, and a real layer that engines
+# (podman) can unpack.
+import io, tarfile
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    info = tarfile.TarInfo("random.bin")
+    info.size = 100 * 1024 * 1024
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(os.urandom(info.size)))
+layer = put(buf.getvalue())
 config = put(json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Cmd": ["/random.bin"]},
                          "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
 m = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
@@ -429,6 +442,99 @@ pull_phase() {
         echo "  the gate's CPU per proxied pull (SHA-256 of 100 MiB, two socket copies): $(awk -v t="$pull_ticks" -v n="$RUNS" -v hz="$TICKS_PER_SECOND" 'BEGIN { printf "%.0f", t / hz * 1000 / n }') ms"
     } > "$WORK/pull.table"
     cat "$WORK/pull.table" >&2
+    podman_phase
+    docker_phase
+}
+
+# podman_pull_seconds FROM_HOST: seconds for podman (rootful, vfs storage in a fresh directory)
+# to pull bench/big:v1 from FROM_HOST: fetch, check and unpack into its storage, as engines do.
+podman_pull_seconds() {
+    local from=$1 root="$WORK/podman" t0 t1
+    rm -rf "$root"
+    t0=$(date +%s%N)
+    podman --root "$root/root" --runroot "$root/run" --storage-driver vfs --events-backend file \
+        pull --quiet --tls-verify=false "$from/bench/big:v1" > /dev/null
+    t1=$(date +%s%N)
+    rm -rf "$root"
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
+}
+
+# podman_phase: RUNS round-robin podman pulls, directly and through the gate (root only: rootful
+# podman); appends to $WORK/pull.table.
+podman_phase() {
+    if ! command -v podman > /dev/null || [[ $(id -u) != 0 ]]; then
+        echo "podman pull: skipped (needs podman and root)" >> "$WORK/pull.table"
+        return 0
+    fi
+    echo "== podman pull of the 100 MiB image, directly and through the gate, $RUNS runs each" >&2
+    podman_pull_seconds "$GATE" > /dev/null
+    podman_pull_seconds "$HOST" > /dev/null
+    : > "$WORK/podman-direct.times"
+    : > "$WORK/podman-gate.times"
+    local r
+    for ((r = 0; r < RUNS; r++)); do
+        podman_pull_seconds "$HOST" >> "$WORK/podman-direct.times"; echo >> "$WORK/podman-direct.times"
+        podman_pull_seconds "$GATE" >> "$WORK/podman-gate.times"; echo >> "$WORK/podman-gate.times"
+    done
+    local direct gate
+    direct=$(median < "$WORK/podman-direct.times")
+    gate=$(median < "$WORK/podman-gate.times")
+    {
+        echo "100 MiB pull with podman 'pull' (fetch, check, unpack into vfs storage), median of $RUNS:"
+        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' direct "$direct" 1 "$(tr '\n' ' ' < "$WORK/podman-direct.times")"
+        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' signet-gate "$gate" \
+            "$(awk -v a="$gate" -v b="$direct" 'BEGIN { print a / b }')" "$(tr '\n' ' ' < "$WORK/podman-gate.times")"
+    } >> "$WORK/pull.table"
+    tail -3 "$WORK/pull.table" >&2
+}
+
+# docker_phase: as root with Debian's dockerd, a Docker engine of the benchmark's own (data, run
+# state and socket in $WORK, vfs storage, no networking set-up) pulls bench/big:v1 RUNS times
+# round-robin, directly and through the gate, both tags removed before each pull; appends to
+# $WORK/pull.table.
+docker_phase() {
+    if ! command -v dockerd > /dev/null || ! command -v docker > /dev/null || [[ $(id -u) != 0 ]]; then
+        echo "docker pull: skipped (needs dockerd, docker and root)" >> "$WORK/pull.table"
+        return 0
+    fi
+    local d="$WORK/docker"
+    mkdir -p "$d"
+    dockerd --host "unix://$d/d.sock" --data-root "$d/data" --exec-root "$d/x" --pidfile "$d/d.pid" \
+        --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+        --containerd-namespace signet-bench --containerd-plugins-namespace signet-bench-plugins \
+        > "$d/dockerd.log" 2>&1 &
+    local dockerd_pid=$!
+    local -x DOCKER_HOST="unix://$d/d.sock" DOCKER_CONFIG="$d/client"
+    for _ in $(seq 100); do docker version > /dev/null 2>&1 && break; sleep 0.2; done
+    echo "== docker pull of the 100 MiB image, directly and through the gate, $RUNS runs each" >&2
+    docker_pull() {
+        local t0 t1
+        docker rmi -f "$HOST/bench/big:v1" "$GATE/bench/big:v1" > /dev/null 2>&1 || true
+        t0=$(date +%s%N)
+        docker pull --quiet "$1/bench/big:v1" > /dev/null
+        t1=$(date +%s%N)
+        awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
+    }
+    docker_pull "$GATE" > /dev/null
+    : > "$WORK/docker-direct.times"
+    : > "$WORK/docker-gate.times"
+    local r
+    for ((r = 0; r < RUNS; r++)); do
+        docker_pull "$HOST" >> "$WORK/docker-direct.times"; echo >> "$WORK/docker-direct.times"
+        docker_pull "$GATE" >> "$WORK/docker-gate.times"; echo >> "$WORK/docker-gate.times"
+    done
+    kill -TERM "$dockerd_pid" 2> /dev/null || true
+    wait "$dockerd_pid" 2> /dev/null || true
+    local direct gate
+    direct=$(median < "$WORK/docker-direct.times")
+    gate=$(median < "$WORK/docker-gate.times")
+    {
+        echo "100 MiB pull with docker 'pull' (fetch, check, unpack into vfs storage), median of $RUNS:"
+        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' direct "$direct" 1 "$(tr '\n' ' ' < "$WORK/docker-direct.times")"
+        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' signet-gate "$gate" \
+            "$(awk -v a="$gate" -v b="$direct" 'BEGIN { print a / b }')" "$(tr '\n' ' ' < "$WORK/docker-gate.times")"
+    } >> "$WORK/pull.table"
+    tail -3 "$WORK/pull.table" >&2
 }
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
