@@ -459,39 +459,54 @@ podman_pull_seconds() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
 }
 
-# podman_phase: RUNS round-robin podman pulls, directly and through the gate (root only: rootful
-# podman); appends to $WORK/pull.table.
+# engine_pulls ENGINE PULL_FUNCTION: RUNS round-robin pulls with PULL_FUNCTION HOST (it prints
+# seconds), directly and through the gate, after one unmeasured pull each; appends the medians
+# and their ratio to $WORK/pull.table.
+engine_pulls() {
+    local engine=$1 pull=$2 r
+    echo "== $engine pull of the 100 MiB image, directly and through the gate, $RUNS runs each" >&2
+    "$pull" "$GATE" > /dev/null
+    "$pull" "$HOST" > /dev/null
+    : > "$WORK/$engine-direct.times"
+    : > "$WORK/$engine-gate.times"
+    for ((r = 0; r < RUNS; r++)); do
+        "$pull" "$HOST" >> "$WORK/$engine-direct.times"; echo >> "$WORK/$engine-direct.times"
+        "$pull" "$GATE" >> "$WORK/$engine-gate.times"; echo >> "$WORK/$engine-gate.times"
+    done
+    local direct gate
+    direct=$(median < "$WORK/$engine-direct.times")
+    gate=$(median < "$WORK/$engine-gate.times")
+    {
+        echo "100 MiB pull with $engine 'pull' (fetch, check, unpack into vfs storage), median of $RUNS:"
+        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' direct "$direct" 1 "$(tr '\n' ' ' < "$WORK/$engine-direct.times")"
+        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' signet-gate "$gate" \
+            "$(awk -v a="$gate" -v b="$direct" 'BEGIN { print a / b }')" "$(tr '\n' ' ' < "$WORK/$engine-gate.times")"
+    } >> "$WORK/pull.table"
+    tail -3 "$WORK/pull.table" >&2
+}
+
+# podman_phase: podman pulls (rootful: root only), into fresh vfs storage each time.
 podman_phase() {
     if ! command -v podman > /dev/null || [[ $(id -u) != 0 ]]; then
         echo "podman pull: skipped (needs podman and root)" >> "$WORK/pull.table"
         return 0
     fi
-    echo "== podman pull of the 100 MiB image, directly and through the gate, $RUNS runs each" >&2
-    podman_pull_seconds "$GATE" > /dev/null
-    podman_pull_seconds "$HOST" > /dev/null
-    : > "$WORK/podman-direct.times"
-    : > "$WORK/podman-gate.times"
-    local r
-    for ((r = 0; r < RUNS; r++)); do
-        podman_pull_seconds "$HOST" >> "$WORK/podman-direct.times"; echo >> "$WORK/podman-direct.times"
-        podman_pull_seconds "$GATE" >> "$WORK/podman-gate.times"; echo >> "$WORK/podman-gate.times"
-    done
-    local direct gate
-    direct=$(median < "$WORK/podman-direct.times")
-    gate=$(median < "$WORK/podman-gate.times")
-    {
-        echo "100 MiB pull with podman 'pull' (fetch, check, unpack into vfs storage), median of $RUNS:"
-        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' direct "$direct" 1 "$(tr '\n' ' ' < "$WORK/podman-direct.times")"
-        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' signet-gate "$gate" \
-            "$(awk -v a="$gate" -v b="$direct" 'BEGIN { print a / b }')" "$(tr '\n' ' ' < "$WORK/podman-gate.times")"
-    } >> "$WORK/pull.table"
-    tail -3 "$WORK/pull.table" >&2
+    engine_pulls podman podman_pull_seconds
+}
+
+# docker_pull_seconds FROM_HOST: seconds for the benchmark's Docker engine to pull bench/big:v1
+# from FROM_HOST, both tags removed first so that every layer is fetched.
+docker_pull_seconds() {
+    local t0 t1
+    docker rmi -f "$HOST/bench/big:v1" "$GATE/bench/big:v1" > /dev/null 2>&1 || true
+    t0=$(date +%s%N)
+    docker pull --quiet "$1/bench/big:v1" > /dev/null
+    t1=$(date +%s%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
 }
 
 # docker_phase: as root with Debian's dockerd, a Docker engine of the benchmark's own (data, run
-# state and socket in $WORK, vfs storage, no networking set-up) pulls bench/big:v1 RUNS times
-# round-robin, directly and through the gate, both tags removed before each pull; appends to
-# $WORK/pull.table.
+# state and socket in $WORK, vfs storage, no networking set-up), stopped with SIGTERM after.
 docker_phase() {
     if ! command -v dockerd > /dev/null || ! command -v docker > /dev/null || [[ $(id -u) != 0 ]]; then
         echo "docker pull: skipped (needs dockerd, docker and root)" >> "$WORK/pull.table"
@@ -506,35 +521,9 @@ docker_phase() {
     local dockerd_pid=$!
     local -x DOCKER_HOST="unix://$d/d.sock" DOCKER_CONFIG="$d/client"
     for _ in $(seq 100); do docker version > /dev/null 2>&1 && break; sleep 0.2; done
-    echo "== docker pull of the 100 MiB image, directly and through the gate, $RUNS runs each" >&2
-    docker_pull() {
-        local t0 t1
-        docker rmi -f "$HOST/bench/big:v1" "$GATE/bench/big:v1" > /dev/null 2>&1 || true
-        t0=$(date +%s%N)
-        docker pull --quiet "$1/bench/big:v1" > /dev/null
-        t1=$(date +%s%N)
-        awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
-    }
-    docker_pull "$GATE" > /dev/null
-    : > "$WORK/docker-direct.times"
-    : > "$WORK/docker-gate.times"
-    local r
-    for ((r = 0; r < RUNS; r++)); do
-        docker_pull "$HOST" >> "$WORK/docker-direct.times"; echo >> "$WORK/docker-direct.times"
-        docker_pull "$GATE" >> "$WORK/docker-gate.times"; echo >> "$WORK/docker-gate.times"
-    done
+    engine_pulls docker docker_pull_seconds
     kill -TERM "$dockerd_pid" 2> /dev/null || true
     wait "$dockerd_pid" 2> /dev/null || true
-    local direct gate
-    direct=$(median < "$WORK/docker-direct.times")
-    gate=$(median < "$WORK/docker-gate.times")
-    {
-        echo "100 MiB pull with docker 'pull' (fetch, check, unpack into vfs storage), median of $RUNS:"
-        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' direct "$direct" 1 "$(tr '\n' ' ' < "$WORK/docker-direct.times")"
-        printf '  %-14s %6.3f s  %5.2fx   runs: %s\n' signet-gate "$gate" \
-            "$(awk -v a="$gate" -v b="$direct" 'BEGIN { print a / b }')" "$(tr '\n' ' ' < "$WORK/docker-gate.times")"
-    } >> "$WORK/pull.table"
-    tail -3 "$WORK/pull.table" >&2
 }
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
