@@ -44,7 +44,9 @@ pub use error::Error;
 pub use identity::IdentityRule;
 pub use key::{KeyId, PublicKey, TrustedKey};
 pub use pattern::{PatternKind, Specificity};
-pub use policy::{detect_format, lint, parse_document, Format, KeyLoader, Loaded, Policy};
+pub use policy::{
+    detect_format, lint, parse_document, Format, KeyLoader, Loaded, Policy, Prejudgement,
+};
 pub use verdict::{
     evaluate, explain, Candidate, Decision, Evidence, Explanation, Finding, SignatureEvidence,
     Verdict,

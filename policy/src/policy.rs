@@ -65,6 +65,23 @@ pub struct Policy {
     pub(crate) format: Format,
 }
 
+/// What a policy says about an image from its name alone ([`Policy::prejudge`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prejudgement {
+    /// Evidence (signatures, configuration) could make the policy allow the image: fetch it and
+    /// evaluate.
+    NeedsEvidence,
+    /// The scope that applies rejects every image, whatever evidence there is.
+    Rejected {
+        /// The scope's pattern, or the default's label.
+        scope: String,
+        /// The scope's rejection message.
+        message: String,
+        /// How the scope's denials are applied.
+        mode: Mode,
+    },
+}
+
 /// A loaded policy plus the warnings found while loading it.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -220,6 +237,22 @@ impl Policy {
     /// The pattern of scope `index`.
     pub fn scope_pattern(&self, index: usize) -> Option<&str> {
         self.patterns.get(index).map(Pattern::as_str)
+    }
+
+    /// What the policy says about `reference` from its name alone, before any evidence is
+    /// fetched: whether the scope that applies (or the default) rejects every image whatever its
+    /// signatures. The gate asks this before it contacts a registry, so that a name the policy
+    /// can never allow costs no request (and cannot make the gate fetch an arbitrary host).
+    pub fn prejudge(&self, reference: &Reference) -> Prejudgement {
+        let (scope, req) = self.requirements_for(reference);
+        match &req.signatures {
+            SignatureRule::Reject(message) => Prejudgement::Rejected {
+                scope,
+                message: message.clone(),
+                mode: req.mode,
+            },
+            SignatureRule::Accept | SignatureRule::Signed(_) => Prejudgement::NeedsEvidence,
+        }
     }
 }
 
@@ -958,6 +991,54 @@ fn requirements(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn prejudge_names_what_no_evidence_can_allow() {
+        let text = r#"
+default:
+  reject: "only listed registries"
+scopes:
+  "registry.example.com":
+    accept: true
+  "registry.example.com/blocked":
+    reject: "blocked"
+    mode: audit
+"#;
+        let policy = Policy::load("p.yaml", text, &|_| Err("no keys".into()))
+            .unwrap()
+            .policy;
+        let at = |r: &str| policy.prejudge(&r.parse().unwrap());
+        assert_eq!(
+            at("registry.example.com/app:1"),
+            Prejudgement::NeedsEvidence
+        );
+        assert_eq!(
+            at("127.0.0.1:9/anything:1"),
+            Prejudgement::Rejected {
+                scope: "default".into(),
+                message: "only listed registries".into(),
+                mode: Mode::Enforce,
+            }
+        );
+        assert_eq!(
+            at("registry.example.com/blocked/x"),
+            Prejudgement::Rejected {
+                scope: "registry.example.com/blocked".into(),
+                message: "blocked".into(),
+                mode: Mode::Audit,
+            }
+        );
+        // Without a default, the built-in one rejects.
+        let open = Policy::load("p.yaml", "scopes:\n  \"a.io\": {accept: true}\n", &|_| {
+            Err("no keys".into())
+        })
+        .unwrap()
+        .policy;
+        assert!(matches!(
+            open.prejudge(&"b.io/x".parse().unwrap()),
+            Prejudgement::Rejected { .. }
+        ));
+    }
 
     #[test]
     fn deep_flow_nesting_is_refused_before_the_yaml_parser_sees_it() {
