@@ -1081,17 +1081,18 @@ fn verdicts_serialize_in_a_stable_shape() {
     );
 }
 
+/// The one golden switch of the workspace (`UPDATE_GOLDEN=1`, refused under CI).
+#[path = "../../tests/golden_switch.rs"]
+mod golden_switch;
+
 #[test]
 fn json_schema_is_golden() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/policy.schema.json");
-    let fresh = signet_policy::json_schema();
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, &fresh).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == fresh, "docs/policy.schema.json is stale; regenerate with UPDATE_GOLDEN=1 cargo test -p signet-policy --test engine json_schema_is_golden");
+    golden_switch::check_golden(
+        &path,
+        &signet_policy::json_schema(),
+        "cargo test -p signet-policy --test engine json_schema_is_golden",
+    );
 }
 
 #[test]

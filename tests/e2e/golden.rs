@@ -1,6 +1,7 @@
 //! CLI output that is a contract, snapshot-tested against files in `testdata/golden/`
-//! (`UPDATE_GOLDEN=1` rewrites them): the cosign-compatible payload array on stdout, the
-//! `--output json` verification report, and `digest --output json`.
+//! (`UPDATE_GOLDEN=1` rewrites them, never under CI; see `tests/golden_switch.rs`): the
+//! cosign-compatible payload array on stdout, the `--output json` verification report, and
+//! `digest --output json`.
 //!
 //! Deterministic because the key is a committed fixture and ECDSA signing uses RFC 6979 nonces.
 
@@ -16,23 +17,15 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/golden")
 }
 
+/// The one golden switch of the workspace (`UPDATE_GOLDEN=1`, refused under CI).
+#[path = "../golden_switch.rs"]
+mod golden_switch;
+
 fn check_golden(name: &str, actual: &str) {
-    let path = golden_dir().join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            path.display()
-        )
-    });
-    assert_eq!(
+    golden_switch::check_golden(
+        &golden_dir().join(name),
         actual,
-        expected,
-        "{} differs (UPDATE_GOLDEN=1 rewrites it)",
-        path.display()
+        "cargo test -p signet-cli --test e2e -- golden::",
     );
 }
 
