@@ -93,6 +93,13 @@ pub enum Error {
         /// What the registry said.
         message: String,
     },
+    /// The system clock reads a time Signet cannot use (before 1970): nothing that depends on
+    /// the current time (key expiry, image age) can be checked.
+    #[error("could not check: the system clock reads {seconds_before_epoch} s before 1970")]
+    Clock {
+        /// How far before the Unix epoch the clock reads.
+        seconds_before_epoch: u64,
+    },
 }
 
 impl Error {

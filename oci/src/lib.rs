@@ -10,6 +10,7 @@
 //! assert_eq!(d.signature_tag().len(), 64 + 11);
 //! ```
 
+pub mod clock;
 pub mod digest;
 pub mod error;
 pub mod manifest;

@@ -132,7 +132,7 @@ async fn explain(
     }
     let client = global.registry_client(&location)?;
     let store = signet_oci::ImageStore::open(&location, &client)?;
-    let report = evaluate_image(&store, &store, &reference, &policy, super::verify::now()).await?;
+    let report = evaluate_image(&store, &store, &reference, &policy, super::verify::now()?).await?;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({

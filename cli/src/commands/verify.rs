@@ -48,12 +48,10 @@ pub struct VerifyArgs {
     images: Vec<String>,
 }
 
-/// Seconds since the Unix epoch (the policy is pure; the clock is read here).
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+/// Seconds since the Unix epoch (the policy is pure; the clock is read here). A clock before
+/// 1970 is an error ("could not check"), never 0.
+pub fn now() -> Result<i64, signet_oci::Error> {
+    signet_oci::clock::unix_now()
 }
 
 /// Run `signet verify`.

@@ -28,7 +28,7 @@ pub async fn run(
     for warning in &policy.loaded.warnings {
         eprintln!("{warning}");
     }
-    let now = super::verify::now();
+    let now = super::verify::now()?;
     let results: Vec<(String, anyhow::Result<PolicyReport>)> = stream::iter(images)
         .map(|image| {
             let policy = Arc::clone(&policy);
