@@ -814,20 +814,52 @@ fn sigstore_client(host: &str) -> sigstore::cosign::Client {
         .unwrap()
 }
 
+/// Why sigstore-rs did not verify an image: a negative check must name which it means, since
+/// "any error" also covers a registry or gate that is down.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SigstoreRefusal {
+    /// sigstore-rs could not resolve the image or fetch its signatures (its error message).
+    Fetch(String),
+    /// sigstore-rs fetched `layers` signature layers and the key verified none of them;
+    /// `unsatisfied` is its list of unsatisfied constraints.
+    Unverified { layers: usize, unsatisfied: String },
+}
+
+impl SigstoreRefusal {
+    /// Assert that sigstore-rs fetched exactly `layers` signature layers and refused them for
+    /// the key (its `PublicKeyVerifier` constraint unsatisfied), not for any other reason.
+    #[track_caller]
+    pub(crate) fn assert_key_refused(result: &Result<usize, SigstoreRefusal>, layers: usize) {
+        match result {
+            Err(SigstoreRefusal::Unverified {
+                layers: got,
+                unsatisfied,
+            }) => {
+                assert_eq!(*got, layers, "signature layers sigstore-rs fetched");
+                assert!(
+                    unsatisfied.contains("PublicKeyVerifier"),
+                    "the key constraint is what failed: {unsatisfied}"
+                );
+            }
+            other => panic!("expected the key to verify none of {layers} layers, got {other:?}"),
+        }
+    }
+}
+
 /// sigstore-rs: the signature layers of `image` (on the plain-HTTP registry `host`) that
-/// `public_key_pem` verifies, or the error message of `verify_constraints`.
+/// `public_key_pem` verifies, or why it verified none.
 pub(crate) fn sigstore_verify(
     host: &str,
     image: &str,
     public_key_pem: &[u8],
-) -> Result<usize, String> {
+) -> Result<usize, SigstoreRefusal> {
     let image: OciReference = image.parse().unwrap();
     runtime().block_on(async {
         let mut client = sigstore_client(host);
         let layers = client
             .trusted_signature_layers(&Auth::Anonymous, &image)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SigstoreRefusal::Fetch(e.to_string()))?;
         let verifier =
             PublicKeyVerifier::new(public_key_pem, &SigningScheme::ECDSA_P256_SHA256_ASN1).unwrap();
         let verified = layers
@@ -838,8 +870,12 @@ pub(crate) fn sigstore_verify(
             })
             .count();
         let constraints: VerificationConstraintVec = vec![Box::new(verifier)];
-        verify_constraints(&layers, constraints.iter())
-            .map_err(|e| format!("{:?}", e.unsatisfied_constraints))?;
+        verify_constraints(&layers, constraints.iter()).map_err(|e| {
+            SigstoreRefusal::Unverified {
+                layers: layers.len(),
+                unsatisfied: format!("{:?}", e.unsatisfied_constraints),
+            }
+        })?;
         Ok(verified)
     })
 }
@@ -899,16 +935,24 @@ fn sigstore_rs_verifies_what_signet_signed() {
     let image = format!("{}/interop/app:v1", reg.host());
     let digest = support::push_sample_image(&reg, "interop/app:v1");
     let pem = std::fs::read(&public).unwrap();
-    assert!(
-        sigstore_verify(&reg.host(), &image, &pem).is_err(),
-        "nothing signed yet"
-    );
+    // Nothing signed yet: sigstore-rs resolves the image and finds no signature layer (it logs
+    // and drops a failed `.sig` fetch, so the tag's absence is checked here too).
+    SigstoreRefusal::assert_key_refused(&sigstore_verify(&reg.host(), &image, &pem), 0);
+    let sig_tag = reg.reference(&format!("interop/app:{}", digest.signature_tag()));
+    let err = runtime()
+        .block_on(client().get_manifest(&sig_tag))
+        .unwrap_err();
+    assert!(matches!(err, signet_oci::Error::NotFound { .. }), "{err}");
     assert_eq!(code(&run(&["sign", "--key", s(&key), &image])), 0);
     assert_eq!(sigstore_verify(&reg.host(), &image, &pem), Ok(1));
     // By digest too, and a second Signet signature (appended) is seen by sigstore-rs as well.
     let by_digest = format!("{}/interop/app@{digest}", reg.host());
     assert_eq!(sigstore_verify(&reg.host(), &by_digest, &pem), Ok(1));
-    assert!(sigstore_verify(&reg.host(), &image, &std::fs::read(&public_b).unwrap()).is_err());
+    // Another key: the one layer is fetched and refused for the key.
+    SigstoreRefusal::assert_key_refused(
+        &sigstore_verify(&reg.host(), &image, &std::fs::read(&public_b).unwrap()),
+        1,
+    );
     assert_eq!(code(&run(&["sign", "--key", s(&key_b), &image])), 0);
     assert_eq!(signature_layer_count(&reg, "interop/app", &digest), 2);
     assert_eq!(sigstore_verify(&reg.host(), &image, &pem), Ok(1));
@@ -1001,6 +1045,11 @@ fn signet_signs_with_a_key_file_written_by_sigstore_rs() {
         .output()
         .unwrap();
     assert_eq!(code(&wrong), 2);
+    assert!(
+        stderr(&wrong).contains(&format!("wrong password for {}", key.display())),
+        "{}",
+        stderr(&wrong)
+    );
 }
 
 #[test]

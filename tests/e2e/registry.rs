@@ -308,7 +308,10 @@ fn basic_auth_needs_the_right_credentials() {
 /// files and checks the outcome named by `expect`.
 fn run_child(reference: &Reference, expect: &str, env: &[(&str, &Path)]) {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    // The child test is #[ignore]d so a normal run never runs it (and never passes it vacuously);
+    // `--ignored --exact` runs exactly it here.
     cmd.args([
+        "--ignored",
         "--exact",
         "registry::auth_file_child_process",
         "--test-threads=1",
@@ -332,14 +335,16 @@ fn run_child(reference: &Reference, expect: &str, env: &[(&str, &Path)]) {
     );
 }
 
-/// The child half of [`auth_files_in_the_environment_reach_the_registry`]: does nothing unless
-/// started by it (auth files are found through process-wide environment variables, which a test
-/// must not change in a multi-threaded test process).
+/// The child half of [`auth_files_in_the_environment_reach_the_registry`], which runs it with
+/// `--ignored --exact` (auth files are found through process-wide environment variables, which a
+/// test must not change in a multi-threaded test process). Ignored, so it never runs (and never
+/// passes without checking anything) on its own.
 #[test]
+#[ignore = "run by auth_files_in_the_environment_reach_the_registry as a child process"]
 fn auth_file_child_process() {
-    let Ok(reference) = std::env::var("SIGNET_E2E_CHILD_REFERENCE") else {
-        return;
-    };
+    let reference = std::env::var("SIGNET_E2E_CHILD_REFERENCE").expect(
+        "SIGNET_E2E_CHILD_REFERENCE: this test is started by auth_files_in_the_environment_reach_the_registry",
+    );
     let expect = std::env::var("SIGNET_E2E_CHILD_EXPECT").unwrap();
     let reference: Reference = reference.parse().unwrap();
     let client = RegistryClient::new(RegistryOptions {
