@@ -167,6 +167,28 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
+/// Longest `cacheTtl` a scope may set. A cached allow outlives a deleted signature or a
+/// revoked key by up to this long; a day is already more than any registry-side revocation
+/// should have to wait.
+pub(crate) const MAX_CACHE_TTL_SECONDS: u64 = 86_400;
+
+/// Parse a scope's `cacheTtl` (a duration as for `maxAge`, at most a day) into seconds.
+pub(crate) fn parse_cache_ttl(text: &str) -> Result<u64, String> {
+    let seconds = parse_duration(text)?;
+    if seconds > MAX_CACHE_TTL_SECONDS {
+        return Err(format!(
+            "{text:?} is longer than the 1d a verdict may be reused"
+        ));
+    }
+    Ok(seconds)
+}
+
+/// How far in the future an image's `created` may lie before `maxAge` refuses it. Build hosts'
+/// clocks drift: an image built a minute ago on a host whose clock runs ahead is not an attack.
+/// An image dated further ahead would pass `maxAge` until that date plus the allowed age, so it
+/// is refused. Five minutes is Kerberos's default clock skew, far above NTP-synchronised drift.
+pub const CREATED_SKEW_SECONDS: i64 = 300;
+
 /// An allowed platform: `os/arch` (any variant) or `os/arch/variant`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PlatformSpec {
@@ -439,6 +461,173 @@ mod tests {
                 ("history[0].created_by".into(), "MY_SECRET".into()),
             ]
         );
+    }
+
+    mod time_bounds {
+        //! `Verdict::valid_until` and the future-`created` check: a verdict never outlives its
+        //! truth, and time never fails open.
+        #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+        use std::collections::BTreeMap;
+
+        use crate::{evaluate, ConfigFacts, Decision, Evidence, Policy, SignatureEvidence};
+
+        const KEY_A: &str = include_str!("../../testdata/policies/keys/keyA.pub");
+        const KEY_B: &str = include_str!("../../testdata/policies/keys/keyB.pub");
+        /// 2026-11-29T00:00:00Z
+        const NOW: i64 = 1_795_910_400;
+        const DIGEST: &str =
+            "sha256:8c60e41c50b8e88f4260816a551db9f5a409729368197a61cc08789a9f14ce8b";
+
+        fn loader(path: &str) -> Result<Vec<u8>, String> {
+            match path {
+                "a.pub" => Ok(KEY_A.as_bytes().to_vec()),
+                "b.pub" => Ok(KEY_B.as_bytes().to_vec()),
+                other => Err(format!("no key {other}")),
+            }
+        }
+
+        fn load(text: &str) -> Policy {
+            match Policy::load("t.yaml", text, &loader) {
+                Ok(l) => l.policy,
+                Err(e) => panic!("{e}"),
+            }
+        }
+
+        fn evidence(configs: Vec<ConfigFacts>) -> Evidence {
+            let key = crate::PublicKey::from_pem(KEY_A.as_bytes()).unwrap();
+            Evidence {
+                reference: "reg.io/app:1".parse().unwrap(),
+                digest: DIGEST.parse().unwrap(),
+                reference_had_digest: false,
+                signatures: vec![SignatureEvidence {
+                    key_id: key.id().clone(),
+                    docker_reference: "reg.io/app:1".into(),
+                    manifest_digest_matches: true,
+                    annotations: BTreeMap::new(),
+                }],
+                configs,
+            }
+        }
+
+        fn created(at: i64) -> ConfigFacts {
+            ConfigFacts {
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                user: Some("app".into()),
+                created: Some(at),
+                ..ConfigFacts::default()
+            }
+        }
+
+        fn codes(v: &crate::Verdict) -> Vec<&'static str> {
+            v.findings.iter().map(|f| f.code).collect()
+        }
+
+        #[test]
+        fn valid_until_is_the_signing_keys_not_after() {
+            // a: retired at NOW + 10 s; b: retired long ago (already past: no bound).
+            let policy = load(
+                "keys:\n  a: {path: a.pub, notAfter: \"2026-11-29T00:00:10Z\"}\n  b: {path: b.pub, notAfter: \"2020-01-01T00:00:00Z\"}\n\
+                 scopes:\n  reg.io/app:\n    signed: {keys: [a, b]}\n",
+            );
+            let v = evaluate(&policy, &evidence(vec![]), NOW);
+            assert_eq!(v.decision, Decision::Allow, "{v:?}");
+            assert_eq!(v.valid_until, Some(NOW + 10));
+            // At that instant the verdict is indeed different.
+            let later = evaluate(&policy, &evidence(vec![]), NOW + 10);
+            assert_eq!(later.decision, Decision::Deny);
+            assert!(codes(&later).contains(&"key-expired"), "{later:?}");
+            assert_eq!(later.valid_until, None, "a retired key never comes back");
+            // No time bound at all: no valid_until.
+            let plain = load(
+                "keys:\n  a: {path: a.pub}\nscopes:\n  reg.io/app:\n    signed: {keys: [a]}\n",
+            );
+            assert_eq!(evaluate(&plain, &evidence(vec![]), NOW).valid_until, None);
+        }
+
+        #[test]
+        fn valid_until_is_the_end_of_max_age_and_the_scope_cache_ttl() {
+            let policy = load(
+                "keys:\n  a: {path: a.pub}\nscopes:\n  reg.io/app:\n    signed: {keys: [a]}\n    config: {maxAge: 1h}\n",
+            );
+            let v = evaluate(&policy, &evidence(vec![created(NOW - 600)]), NOW);
+            assert_eq!(v.decision, Decision::Allow, "{v:?}");
+            // Too old from the first second past created + 1 h.
+            assert_eq!(v.valid_until, Some(NOW - 600 + 3600 + 1));
+            let at_end = evaluate(
+                &policy,
+                &evidence(vec![created(NOW - 600)]),
+                NOW - 600 + 3600,
+            );
+            assert_eq!(at_end.decision, Decision::Allow);
+            let past = evaluate(
+                &policy,
+                &evidence(vec![created(NOW - 600)]),
+                NOW - 600 + 3601,
+            );
+            assert_eq!(codes(&past), vec!["image-too-old"]);
+            // The youngest config of an index does not hide the oldest.
+            let v = evaluate(
+                &policy,
+                &evidence(vec![created(NOW - 60), created(NOW - 3000)]),
+                NOW,
+            );
+            assert_eq!(v.valid_until, Some(NOW - 3000 + 3601));
+            // A scope's cacheTtl caps it further; 0s means "never reuse".
+            let ttl = load(
+                "keys:\n  a: {path: a.pub}\nscopes:\n  reg.io/app:\n    signed: {keys: [a]}\n    config: {maxAge: 1h}\n    cacheTtl: 30s\n",
+            );
+            let v = evaluate(&ttl, &evidence(vec![created(NOW - 600)]), NOW);
+            assert_eq!(v.valid_until, Some(NOW + 30));
+            let never = load(
+                "keys:\n  a: {path: a.pub}\nscopes:\n  reg.io/app:\n    signed: {keys: [a]}\n    cacheTtl: 0s\n",
+            );
+            assert_eq!(
+                evaluate(&never, &evidence(vec![]), NOW).valid_until,
+                Some(NOW)
+            );
+        }
+
+        #[test]
+        fn cache_ttl_is_a_bounded_duration() {
+            for (text, message) in [
+                ("2d", "longer than the 1d a verdict may be reused"),
+                ("soon", "is not a duration like"),
+            ] {
+                let doc = format!("keys:\n  a: {{path: a.pub}}\nscopes:\n  reg.io/app:\n    signed: {{keys: [a]}}\n    cacheTtl: {text}\n");
+                let diagnostics = crate::lint("t.yaml", &doc, &loader);
+                assert!(
+                    diagnostics.iter().any(|d| d.code == "invalid-duration"
+                        && d.message.contains(message)
+                        && d.line == Some(6)),
+                    "{text}: {diagnostics:?}"
+                );
+            }
+        }
+
+        #[test]
+        fn an_image_created_in_the_future_is_denied_beyond_the_skew() {
+            let policy = load(
+                "keys:\n  a: {path: a.pub}\nscopes:\n  reg.io/app:\n    signed: {keys: [a]}\n    config: {maxAge: 1d}\n",
+            );
+            // Year 2100: before, it passed maxAge until 2100 + 1 day.
+            let far = evaluate(&policy, &evidence(vec![created(4_102_444_800)]), NOW);
+            assert_eq!(far.decision, Decision::Deny, "{far:?}");
+            assert_eq!(codes(&far), vec!["image-created-in-future"]);
+            assert!(
+                far.findings[0].message.contains("2100-01-01T00:00:00Z"),
+                "{far:?}"
+            );
+            assert_eq!(far.findings[0].rule, "scopes.\"reg.io/app\".config.maxAge");
+            // The verdict changes once the date comes within the skew.
+            assert_eq!(far.valid_until, Some(4_102_444_800 - 300));
+            // Within the skew (a build host whose clock runs ahead): allowed.
+            let skewed = evaluate(&policy, &evidence(vec![created(NOW + 300)]), NOW);
+            assert_eq!(skewed.decision, Decision::Allow, "{skewed:?}");
+            let beyond = evaluate(&policy, &evidence(vec![created(NOW + 301)]), NOW);
+            assert_eq!(codes(&beyond), vec!["image-created-in-future"]);
+        }
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub struct Requirements {
     /// Overrides the document's default mode for this scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    /// How long a verdict in this scope may be reused (`30s`, `5m`, `1h`; at most `1d`; `0s`:
+    /// never). The gate keeps a verdict for the shorter of this and its own `cache.ttl_seconds`,
+    /// and never past the instant a time bound of the policy (a key's `notAfter`, `maxAge`)
+    /// would change it. It is also how long an allow outlives the deletion of its signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<String>,
 }
 
 /// Signature requirement: `threshold` distinct keys out of `keys` must each have a valid signature,
@@ -295,7 +301,8 @@ pub struct ConfigChecks {
     /// Refuse images whose Env, Labels or history carry secret-shaped values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forbid_secrets: Option<bool>,
-    /// Refuse images whose config `created` is older than this (`90d`, `12h`, `1w2d`).
+    /// Refuse images whose config `created` is older than this (`90d`, `12h`, `1w2d`), or lies
+    /// more than 5 minutes in the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
     /// Allowed `os/arch[/variant]` platforms.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use signet_oci::Reference;
 
-use crate::config::{parse_duration, parse_rfc3339, PlatformSpec};
+use crate::config::{parse_cache_ttl, parse_duration, parse_rfc3339, PlatformSpec};
 use crate::diagnostic::{Diagnostic, Severity, Sink, Source};
 use crate::document::{self, DigestRule, Mode, PolicyDocument};
 use crate::identity::IdentityRule;
@@ -98,6 +98,8 @@ pub struct Requirements {
     pub(crate) digest_pinned: bool,
     pub(crate) config: ConfigRules,
     pub(crate) mode: Mode,
+    /// `cacheTtl` in seconds: how long a verdict in this scope may be reused.
+    pub(crate) cache_ttl: Option<u64>,
 }
 
 /// How signatures are judged.
@@ -672,6 +674,7 @@ pub(crate) fn build(
             digest_pinned: false,
             config: ConfigRules::default(),
             mode: global_mode,
+            cache_ttl: None,
         }),
     };
 
@@ -965,6 +968,15 @@ fn requirements(
             config.platforms = Some((specs, list.clone()));
         }
     }
+    let cache_ttl = match req.cache_ttl.as_deref().map(parse_cache_ttl) {
+        None => None,
+        Some(Ok(secs)) => Some(secs),
+        Some(Err(reason)) => {
+            sink.error("invalid-duration", &at(&path(&["cacheTtl"])), reason);
+            ok = false;
+            None
+        }
+    };
     if !ok {
         return None;
     }
@@ -984,6 +996,7 @@ fn requirements(
         digest_pinned: req.digest == Some(DigestRule::Pinned),
         config,
         mode: req.mode.unwrap_or(global_mode),
+        cache_ttl,
     })
 }
 

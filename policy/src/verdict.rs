@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use signet_oci::{Digest, Reference};
 
-use crate::config::{find_secrets, runs_as_root, ConfigFacts};
+use crate::config::{find_secrets, runs_as_root, ConfigFacts, CREATED_SKEW_SECONDS};
 use crate::document::Mode;
 use crate::key::KeyId;
 use crate::pattern::PatternKind;
@@ -77,6 +77,13 @@ pub struct Verdict {
     pub would_deny: bool,
     /// Every finding, sorted by rule, then code, then message.
     pub findings: Vec<Finding>,
+    /// Reuse this verdict only while `now` (unix seconds) is before this instant: the earliest
+    /// at which a time bound the policy evaluated (a trusted key's `notAfter`, the end of an
+    /// image's `maxAge`, a future `created` coming within the skew) could change it, or `now`
+    /// plus the scope's `cacheTtl` if sooner. Absent: nothing but new evidence or a new policy
+    /// can change it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<i64>,
 }
 
 /// Why a scope applies to a reference.
@@ -283,6 +290,7 @@ pub fn evaluate(policy: &Policy, evidence: &Evidence, now: i64) -> Verdict {
         scope,
         would_deny,
         findings,
+        valid_until: valid_until(policy, req, evidence, now),
     }
 }
 
@@ -493,6 +501,16 @@ fn config_checks(
                     message: format!("{which} has no created date, so its age ({text} allowed) cannot be checked"),
                     rule: format!("{base}.config.maxAge"),
                 }),
+                Some(created) if created > now.saturating_add(CREATED_SKEW_SECONDS) => {
+                    findings.push(Finding {
+                        code: "image-created-in-future",
+                        message: format!(
+                            "{which} claims to be created {}, in the future, so its age ({text} allowed) cannot be checked",
+                            format_time(created)
+                        ),
+                        rule: format!("{base}.config.maxAge"),
+                    });
+                }
                 Some(created) => {
                     let age = now.saturating_sub(created);
                     if age > 0 && age as u64 > *limit {
@@ -522,5 +540,40 @@ fn config_checks(
                 });
             }
         }
+    }
+}
+
+/// The instant from which `evaluate` could answer differently on the same evidence (see
+/// [`Verdict::valid_until`]). Only instants after `now` count: a key already retired stays
+/// retired, an image already too old stays too old. Every key a signature rule of the scope
+/// names counts, signed or not, which can only make the verdict's life shorter.
+fn valid_until(policy: &Policy, req: &Requirements, evidence: &Evidence, now: i64) -> Option<i64> {
+    let mut bounds: Vec<i64> = Vec::new();
+    if let SignatureRule::Signed(rules) = &req.signatures {
+        for rule in rules {
+            bounds.extend(
+                rule.keys
+                    .iter()
+                    .filter_map(|name| policy.keys.get(name).and_then(|k| k.not_after)),
+            );
+        }
+    }
+    if let Some((limit, _)) = &req.config.max_age {
+        for created in evidence.configs.iter().filter_map(|c| c.created) {
+            // In the future beyond the skew: refused until it comes within it.
+            bounds.push(created.saturating_sub(CREATED_SKEW_SECONDS));
+            // Too old from the first second its age exceeds the limit.
+            let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
+            bounds.push(created.saturating_add(limit).saturating_add(1));
+        }
+    }
+    let changes = bounds.into_iter().filter(|&t| t > now).min();
+    // `cacheTtl: 0s` gives `now` itself: reuse never.
+    let reuse = req
+        .cache_ttl
+        .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
+    match (changes, reuse) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
