@@ -202,11 +202,12 @@ fn platform_picks_the_right_child_and_lists_the_others() {
     assert!(err.contains("linux/amd64, not linux/arm64"), "{err}");
 
     // A malformed platform is a usage error.
-    assert_eq!(
-        run(&["digest", &image, "--platform", "linux"])
-            .status
-            .code(),
-        Some(2)
+    let out = run(&["digest", &image, "--platform", "linux"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value 'linux' for '--platform"),
+        "{}",
+        stderr(&out)
     );
 }
 
@@ -476,8 +477,17 @@ fn errors_are_one_clear_line_and_exit_2() {
         assert!(line.contains(needle), "{args:?}: {line}");
     }
     // clap usage errors exit 2 as well.
-    assert_eq!(run(&["digest"]).status.code(), Some(2));
-    assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
+    for (args, says) in [
+        (&["digest"][..], "required arguments were not provided"),
+        (
+            &["no-such-command"][..],
+            "unrecognized subcommand 'no-such-command'",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
 }
 
 /// Copy the image `from` names into `to` (children of an index by digest, then the top manifest
@@ -589,7 +599,11 @@ fn layout_store_writes_tags_and_refuses_bad_blobs() {
         let stream = Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(
             b"wrong",
         ))]));
-        assert!(store.put_blob_stream(&wrong, stream).await.is_err());
+        let err = store.put_blob_stream(&wrong, stream).await.unwrap_err();
+        assert!(
+            matches!(err, signet_oci::Error::DigestMismatch { .. }),
+            "{err}"
+        );
         assert!(!store.has_blob(&wrong.digest).await.unwrap());
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": []
@@ -641,10 +655,12 @@ fn registry_credentials_come_from_the_flags_and_stdin() {
     let line = fails_with_one_line(&["digest", &image]);
     assert!(line.contains(&reg.host()), "{line}");
     // The username flag needs the password flag (a usage error).
-    assert_eq!(
-        run(&["digest", "--registry-username", "alice", &image])
-            .status
-            .code(),
-        Some(2)
+    let out = run(&["digest", "--registry-username", "alice", &image]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("required arguments were not provided")
+            && stderr(&out).contains("--registry-password-stdin"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -106,6 +106,13 @@ scopes:
     assert!(lines.iter().all(|v| v["verdict"]["decision"] == "allow"));
     let out = run(&["verify", "--policy", s(&policy), &images[2], &images[0]]);
     assert_eq!(code(&out), 12);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains(&format!("{}: ALLOW", images[2]))
+            && err.contains(&format!("{}: DENY", images[0]))
+            && err.contains("[no-valid-signature]"),
+        "one denial fails the run, and it is the unsigned image's: {err}"
+    );
     // An image outside every scope hits the default reject.
     let other = format!("{host}/elsewhere/app:v1");
     support::push_sample_image(&lab.reg, "elsewhere/app:v1");
@@ -264,4 +271,9 @@ fn malformed_policies_are_reported_all_at_once() {
     );
     let out = run(&["verify", "--policy", s(&path), "reg.io/app:v1"]);
     assert_eq!(code(&out), 2);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("is invalid") && err.contains("error[unknown-identity-rule]"),
+        "{err}"
+    );
 }

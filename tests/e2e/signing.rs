@@ -118,6 +118,11 @@ fn sign_then_verify_in_the_registry_appends_and_deduplicates() {
 
     let unsigned = run(&["verify", "--key", s(&pub1), &image]);
     assert_eq!(code(&unsigned), 10, "no signatures yet");
+    assert!(
+        stderr(&unsigned).contains("no signatures found for") && stderr(&unsigned).contains(".sig"),
+        "{}",
+        stderr(&unsigned)
+    );
 
     let signed = run(&["sign", "--key", s(&key1), "-a", "build=42", &image]);
     assert_eq!(code(&signed), 0);
@@ -212,7 +217,12 @@ fn sign_then_verify_in_the_registry_appends_and_deduplicates() {
     let (_, pub3) = keypair(dir.path(), "three");
     let wrong = run(&["verify", "--key", s(&pub3), &image]);
     assert_eq!(code(&wrong), 12);
-    assert!(stderr(&wrong).contains("signature"));
+    assert!(
+        stderr(&wrong).contains("none of the 2 signature(s)")
+            && stderr(&wrong).contains("signature does not verify with key"),
+        "{}",
+        stderr(&wrong)
+    );
     let missing = run(&[
         "verify",
         "--key",
@@ -220,6 +230,11 @@ fn sign_then_verify_in_the_registry_appends_and_deduplicates() {
         &format!("{}/team/app:nope", reg.host()),
     ]);
     assert_eq!(code(&missing), 11);
+    assert!(
+        stderr(&missing).contains("not found: manifest") && stderr(&missing).contains(":nope"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
@@ -329,13 +344,26 @@ fn attacks_are_refused() {
             r#"{{"critical":{{"identity":{{"docker-reference":"{host}/prod/app"}},"image":{{"docker-manifest-digest":"{d}"}},"type":"cosign container image signature"}},"optional":null}}"#
         )
     };
+    // Each with what the strict parser must say about it.
     let variants = [
-        good(&victim).replace(r#""optional":null"#, r#""optional":null,"extra":1"#),
-        good(&victim).replace("docker-manifest-digest", "Docker-manifest-digest"),
-        good(&victim).replace("cosign container image signature", "something else"),
-        good(&victim).replace(r#""type""#, r#""extra":{},"type""#),
+        (
+            good(&victim).replace(r#""optional":null"#, r#""optional":null,"extra":1"#),
+            r#"payload: unknown key "extra" in top level"#,
+        ),
+        (
+            good(&victim).replace("docker-manifest-digest", "Docker-manifest-digest"),
+            r#"payload: unknown key "Docker-manifest-digest" in critical.image"#,
+        ),
+        (
+            good(&victim).replace("cosign container image signature", "something else"),
+            r#"payload: unrecognized signature type "something else""#,
+        ),
+        (
+            good(&victim).replace(r#""type""#, r#""extra":{},"type""#),
+            r#"payload: unknown key "extra" in critical"#,
+        ),
     ];
-    for payload in &variants {
+    for (payload, why) in &variants {
         let sig = signet_sign::signature::sign(&signing_key, payload.as_bytes());
         push_signatures(
             &reg,
@@ -345,6 +373,7 @@ fn attacks_are_refused() {
         );
         let out = run(&["verify", "--key", s(&public), &victim_ref]);
         assert_eq!(code(&out), 12, "payload {payload} must be refused");
+        assert!(stderr(&out).contains(why), "{payload}: {}", stderr(&out));
     }
     // The well-formed one passes, proving the variants failed for their defect alone.
     let payload = good(&victim);
@@ -364,9 +393,12 @@ fn attacks_are_refused() {
         &victim,
         &[(payload.as_bytes().to_vec(), "%%%not base64".into())],
     );
-    assert_eq!(
-        code(&run(&["verify", "--key", s(&public), &victim_ref])),
-        12
+    let out = run(&["verify", "--key", s(&public), &victim_ref]);
+    assert_eq!(code(&out), 12);
+    assert!(
+        stderr(&out).contains("invalid signature encoding: not standard base64"),
+        "{}",
+        stderr(&out)
     );
 
     // An oversized payload blob is not read at all.
@@ -382,8 +414,12 @@ fn attacks_are_refused() {
         .collect();
     push_signatures(&reg, "prod/app", &victim, &many);
     let out = run(&["verify", "--key", s(&public), &victim_ref]);
-    assert_ne!(code(&out), 0);
-    assert!(stderr(&out).contains("limit of 100"), "{}", stderr(&out));
+    assert_eq!(code(&out), 2, "could not check (bounded), not a verdict");
+    assert!(
+        stderr(&out).contains("with 1000 signatures exceeds the limit of 100 signatures"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -572,7 +608,13 @@ fn signatures_can_live_in_another_repository() {
     assert_eq!(code(&out), 0);
     assert_eq!(signature_layers(&reg, "app/signatures", &digest).len(), 1);
     // Not next to the image: a plain verify finds nothing, one told where to look verifies.
-    assert_eq!(code(&run(&["verify", "--key", s(&public), &image])), 10);
+    let out = run(&["verify", "--key", s(&public), &image]);
+    assert_eq!(code(&out), 10);
+    assert!(
+        stderr(&out).contains("no signatures found for") && stderr(&out).contains(&image),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&[
         "verify",
         "--key",
