@@ -62,7 +62,15 @@ impl RegistryClient {
                 digest
             }
         };
-        let manifest = Manifest::parse(&bytes, declared_type.as_deref(), &what)?;
+        let manifest =
+            Manifest::parse(&bytes, declared_type.as_deref(), &what).map_err(|e| match e {
+                // serde's reasons quote the offending values: the answer's text, never repeated.
+                Error::InvalidManifest { what, reason } => Error::InvalidManifest {
+                    what,
+                    reason: without_quoted(&reason),
+                },
+                other => other,
+            })?;
         let media_type = match declared_type {
             Some(t) if is_manifest_type(&t) => t,
             _ => manifest.media_type().to_string(),
@@ -216,9 +224,9 @@ impl RegistryClient {
             }
             let next = next_link(response.headers());
             let body = read_bounded(&mut response, MAX_SMALL_BODY_BYTES, &call).await?;
-            let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::Registry {
+            let page: TagList = serde_json::from_slice(&body).map_err(|_| Error::Registry {
                 registry: reference.registry().to_string(),
-                message: format!("{what}: not a tag list: {e}"),
+                message: format!("{what}: answer is not a tag list"),
             })?;
             tags.extend(page.tags.unwrap_or_default());
             if tags.len() > MAX_TAGS {
@@ -251,4 +259,41 @@ impl RegistryClient {
 /// Whether `media_type` is one of the four manifest types.
 pub(super) fn is_manifest_type(media_type: &str) -> bool {
     ACCEPT_MANIFESTS.split(", ").any(|t| t == media_type)
+}
+
+/// `text` with every double-quoted run replaced by `"…"` (serde's messages quote the values they
+/// refused; field names are in backticks and stay).
+fn without_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for c in text.chars() {
+        if c == '"' {
+            if inside {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_quoted;
+
+    #[test]
+    fn quoted_values_are_dropped_from_reasons() {
+        assert_eq!(
+            without_quoted(r#"invalid type: string "secret", expected u64 at line 1 column 9"#),
+            r#"invalid type: string "…", expected u64 at line 1 column 9"#
+        );
+        assert_eq!(
+            without_quoted("missing field `config`"),
+            "missing field `config`"
+        );
+    }
 }

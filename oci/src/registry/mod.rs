@@ -5,6 +5,7 @@
 mod auth;
 mod credentials;
 mod manifests;
+mod network;
 mod transport;
 mod uploads;
 
@@ -20,9 +21,9 @@ use reqwest::{Method, StatusCode, Url};
 use crate::{Descriptor, Digest, Error, Manifest, Reference};
 
 use auth::AuthCache;
+use network::{http_allowed, scheme_for};
 use transport::{
-    api_host, header_length, http_allowed, scheme_for, transfer_budget, transport_message,
-    url_host, verified_stream, Access,
+    api_host, header_length, transfer_budget, transport_message, url_host, verified_stream, Access,
 };
 
 /// A manifest as fetched: its exact bytes, the digest computed over them, and the parsed form.
@@ -59,9 +60,26 @@ impl std::fmt::Debug for Credentials {
 /// How to reach registries.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// Hosts (`host[:port]`) to reach over plain HTTP even though they are not loopback.
+    /// Hosts (`host[:port]`) to reach over plain HTTP (besides loopback hosts, when
+    /// `loopback_http`).
     pub allow_http_registries: Vec<String>,
-    /// Extra PEM CA certificates to trust.
+    /// Whether loopback hosts (`localhost`, `127.0.0.0/8`, `::1`) are reached over plain HTTP
+    /// without being listed in `allow_http_registries`: the CLI's default (a local registry
+    /// rarely has a certificate); the gate turns it off.
+    pub loopback_http: bool,
+    /// `None`: any destination (the CLI). `Some(hosts)`: loopback, private-range (10/8,
+    /// 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10) and unspecified
+    /// addresses are reached only for these hosts (`host` or `host:port`). Any other host written
+    /// as such an address is refused before a connection is made, and any other name resolving
+    /// to such addresses is refused too (the gate: no relay into the network it runs in, no
+    /// cloud metadata service).
+    pub internal_hosts: Option<Vec<String>>,
+    /// `None`: follow a bearer challenge to a token realm on any host (over https, or plain HTTP
+    /// only where the client would itself speak it). `Some(hosts)`: only a realm on the
+    /// registry's own host (any port; `auth.docker.io` for Docker Hub) or on one of these hosts.
+    pub token_realm_hosts: Option<Vec<String>>,
+    /// Extra PEM CA certificates to trust, besides the platform's trust store (which honours
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`) and the bundled web roots.
     pub ca_files: Vec<PathBuf>,
     /// Credentials given explicitly (flags, stdin), by registry host; these win over auth files.
     pub credentials: Vec<(String, Credentials)>,
@@ -83,6 +101,9 @@ impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
             allow_http_registries: Vec::new(),
+            loopback_http: true,
+            internal_hosts: None,
+            token_realm_hosts: None,
             ca_files: Vec::new(),
             credentials: Vec::new(),
             use_auth_files: true,
@@ -139,15 +160,18 @@ impl RegistryClient {
     /// A client with `options`. Extra CA files are read now; auth-file locations are taken from
     /// the environment now, and the files are read when a registry asks for credentials.
     pub fn new(options: RegistryOptions) -> Result<RegistryClient, Error> {
-        let allow_http = options.allow_http_registries.clone();
+        let redirect_options = options.clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
             } else if attempt.url().scheme() != "https"
-                && !http_allowed(&url_host(attempt.url()), &allow_http)
+                && !http_allowed(&url_host(attempt.url()), &redirect_options)
             {
                 // A redirect must not downgrade us to plain HTTP where we would not go ourselves.
                 attempt.error("redirect to plain HTTP refused")
+            } else if let Some(why) = network::destination_refused(attempt.url(), &redirect_options)
+            {
+                attempt.error(format!("redirect refused: {why}"))
             } else {
                 attempt.follow()
             }
@@ -178,6 +202,11 @@ impl RegistryClient {
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
+        }
+        if let Some(allowed) = &options.internal_hosts {
+            builder = builder.dns_resolver(Arc::new(network::GuardedResolver {
+                allowed: allowed.clone(),
+            }));
         }
         for (name, ip) in &options.resolve {
             builder = builder.resolve(name, std::net::SocketAddr::new(*ip, 0));
@@ -216,7 +245,7 @@ impl RegistryClient {
         let registry = reference.registry();
         let text = format!(
             "{}://{}/v2/{}/{}",
-            scheme_for(registry, &self.options.allow_http_registries),
+            scheme_for(registry, &self.options),
             api_host(registry),
             reference.repository(),
             tail
@@ -304,7 +333,10 @@ mod tests {
 
     #[test]
     fn plain_http_only_for_loopback_and_named_hosts() {
-        let allow = vec!["reg.internal:5000".to_string()];
+        let mut allow = RegistryOptions {
+            allow_http_registries: vec!["reg.internal:5000".to_string()],
+            ..RegistryOptions::default()
+        };
         for (host, scheme) in [
             ("127.0.0.1:5000", "http"),
             ("localhost:1234", "http"),
@@ -317,6 +349,10 @@ mod tests {
         ] {
             assert_eq!(scheme_for(host, &allow), scheme, "{host}");
         }
+        // The gate's setting: loopback hosts too only when named.
+        allow.loopback_http = false;
+        assert_eq!(scheme_for("127.0.0.1:5000", &allow), "https");
+        assert_eq!(scheme_for("reg.internal:5000", &allow), "http");
     }
 
     #[test]
@@ -350,15 +386,16 @@ mod tests {
     }
 
     #[test]
-    fn registry_messages_are_parsed_and_bounded() {
+    fn registry_messages_keep_only_spec_error_codes() {
         assert_eq!(
             registry_message(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#),
-            "MANIFEST_UNKNOWN: manifest unknown"
+            "MANIFEST_UNKNOWN"
         );
-        let long = "x\n".repeat(1000);
-        let message = registry_message(long.as_bytes());
-        assert!(message.chars().count() <= MAX_MESSAGE_CHARS + 1);
-        assert!(!message.contains('\n'));
+        assert_eq!(
+            registry_message(br#"{"errors":[{"code":"DENIED","message":"a"},{"code":"root:x:0:0","message":"b"},{"code":"DENIED"}]}"#),
+            "DENIED"
+        );
+        assert_eq!(registry_message(b"root:x:0:0:root:/root:/bin/bash"), "");
     }
 
     #[test]
@@ -472,7 +509,7 @@ mod tests {
         let bad = answer(
             "400 Bad Request",
             &[],
-            br#"{"errors":[{"code":"X","message":"no"}]}"#,
+            br#"{"errors":[{"code":"DENIED","message":"internal-secret"}]}"#,
             true,
         );
         let (host, count) = scripted_server(vec![bad]);
@@ -482,7 +519,11 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Registry { .. }), "{err}");
-        assert!(err.to_string().contains("X: no"), "{err}");
+        assert!(
+            err.to_string().ends_with("HTTP 400 Bad Request (DENIED)"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("internal-secret"), "{err}");
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
@@ -712,5 +753,126 @@ mod tests {
             long.last(),
             Some(Err(Error::SizeMismatch { actual: 12, .. }))
         ));
+    }
+
+    #[tokio::test]
+    async fn answer_bodies_are_never_repeated_in_errors() {
+        for (status, body) in [
+            (
+                "500 Internal Server Error",
+                &b"ami-id: secret-metadata-value"[..],
+            ),
+            (
+                "403 Forbidden",
+                &b"{\"errors\":[{\"code\":\"secret-metadata-value\"}]}"[..],
+            ),
+            (
+                "418 I'm a teapot",
+                &b"<html>secret-metadata-value</html>"[..],
+            ),
+        ] {
+            let (host, _) = scripted_server(vec![answer(status, &[], body, true)]);
+            let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+            let err = quick_client(0, 4096)
+                .get_manifest(&reference)
+                .await
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(&format!("HTTP {status}")), "{text}");
+            assert!(!text.contains("secret-metadata-value"), "{text}");
+        }
+    }
+
+    /// A listener that counts the connections it accepts and answers none.
+    fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        (port, count)
+    }
+
+    #[tokio::test]
+    async fn token_realms_only_on_the_registry_host_or_listed_hosts() {
+        let (realm_port, realm_hits) = counting_listener();
+        let challenge = answer(
+            "401 Unauthorized",
+            &[(
+                "WWW-Authenticate",
+                format!(r#"Bearer realm="http://localhost:{realm_port}/token",service="x""#),
+            )],
+            b"",
+            true,
+        );
+        let (host, _) = scripted_server(vec![challenge]);
+        let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
+        let restricted = RegistryClient::new(RegistryOptions {
+            use_auth_files: false,
+            retries: 0,
+            token_realm_hosts: Some(Vec::new()),
+            ..RegistryOptions::default()
+        })
+        .unwrap();
+        let err = restricted.get_manifest(&reference).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("neither the registry's host nor a configured token realm"),
+            "{err}"
+        );
+        assert_eq!(realm_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Listed, the realm is asked (the control: this listener does count requests).
+        let listed = RegistryClient::new(RegistryOptions {
+            use_auth_files: false,
+            retries: 0,
+            token_realm_hosts: Some(vec![format!("localhost:{realm_port}")]),
+            ..RegistryOptions::default()
+        })
+        .unwrap();
+        let err = listed.get_manifest(&reference).await.unwrap_err();
+        assert!(err.to_string().contains("token service"), "{err}");
+        assert_eq!(realm_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn internal_destinations_only_when_listed() {
+        let (port, hits) = counting_listener();
+        let restricted = |listed: Vec<String>| {
+            RegistryClient::new(RegistryOptions {
+                use_auth_files: false,
+                retries: 0,
+                loopback_http: false,
+                internal_hosts: Some(listed),
+                ..RegistryOptions::default()
+            })
+            .unwrap()
+        };
+        for image in [
+            format!("127.0.0.1:{port}/a:t"),
+            format!("localhost:{port}/a:t"),
+            format!("[::ffff:127.0.0.1]:{port}/a:t"),
+        ] {
+            let reference: Reference = image.parse().unwrap();
+            let err = restricted(vec!["127.0.0.1:1".into()])
+                .get_manifest(&reference)
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("not a configured registry"),
+                "{image}: {err}"
+            );
+        }
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Listed, it is reached (over https, as loopback plain HTTP is off).
+        let reference: Reference = format!("127.0.0.1:{port}/a:t").parse().unwrap();
+        let _ = restricted(vec![format!("127.0.0.1:{port}")])
+            .get_manifest(&reference)
+            .await;
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

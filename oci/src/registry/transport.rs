@@ -10,11 +10,12 @@ use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
-use crate::reference::{is_loopback_host, DOCKER_HUB};
+use crate::reference::DOCKER_HUB;
 use crate::{Descriptor, Error, Reference};
 
 use super::auth::{self, Challenge};
 use super::credentials;
+use super::network::{destination_refused, http_allowed, realm_allowed};
 use super::{
     ByteStream, Credentials, RegistryClient, BACKOFF_BASE, DEFAULT_TOKEN_SECONDS,
     MAX_MESSAGE_CHARS, MAX_SMALL_BODY_BYTES, MAX_TOKEN_SECONDS, MIN_BYTES_PER_SECOND,
@@ -53,20 +54,6 @@ pub(super) fn api_host(registry: &str) -> &str {
     }
 }
 
-/// Whether `host[:port]` may be spoken to over plain HTTP.
-pub(super) fn http_allowed(host: &str, allow_http: &[String]) -> bool {
-    is_loopback_host(host) || allow_http.iter().any(|h| h == host)
-}
-
-/// `https`, or `http` for loopback hosts and hosts explicitly allowed; never a fallback.
-pub(super) fn scheme_for(registry: &str, allow_http: &[String]) -> &'static str {
-    if http_allowed(registry, allow_http) {
-        "http"
-    } else {
-        "https"
-    }
-}
-
 /// `host[:port]` of a URL, as registries are named.
 pub(super) fn url_host(url: &Url) -> String {
     let host = url.host_str().unwrap_or_default();
@@ -89,7 +76,33 @@ pub(super) fn sanitize(text: &str) -> String {
     out
 }
 
-/// The registry's OCI error (`{"errors":[{"code","message"}]}`) or the start of its text.
+/// The error codes of the distribution spec (and Docker's few extra): the only part of an error
+/// answer that is repeated in our errors. Messages and other text are never repeated: the
+/// answering server may not be a registry at all, and our errors reach callers of the gate.
+const OCI_ERROR_CODES: &[&str] = &[
+    "BLOB_UNKNOWN",
+    "BLOB_UPLOAD_INVALID",
+    "BLOB_UPLOAD_UNKNOWN",
+    "DIGEST_INVALID",
+    "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID",
+    "MANIFEST_UNKNOWN",
+    "MANIFEST_UNVERIFIED",
+    "NAME_INVALID",
+    "NAME_UNKNOWN",
+    "SIZE_INVALID",
+    "TAG_INVALID",
+    "UNAUTHORIZED",
+    "DENIED",
+    "UNSUPPORTED",
+    "TOOMANYREQUESTS",
+    "PAGINATION_NUMBER_INVALID",
+    "RANGE_INVALID",
+    "UNKNOWN",
+];
+
+/// The spec error codes of an error answer (`{"errors":[{"code": …}]}`), comma-separated; empty
+/// when it holds none. Everything else in the body is dropped.
 pub(super) fn registry_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Errors {
@@ -99,19 +112,19 @@ pub(super) fn registry_message(body: &[u8]) -> String {
     struct OciError {
         #[serde(default)]
         code: String,
-        #[serde(default)]
-        message: String,
     }
-    if let Ok(errors) = serde_json::from_slice::<Errors>(body) {
-        let parts: Vec<String> = errors
-            .errors
-            .iter()
-            .take(5)
-            .map(|e| format!("{}: {}", e.code, e.message))
-            .collect();
-        return sanitize(&parts.join("; "));
+    let Ok(errors) = serde_json::from_slice::<Errors>(body) else {
+        return String::new();
+    };
+    let mut codes: Vec<&str> = Vec::new();
+    for error in &errors.errors {
+        if let Some(code) = OCI_ERROR_CODES.iter().find(|c| **c == error.code) {
+            if !codes.contains(code) {
+                codes.push(code);
+            }
+        }
     }
-    sanitize(String::from_utf8_lossy(body).trim())
+    codes.join(", ")
 }
 
 /// A transport error with its causes (reqwest's top-level message alone says little).
@@ -198,11 +211,12 @@ impl RegistryClient {
                 break;
             }
         }
-        let detail = registry_message(&body);
-        let message = if detail.is_empty() {
+        // The status and the spec's error codes only: never the answer's text.
+        let codes = registry_message(&body);
+        let message = if codes.is_empty() {
             format!("{}: HTTP {status}", call.what)
         } else {
-            format!("{}: HTTP {status}: {detail}", call.what)
+            format!("{}: HTTP {status} ({codes})", call.what)
         };
         let registry = call.reference.registry().to_string();
         match status {
@@ -311,12 +325,22 @@ impl RegistryClient {
         };
         let mut url = Url::parse(realm).map_err(|_| fail("realm is not a URL".into()))?;
         if url.scheme() != "https"
-            && !(url.scheme() == "http"
-                && http_allowed(&url_host(&url), &self.options.allow_http_registries))
+            && !(url.scheme() == "http" && http_allowed(&url_host(&url), &self.options))
         {
             // Credentials go to the realm: never over plain HTTP to a host we would not speak
             // plain HTTP to ourselves.
             return Err(fail(format!("realm {} is not https", sanitize(realm))));
+        }
+        if !realm_allowed(&url_host(&url), &registry, &self.options) {
+            // The registry names where we go next: without this, any registry (or anything
+            // answering like one) could send the client to an arbitrary host.
+            return Err(fail(format!(
+                "realm host {} is neither the registry's host nor a configured token realm",
+                sanitize(&url_host(&url))
+            )));
+        }
+        if let Some(why) = destination_refused(&url, &self.options) {
+            return Err(fail(why));
         }
         {
             let mut query = url.query_pairs_mut();
@@ -380,6 +404,12 @@ impl RegistryClient {
         call: &Call<'_>,
     ) -> Result<Result<reqwest::Response, reqwest::Error>, Error> {
         let registry = call.reference.registry();
+        if let Some(why) = destination_refused(&call.url, &self.options) {
+            return Err(Error::Registry {
+                registry: registry.to_string(),
+                message: format!("{}: {why}", call.what),
+            });
+        }
         // Only our registry gets our credentials (upload locations may point elsewhere).
         let same_host = url_host(&call.url) == api_host(registry);
         let mut auth = match (same_host, self.auth.challenge(registry)) {
