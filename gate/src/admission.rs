@@ -39,7 +39,20 @@ pub struct PodImage {
     pub container: String,
 }
 
-/// Where the pod spec lives in an object of `kind`; `None` for kinds without one.
+/// The kinds whose images the webhook reads, in the order its messages list them.
+const KINDS: [&str; 9] = [
+    "Pod",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "ReplicationController",
+    "PodTemplate",
+    "CronJob",
+];
+
+/// Where the pod spec lives in an object of `kind`; `None` for kinds the webhook does not know.
 fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
     match kind {
         "Pod" => Some("/spec"),
@@ -55,14 +68,22 @@ fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// The images of `object`, an object of `kind`. Kinds without a pod spec, and objects without
-/// one, have none. A container without a string `image` is an error (it cannot be judged).
+/// The images of `object`, an object of `kind`. Fails closed: a kind the webhook does not know
+/// (it cannot tell where such an object keeps its images, so it cannot say it has none), an
+/// object without its pod spec, and a container without a string `image` are errors, and the
+/// review is denied with the error as the reason.
 pub fn extract_images(kind: &str, object: &Value) -> Result<Vec<PodImage>, String> {
     let Some(spec_pointer) = pod_spec_pointer(kind) else {
-        return Ok(Vec::new());
+        return Err(format!(
+            "kind {kind:?} is not one the webhook reads images from ({}); \
+             it is denied rather than admitted unread: check the webhook's rules",
+            KINDS.join(", ")
+        ));
     };
-    let Some(spec) = object.pointer(spec_pointer) else {
-        return Ok(Vec::new());
+    let spec = match object.pointer(spec_pointer) {
+        Some(spec @ Value::Object(_)) => spec,
+        Some(_) => return Err(format!("{kind}: {spec_pointer} is not an object")),
+        None => return Err(format!("{kind} has no pod spec: {spec_pointer} is missing")),
     };
     let mut images = Vec::new();
     for list in CONTAINER_LISTS {
@@ -207,7 +228,17 @@ fn deny(uid: &str, message: &str) -> Value {
 /// The images of a review to judge: those of `object`, less (on UPDATE) those `oldObject`
 /// already had — they were admitted before, and re-judging them would block unrelated changes
 /// (labels, scaling) whenever a policy tightens.
+///
+/// `DELETE` and `CONNECT` (`pods/exec`, `pods/attach`, …) are allowed without reading the object,
+/// whatever the kind: nothing starts running from them, and a `DELETE` review carries no object.
+/// Every other operation (`CREATE`, `UPDATE`, and any the API adds) reads the images; a
+/// subresource review is read as the object it carries (`pods/ephemeralcontainers` carries the
+/// Pod), and one whose kind the webhook does not know (`deployments/scale` carries a `Scale`) is
+/// denied like any unknown kind — the shipped webhook rules send neither.
 fn images_to_judge(request: &ReviewRequest<'_>) -> Result<Vec<PodImage>, String> {
+    if matches!(request.operation, "DELETE" | "CONNECT") {
+        return Ok(Vec::new());
+    }
     let images = extract_images(request.kind, request.object)?;
     if request.operation != "UPDATE" {
         return Ok(images);
@@ -231,7 +262,10 @@ async fn answer<J: Judge>(gate: &Gate<J>, request: &ReviewRequest<'_>, mutate: b
         Err(e) => {
             return deny(
                 uid,
-                &format!("signet: cannot read the {} spec: {e}", request.kind),
+                &format!(
+                    "signet: cannot read the images of this {}: {e}",
+                    request.kind
+                ),
             )
         }
     };
@@ -371,12 +405,38 @@ mod tests {
     }
 
     #[test]
-    fn other_kinds_and_missing_specs_have_no_images() {
-        assert!(extract_images("ConfigMap", &json!({"data": {}}))
-            .unwrap()
-            .is_empty());
-        assert!(extract_images("Pod", &Value::Null).unwrap().is_empty());
-        assert!(extract_images("Deployment", &json!({"spec": {}}))
+    fn unknown_kinds_and_missing_specs_are_errors() {
+        let err = extract_images("ConfigMap", &json!({"data": {}})).unwrap_err();
+        assert!(
+            err.starts_with(
+                "kind \"ConfigMap\" is not one the webhook reads images from (Pod, Deployment,"
+            ),
+            "{err}"
+        );
+        // A pod-template kind of a CRD is unknown too, although its images sit where a
+        // Deployment's do.
+        let rollout = wrap("Deployment");
+        assert!(extract_images("Rollout", &rollout)
+            .unwrap_err()
+            .contains("\"Rollout\" is not one the webhook reads images from"));
+        assert_eq!(
+            extract_images("Pod", &Value::Null).unwrap_err(),
+            "Pod has no pod spec: /spec is missing"
+        );
+        assert_eq!(
+            extract_images("Deployment", &json!({"spec": {}})).unwrap_err(),
+            "Deployment has no pod spec: /spec/template/spec is missing"
+        );
+        assert_eq!(
+            extract_images(
+                "CronJob",
+                &json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": []}}}}})
+            )
+            .unwrap_err(),
+            "CronJob: /spec/jobTemplate/spec/template/spec is not an object"
+        );
+        // A spec without containers has no images (the API server rejects such a Pod anyway).
+        assert!(extract_images("Pod", &json!({"spec": {}}))
             .unwrap()
             .is_empty());
     }
@@ -540,11 +600,6 @@ mod tests {
                 include_str!("../../testdata/admission/deployment-delete.json"),
                 vec![],
             ),
-            (
-                "configmap-create",
-                include_str!("../../testdata/admission/configmap-create.json"),
-                vec![],
-            ),
         ];
         for (name, text, wanted) in cases {
             let review: Value = serde_json::from_str(text).unwrap();
@@ -557,5 +612,74 @@ mod tests {
                 .collect();
             assert_eq!(got, wanted, "{name}");
         }
+    }
+
+    /// Judges nothing: the reviews below must be denied before any image is judged.
+    struct NoJudge;
+
+    impl Judge for NoJudge {
+        async fn judge(
+            &self,
+            _reference: signet_oci::Reference,
+            _digest: Option<Digest>,
+        ) -> Result<crate::Judgement, crate::GateError> {
+            Err(crate::GateError::Judge("not to be asked".into()))
+        }
+
+        fn policy_hash(&self) -> String {
+            "none".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn fixtures_the_webhook_cannot_read_are_denied() {
+        let config = crate::GateConfig::simple(
+            "policy.yaml".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            "http://127.0.0.1:9",
+        )
+        .unwrap();
+        let gate = Gate::new(config, NoJudge).unwrap();
+        for (name, text, wanted) in [
+            (
+                "configmap-create",
+                include_str!("../../testdata/admission/configmap-create.json"),
+                "signet: cannot read the images of this ConfigMap: kind \"ConfigMap\" is not one the webhook reads images from (Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController, PodTemplate, CronJob)",
+            ),
+            (
+                "rollout-create",
+                include_str!("../../testdata/admission/rollout-create.json"),
+                "signet: cannot read the images of this Rollout: kind \"Rollout\" is not one the webhook reads images from",
+            ),
+            (
+                "deployment-no-pod-spec-create",
+                include_str!("../../testdata/admission/deployment-no-pod-spec-create.json"),
+                "signet: cannot read the images of this Deployment: Deployment has no pod spec: /spec/template/spec is missing",
+            ),
+        ] {
+            let review: Value = serde_json::from_str(text).unwrap();
+            let request = parse_review(&review).unwrap();
+            for mutate in [false, true] {
+                let response = answer(&gate, &request, mutate).await;
+                assert_eq!(response["allowed"], false, "{name}");
+                assert_eq!(response["status"]["code"], 403, "{name}");
+                assert_eq!(response["uid"], request.uid, "{name}");
+                let message = response["status"]["message"].as_str().unwrap();
+                assert!(message.starts_with(wanted), "{name}: {message}");
+                assert!(response.get("patch").is_none(), "{name}");
+            }
+        }
+        // DELETE carries no object and starts nothing: allowed without reading, whatever the kind.
+        let review: Value = serde_json::from_str(include_str!(
+            "../../testdata/admission/deployment-delete.json"
+        ))
+        .unwrap();
+        let request = parse_review(&review).unwrap();
+        assert_eq!(request.operation, "DELETE");
+        assert_eq!(answer(&gate, &request, false).await["allowed"], true);
+        let mut unknown = review.clone();
+        unknown["request"]["kind"]["kind"] = json!("ConfigMap");
+        let request = parse_review(&unknown).unwrap();
+        assert_eq!(answer(&gate, &request, false).await["allowed"], true);
     }
 }

@@ -98,6 +98,17 @@ cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "name
       "data": {"image": "not/an-image:really"}}
 out["configmap-create.json"] = review("6a5c4b1e-0000-4000-8000-000000000015", "", "v1", "ConfigMap", "configmaps",
                                       "CREATE", cm)
+# A pod-template kind the webhook does not know (Argo Rollouts): denied, not admitted unread.
+ro = meta("Rollout", "argoproj.io/v1alpha1")
+ro["spec"] = {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": tmpl(spec(imgs)),
+              "strategy": {"canary": {"steps": [{"setWeight": 20}]}}}
+out["rollout-create.json"] = review("6a5c4b1e-0000-4000-8000-000000000016", "argoproj.io", "v1alpha1", "Rollout",
+                                    "rollouts", "CREATE", ro)
+# A Deployment whose template has no spec: denied (the images cannot be read).
+d_bare = meta("Deployment", "apps/v1")
+d_bare["spec"] = {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}}}
+out["deployment-no-pod-spec-create.json"] = review("6a5c4b1e-0000-4000-8000-000000000017", "apps", "v1", "Deployment",
+                                                  "deployments", "CREATE", d_bare)
 for name, value in out.items():
     with open(name, "w") as f:
         f.write(json.dumps(value, indent=2) + "\n")
