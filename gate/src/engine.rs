@@ -13,7 +13,7 @@ use signet_oci::{Digest, Reference};
 
 use super::metrics::Metrics;
 use super::server::Gate;
-use super::{one_line, GateError, Judge, Judgement, Mode};
+use super::{one_line, GateError, Judge, Judgement, Mode, Screening};
 
 /// Which door a decision was asked at (a metrics label and a log field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +168,26 @@ impl<J: Judge> Gate<J> {
             Ok(r) => r,
             Err(e) => return Decision::failed(image, None, None, &e.to_string()),
         };
+        // Before any request: a name the policy rejects whatever its signatures is decided
+        // here, so nobody can make the gate reach a host the policy does not trust.
+        if let Screening::Refuse {
+            mode,
+            message,
+            report,
+        } = self.active().judge.screen(&reference)
+        {
+            return Decision {
+                image: image.to_string(),
+                reference: Some(reference),
+                digest: None,
+                allowed: false,
+                mode,
+                message: one_line(&message, MAX_MESSAGE_CHARS),
+                report: Arc::new(report),
+                cached: false,
+                error: false,
+            };
+        }
         let digest = match reference.digest() {
             Some(d) => d.clone(),
             None => match self.resolve(&reference).await {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use signet_oci::store::ImageStore;
 use signet_oci::{Digest, Reference, RegistryClient};
-use signet_policy::Decision;
+use signet_policy::{Decision, Prejudgement};
 
-use crate::{GateError, Judge, Judgement, Mode};
+use crate::{GateError, Judge, Judgement, Mode, Screening};
 use signet_verifier::enforce::{evaluate_digest, PolicyFile};
 
 /// Judges images with a loaded policy, reading images and signatures through `client`.
@@ -108,5 +108,30 @@ impl Judge for PolicyJudge {
 
     fn policy_hash(&self) -> String {
         self.policy.hash.to_string()
+    }
+
+    fn screen(&self, reference: &Reference) -> Screening {
+        match self.policy.loaded.policy.prejudge(reference) {
+            Prejudgement::NeedsEvidence => Screening::Judge,
+            Prejudgement::Rejected {
+                scope,
+                message,
+                mode,
+            } => Screening::Refuse {
+                mode: convert_mode(mode),
+                message: format!("denied by {scope}: [rejected-by-policy] {message}"),
+                report: serde_json::json!({
+                    "reference": reference.to_string(),
+                    "verdict": {
+                        "decision": if mode == signet_policy::Mode::Enforce { "deny" } else { "allow" },
+                        "would_deny": true,
+                        "scope": scope,
+                        "mode": convert_mode(mode),
+                        "findings": [{"code": "rejected-by-policy", "message": message}],
+                    },
+                    "resolved": false,
+                }),
+            },
+        }
     }
 }

@@ -133,6 +133,32 @@ pub trait Judge: Send + Sync + 'static {
     /// A content hash of the active policy and trust roots; part of every cache key, so verdicts
     /// made under another policy are never reused.
     fn policy_hash(&self) -> String;
+
+    /// What the policy says about `reference` from its name alone. The gate asks this before it
+    /// resolves a tag or fetches anything: a name no evidence could get allowed is decided
+    /// without a request, so the verify API and admission cannot make the gate reach a host the
+    /// policy does not trust. The default (for judges without a policy) screens nothing out.
+    fn screen(&self, reference: &Reference) -> Screening {
+        let _ = reference;
+        Screening::Judge
+    }
+}
+
+/// What a [`Judge`] says about an image from its name alone ([`Judge::screen`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Screening {
+    /// Evidence could get the image allowed: resolve its digest and judge it.
+    Judge,
+    /// Nothing the registry could hold would get the image allowed: decide now, without a
+    /// request.
+    Refuse {
+        /// How the denial is applied.
+        mode: Mode,
+        /// Why, in one line.
+        message: String,
+        /// The verdict as `/v1/verify` returns it.
+        report: serde_json::Value,
+    },
 }
 
 /// Why the gate could not start, or could not judge an image.
