@@ -103,6 +103,32 @@ impl<'a> Sink<'a> {
         self.at(Severity::Error, code, path, message);
     }
 
+    /// Record an error about the value `value` of the field at `path`: the path is reported, the
+    /// position is that of the value as written (for example an unknown rule name).
+    pub(crate) fn error_at_value(
+        &mut self,
+        code: &'static str,
+        path: &[&str],
+        value: &str,
+        message: impl Into<String>,
+    ) {
+        let mut to_value = path.to_vec();
+        to_value.push(value);
+        let (line, column) = match locate(self.source.text, &to_value) {
+            Some((l, c)) => (Some(l), Some(c)),
+            None => (None, None),
+        };
+        self.items.push(Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            file: self.source.name.to_string(),
+            line,
+            column,
+            path: render_path(path),
+        });
+    }
+
     pub(crate) fn warn(&mut self, code: &'static str, path: &[&str], message: impl Into<String>) {
         self.at(Severity::Warning, code, path, message);
     }

@@ -35,6 +35,7 @@ pub mod identity;
 pub mod key;
 pub mod pattern;
 pub mod policy;
+mod tree;
 pub mod verdict;
 
 pub use config::ConfigFacts;
@@ -48,6 +49,6 @@ pub use policy::{
     detect_format, lint, parse_document, Format, KeyLoader, Loaded, Policy, Prejudgement,
 };
 pub use verdict::{
-    evaluate, explain, Candidate, Decision, Evidence, Explanation, Finding, SignatureEvidence,
-    Verdict,
+    evaluate, explain, judge_claims, Candidate, ClaimVerdict, Decision, Evidence, Explanation,
+    Finding, SignatureEvidence, Verdict,
 };

@@ -13,6 +13,7 @@ use crate::document::{self, DigestRule, Mode, PolicyDocument};
 use crate::identity::IdentityRule;
 use crate::key::{KeyId, PublicKey, TrustedKey};
 use crate::pattern::{Pattern, ScopeIndex};
+use crate::tree::{self, Node};
 use crate::Error;
 
 /// Largest policy document accepted.
@@ -162,6 +163,67 @@ impl Policy {
         let mut sink = Sink::new(source);
         let policy = build(doc, &mut sink, loader, &BTreeMap::new(), Format::SignetYaml);
         loaded_or_invalid(name, policy, sink.finish())
+    }
+
+    /// The policy `signet verify --key` applies: every image must carry at least one signature by
+    /// any of `keys` whose signed identity `identity` accepts and whose payload carries
+    /// `annotations`. Built in memory so that the command line and policy files are judged by the
+    /// one engine ([`crate::evaluate`]). The keys are named `key-1`, `key-2`, … in findings.
+    pub fn for_keys(
+        keys: &[signet_sign::keys::PublicKey],
+        identity: IdentityRule,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<Policy, Error> {
+        let mut trusted = BTreeMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            let name = format!("key-{}", i + 1);
+            // The policy's key type is built from PEM only; a key that was already parsed
+            // round-trips, and anything else is refused rather than skipped.
+            let key = PublicKey::from_pem(key.to_pem().as_bytes()).map_err(|reason| {
+                Error::InvalidPolicy {
+                    file: "--key".into(),
+                    diagnostics: vec![Diagnostic {
+                        severity: Severity::Error,
+                        code: "key-invalid-pem",
+                        message: format!("key {name:?}: {reason}"),
+                        file: "--key".into(),
+                        line: None,
+                        column: None,
+                        path: String::new(),
+                    }],
+                }
+            })?;
+            trusted.insert(
+                name.clone(),
+                TrustedKey {
+                    name,
+                    key,
+                    not_after: None,
+                },
+            );
+        }
+        let rule = SignedRule {
+            keys: trusted.keys().cloned().collect(),
+            threshold: 1,
+            required: Vec::new(),
+            identity,
+            annotations,
+        };
+        Ok(Policy {
+            keys: trusted,
+            default: Requirements {
+                signatures: SignatureRule::Signed(vec![rule]),
+                digest_pinned: false,
+                config: ConfigRules::default(),
+                mode: Mode::Enforce,
+                cache_ttl: None,
+            },
+            default_is_builtin: false,
+            patterns: Vec::new(),
+            scopes: Vec::new(),
+            index: ScopeIndex::build(&[]),
+            format: Format::SignetYaml,
+        })
     }
 
     /// Which format the policy was written in.
@@ -365,185 +427,76 @@ pub fn parse_document(name: &str, text: &str) -> Result<PolicyDocument, Vec<Diag
 
 fn parse_document_into(sink: &mut Sink<'_>, format: Format) -> Option<PolicyDocument> {
     let text = sink.source.text;
-    let result = if format == Format::SignetJson {
-        serde_json::from_str::<PolicyDocument>(text).map_err(|e| {
-            let code = match e.classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "syntax",
-                _ => data_error_code(&e.to_string()),
-            };
-            let message = strip_position(&e.to_string());
-            (code, Some(e.line()), Some(e.column()), message)
-        })
+    // Codes come from structure, never from the wording of a parser's message: text that does
+    // not make a value tree is `syntax`; then keys, fields and types are checked on the tree.
+    let tree: Node = if format == Format::SignetJson {
+        match serde_json::from_str::<Node>(text) {
+            Ok(tree) => tree,
+            Err(e) => {
+                let message = strip_position(&e.to_string());
+                sink.positioned("syntax", Some(e.line()), Some(e.column()), message);
+                return None;
+            }
+        }
     } else if text.trim().is_empty() {
-        Ok(PolicyDocument::default())
+        return Some(PolicyDocument::default());
     } else if let Some((line, column)) = flow_nesting_beyond(text, MAX_FLOW_NESTING) {
         // The YAML parser is quadratic in flow nesting (`[[[[…`): refuse before it starts.
-        Err((
+        sink.positioned(
             "too-deep",
             Some(line),
             Some(column),
             format!("brackets nested deeper than {MAX_FLOW_NESTING} levels"),
-        ))
+        );
+        return None;
     } else {
-        serde_yaml_ng::from_str::<PolicyDocument>(text).map_err(|e| {
-            let message = e.to_string();
-            let code = match data_error_code(&message) {
-                "invalid-value"
-                    if !message.contains("invalid type") && !message.contains("invalid value") =>
-                {
-                    "syntax"
-                }
-                other => other,
-            };
-            let (line, column) = match e.location() {
-                Some(loc) => (Some(loc.line()), Some(loc.column())),
-                None => (None, None),
-            };
-            (code, line, column, strip_position(&message))
-        })
+        match serde_yaml_ng::from_str::<Node>(text) {
+            Ok(tree) => tree,
+            Err(e) => {
+                let (line, column) = match e.location() {
+                    Some(loc) => (Some(loc.line()), Some(loc.column())),
+                    None => (None, None),
+                };
+                sink.positioned("syntax", line, column, strip_position(&e.to_string()));
+                return None;
+            }
+        }
     };
+    // A document of nothing but comments is an empty policy.
+    let tree = match tree {
+        Node::Null => Node::Map(Vec::new()),
+        other => other,
+    };
+    let problems = tree::key_problems(&tree);
+    if !problems.is_empty() {
+        for (code, path, message) in problems {
+            sink.error(code, &at(&path), message);
+        }
+        return None;
+    }
+    let (result, unknown) = tree::document(&tree);
+    for (path, field, expected) in &unknown {
+        let mut p: Vec<&str> = path.iter().map(String::as_str).collect();
+        p.push(field);
+        sink.error(
+            "unknown-field",
+            &p,
+            format!("unknown field `{field}`, expected one of {expected}"),
+        );
+    }
     match result {
         Ok(doc) => Some(doc),
-        Err(("unknown-field", line, column, message)) => {
-            // serde stops at the first unknown field; find them all, then carry on without them so
-            // the semantic checks also run and every problem is reported in one pass.
-            let value = if format == Format::SignetJson {
-                serde_json::from_str::<serde_json::Value>(text).ok()
-            } else {
-                serde_yaml_ng::from_str::<serde_json::Value>(text).ok()
-            };
-            let Some(mut value) = value else {
-                sink.positioned("unknown-field", line, column, message);
-                return None;
-            };
-            let mut unknown = Vec::new();
-            strip_unknown_fields(&mut value, &mut Vec::new(), &mut unknown);
-            if unknown.is_empty() {
-                sink.positioned("unknown-field", line, column, message);
-                return None;
-            }
-            for (path, field, expected) in &unknown {
-                let mut p: Vec<&str> = path.iter().map(String::as_str).collect();
-                p.push(field);
-                sink.error(
-                    "unknown-field",
-                    &p,
-                    format!("unknown field `{field}`, expected one of {expected}"),
-                );
-            }
-            match serde_json::from_value::<PolicyDocument>(value) {
-                Ok(doc) => Some(doc),
-                Err(e) => {
-                    let message = e.to_string();
-                    sink.positioned(data_error_code(&message), None, None, message);
-                    None
+        Err(e) => {
+            let path = at(&e.path);
+            match &e.kind {
+                // Placed at the name as written, not at the field holding it.
+                tree::Kind::UnknownVariant { variant, .. } => {
+                    sink.error_at_value(e.code(), &path, variant, e.message.clone())
                 }
+                _ => sink.error(e.code(), &path, e.message.clone()),
             }
-        }
-        Err((code, line, column, message)) => {
-            sink.positioned(code, line, column, message);
             None
         }
-    }
-}
-
-const TOP_FIELDS: &[&str] = &["version", "mode", "keys", "default", "scopes"];
-const KEY_FIELDS: &[&str] = &["path", "pem", "notAfter"];
-const REQUIREMENT_FIELDS: &[&str] = &["reject", "accept", "signed", "digest", "config", "mode"];
-const SIGNED_FIELDS: &[&str] = &["keys", "threshold", "required", "identity", "annotations"];
-const CONFIG_FIELDS: &[&str] = &["forbidRootUser", "forbidSecrets", "maxAge", "platforms"];
-
-type UnknownField = (Vec<String>, String, String);
-
-fn strip_object(
-    value: &mut serde_json::Value,
-    allowed: &[&str],
-    path: &[String],
-    out: &mut Vec<UnknownField>,
-) {
-    if let serde_json::Value::Object(map) = value {
-        let extra: Vec<String> = map
-            .keys()
-            .filter(|k| !allowed.contains(&k.as_str()))
-            .cloned()
-            .collect();
-        for key in extra {
-            map.remove(&key);
-            let expected = allowed
-                .iter()
-                .map(|a| format!("`{a}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            out.push((path.to_vec(), key, expected));
-        }
-    }
-}
-
-fn strip_requirements(req: &mut serde_json::Value, base: &[String], out: &mut Vec<UnknownField>) {
-    strip_object(req, REQUIREMENT_FIELDS, base, out);
-    let Some(req) = req.as_object_mut() else {
-        return;
-    };
-    if let Some(config) = req.get_mut("config") {
-        let mut p = base.to_vec();
-        p.push("config".into());
-        strip_object(config, CONFIG_FIELDS, &p, out);
-    }
-    if let Some(signed) = req.get_mut("signed") {
-        let mut p = base.to_vec();
-        p.push("signed".into());
-        match signed {
-            serde_json::Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    let mut pi = p.clone();
-                    pi.push(format!("[{i}]"));
-                    strip_object(item, SIGNED_FIELDS, &pi, out);
-                }
-            }
-            other => strip_object(other, SIGNED_FIELDS, &p, out),
-        }
-    }
-}
-
-/// Remove (and record) every field the Signet format does not define, level by level.
-fn strip_unknown_fields(
-    value: &mut serde_json::Value,
-    path: &mut Vec<String>,
-    out: &mut Vec<UnknownField>,
-) {
-    strip_object(value, TOP_FIELDS, path, out);
-    let Some(top) = value.as_object_mut() else {
-        return;
-    };
-    if let Some(serde_json::Value::Object(keys)) = top.get_mut("keys") {
-        for (name, spec) in keys.iter_mut() {
-            strip_object(spec, KEY_FIELDS, &["keys".into(), name.clone()], out);
-        }
-    }
-    if let Some(serde_json::Value::Object(scopes)) = top.get_mut("scopes") {
-        for (pattern, req) in scopes.iter_mut() {
-            strip_requirements(req, &["scopes".into(), pattern.clone()], out);
-        }
-    }
-    if let Some(default) = top.get_mut("default") {
-        strip_requirements(default, &["default".into()], out);
-    }
-    path.clear();
-}
-
-fn data_error_code(message: &str) -> &'static str {
-    if message.contains("unknown variant") && message.contains("matchRepository") {
-        "unknown-identity-rule"
-    } else if message.contains("unknown field") {
-        "unknown-field"
-    } else if message.contains("unknown variant") {
-        "unknown-variant"
-    } else if message.contains("duplicate key") || message.contains("duplicate entry") {
-        "duplicate-key"
-    } else if message.contains("missing field") {
-        "missing-field"
-    } else {
-        "invalid-value"
     }
 }
 

@@ -8,6 +8,7 @@ use signet_oci::{Digest, Reference};
 
 use crate::config::{find_secrets, runs_as_root, ConfigFacts, CREATED_SKEW_SECONDS};
 use crate::document::Mode;
+use crate::identity::IdentityRule;
 use crate::key::KeyId;
 use crate::pattern::PatternKind;
 use crate::policy::{Policy, Requirements, SignatureRule, SignedRule};
@@ -294,6 +295,44 @@ pub fn evaluate(policy: &Policy, evidence: &Evidence, now: i64) -> Verdict {
     }
 }
 
+/// What one signature's claims — its signed identity and its `optional` annotations — are worth
+/// under one rule. The single engine for identity and annotations: policy evaluation and
+/// `signet verify --key` both decide with it, so the two can never disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimVerdict {
+    /// Whether the identity rule accepts the signed `docker-reference` for the image.
+    pub identity_accepted: bool,
+    /// Required annotations absent or different in the payload, as `key=value`, sorted.
+    pub missing_annotations: Vec<String>,
+}
+
+impl ClaimVerdict {
+    /// Whether both the identity and the annotations are acceptable.
+    pub fn passed(&self) -> bool {
+        self.identity_accepted && self.missing_annotations.is_empty()
+    }
+}
+
+/// Judge a signature's claims: `signed_reference` (the payload's `docker-reference`) under
+/// `identity` for the image `image`, and `present` (the payload's string annotations) against
+/// `required`.
+pub fn judge_claims(
+    identity: &IdentityRule,
+    required: &BTreeMap<String, String>,
+    image: &Reference,
+    signed_reference: &str,
+    present: &BTreeMap<String, String>,
+) -> ClaimVerdict {
+    ClaimVerdict {
+        identity_accepted: identity.matches(image, signed_reference),
+        missing_annotations: required
+            .iter()
+            .filter(|(k, v)| present.get(*k) != Some(*v))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+    }
+}
+
 fn signed(
     policy: &Policy,
     rule: &SignedRule,
@@ -351,10 +390,14 @@ fn signed(
             ));
             continue;
         }
-        if !rule
-            .identity
-            .matches(&evidence.reference, &sig.docker_reference)
-        {
+        let claims = judge_claims(
+            &rule.identity,
+            &rule.annotations,
+            &evidence.reference,
+            &sig.docker_reference,
+            &sig.annotations,
+        );
+        if !claims.identity_accepted {
             reasons.push(finding(
                 "identity-mismatch",
                 format!(
@@ -366,22 +409,17 @@ fn signed(
             ));
             continue;
         }
-        let missing: Vec<String> = rule
-            .annotations
-            .iter()
-            .filter(|(k, v)| sig.annotations.get(*k) != Some(*v))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        if !missing.is_empty() {
+        if !claims.missing_annotations.is_empty() {
             reasons.push(finding(
                 "annotation-missing",
                 format!(
                     "signature by key {who} lacks annotation(s) {}",
-                    missing.join(", ")
+                    claims.missing_annotations.join(", ")
                 ),
             ));
             continue;
         }
+        debug_assert!(claims.passed());
         satisfied.insert(&sig.key_id);
     }
     let required_missing: Vec<&String> = rule

@@ -771,7 +771,17 @@ fn inline_semantic_errors() {
         ("scopes: {reg.io/x: {accept: true, config: {platforms: [linux]}}}\n", "invalid-platform"),
         ("scopes: {reg.io/x: {accept: true, mode: loud}}\n", "unknown-variant"),
         ("scopes:\n  reg.io/x: {accept: true}\n  reg.io/x: {reject: no}\n", "duplicate-key"),
-        ("scopes: [\n", "invalid-value"),
+        // An unclosed flow sequence is a syntax error. (Reading the typed document straight from
+        // the text used to report the type of the half-read value first, `invalid-value`.)
+        ("scopes: [\n", "syntax"),
+        ("scopes: []\n", "invalid-value"),
+        ("version: -1\n", "invalid-value"),
+        ("scopes: {reg.io/x: {signed: {threshold: 1}}}\n", "missing-field"),
+        ("scopes: {reg.io/x: {signed: {keys: [a], identity: matchAll}}}\n", "unknown-identity-rule"),
+        ("scopes: {reg.io/x: {signed: {keys: [a], identity: exactReference}}}\n", "invalid-value"),
+        ("scopes: {reg.io/x: {accept: true, digest: loose}}\n", "unknown-variant"),
+        ("{\"mode\": \"warn\", \"mode\": \"audit\"}", "duplicate-key"),
+        ("keys: {a: {path: x}, a: {path: y}}\n", "duplicate-key"),
         ("@reserved\n", "syntax"),
         ("{\"scopes\": {\"reg.io/x\": {\"accept\": true, \"bogus\": 1}}}", "unknown-field"),
         ("{\"scopes\": ", "syntax"),

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use signet_oci::store::ImageStore;
 use signet_oci::{Descriptor, Digest, FetchedManifest, Manifest, Reference};
-use signet_policy::{ConfigFacts, Evidence, Loaded, Policy, SignatureEvidence, Verdict};
+use signet_policy::{ConfigFacts, Evidence, Loaded, Policy, Verdict};
 use signet_sign::keys::PublicKey;
 
-use crate::signatures::{check_layers, read_signature_manifest, Candidate, DEFAULT_MAX_SIGNATURES};
+use crate::signatures::{
+    check_layers, read_signature_manifest, LayerChecks, DEFAULT_MAX_SIGNATURES,
+};
 use crate::Error;
 
 /// Largest policy file read.
@@ -128,8 +130,9 @@ pub struct PolicyReport {
     pub digest: Digest,
     /// The verdict.
     pub verdict: Verdict,
-    /// Every candidate signature with its checks (identity and annotations are the policy's).
-    pub signatures: Vec<Candidate>,
+    /// Every candidate signature with its layer checks (identity and annotations are judged per
+    /// rule by the policy; see the verdict's findings).
+    pub signatures: Vec<LayerChecks>,
 }
 
 /// Evaluate `policy` for the image in `image` known as `identity`, reading signatures from
@@ -192,32 +195,8 @@ pub async fn evaluate_digest(
             .await?
         }
     };
-    let mut evidence_signatures = Vec::new();
-    for candidate in &candidates {
-        let crypto_ok = candidate
-            .checks
-            .iter()
-            .filter(|c| matches!(c.name, "blob-digest" | "payload" | "signature"))
-            .all(|c| c.passed);
-        let Some(docker_reference) = &candidate.docker_reference else {
-            continue;
-        };
-        if !crypto_ok {
-            continue;
-        }
-        let digest_matches = candidate
-            .checks
-            .iter()
-            .any(|c| c.name == "manifest-digest" && c.passed);
-        for key_id in &candidate.verified_by {
-            evidence_signatures.push(SignatureEvidence {
-                key_id: key_id.clone(),
-                docker_reference: docker_reference.clone(),
-                manifest_digest_matches: digest_matches,
-                annotations: candidate.string_annotations(),
-            });
-        }
-    }
+    // Only layers whose size, digest, strict parse and signature all passed give evidence.
+    let evidence_signatures = candidates.iter().flat_map(LayerChecks::evidence).collect();
     let configs = if policy.policy().needs_config(identity) {
         match resolved {
             Some(resolved) => config_facts(image, resolved).await?,

@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use signet_oci::manifest::{OCI_CONFIG, OCI_MANIFEST, SIMPLE_SIGNING};
 use signet_oci::store::ImageStore;
-use signet_oci::{Descriptor, Digest, FetchedManifest, ImageManifest, Manifest};
+use signet_oci::{Descriptor, Digest, FetchedManifest, ImageManifest, Manifest, Reference};
+use signet_policy::{IdentityRule, SignatureEvidence};
 use signet_sign::keys::{KeyId, PublicKey};
 use signet_sign::payload::SimpleSigningPayload;
 use signet_sign::SIGNATURE_ANNOTATION;
@@ -19,62 +20,300 @@ pub const DEFAULT_MAX_SIGNATURES: usize = 100;
 /// Largest payload blob read; real payloads are a few hundred bytes.
 pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 
-/// One check made on a candidate signature, with a stable name.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// Stable kebab-case name: `media-type`, `payload-size`, `blob-digest`, `payload`,
-    /// `manifest-digest`, `signature`, `identity`, `annotations`.
-    pub name: &'static str,
-    /// Whether it passed.
-    pub passed: bool,
-    /// What was found (the reason, when it failed).
-    pub detail: String,
+/// The outcome of one mandatory check on a signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckResult {
+    /// The check ran and held; what was found.
+    Passed(String),
+    /// The check ran and failed; why.
+    Failed(String),
+    /// The check could not run because one it depends on failed; never counts as passed.
+    Skipped(String),
 }
 
-/// One layer of the signature manifest and what was found about it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Candidate {
-    /// Position of the layer in the signature manifest.
-    pub index: usize,
-    /// Digest of the payload blob.
-    pub layer_digest: Digest,
-    /// Every check made, in order.
-    pub checks: Vec<Check>,
-    /// The signed `docker-reference`, when the payload parsed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub docker_reference: Option<String>,
-    /// The payload's `optional` section, when the payload parsed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub optional: Option<Map<String, Value>>,
-    /// Key ids of the given keys whose signature check passed.
-    pub verified_by: Vec<KeyId>,
-    /// The exact payload bytes, when they could be read.
-    #[serde(skip)]
-    pub payload_bytes: Option<Vec<u8>>,
-}
-
-impl Candidate {
-    /// Whether every check made passed.
+impl CheckResult {
+    /// Whether the check ran and held.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.passed)
+        matches!(self, CheckResult::Passed(_))
     }
 
-    /// Record a check.
-    pub fn record(&mut self, name: &'static str, passed: bool, detail: impl Into<String>) {
-        self.checks.push(Check {
-            name,
-            passed,
-            detail: detail.into(),
-        });
+    /// Whether the check ran and failed (a skipped check did not run).
+    pub fn failed(&self) -> bool {
+        matches!(self, CheckResult::Failed(_))
     }
 
-    /// The payload's `optional` values that are strings (annotations given with `-a`).
+    /// What was found, or why it failed or was skipped.
+    pub fn detail(&self) -> &str {
+        match self {
+            CheckResult::Passed(d) | CheckResult::Failed(d) | CheckResult::Skipped(d) => d,
+        }
+    }
+
+    fn after(name: &str) -> CheckResult {
+        CheckResult::Skipped(format!("not checked: {name} failed"))
+    }
+}
+
+/// What a strictly parsed simple-signing payload claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayloadClaims {
+    /// The signed `critical.identity.docker-reference`.
+    pub docker_reference: String,
+    /// The payload's `optional` section.
+    pub optional: Option<Map<String, Value>>,
+}
+
+impl PayloadClaims {
+    /// The `optional` values that are strings (annotations given with `-a`).
     pub fn string_annotations(&self) -> BTreeMap<String, String> {
         self.optional
             .iter()
             .flatten()
             .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
             .collect()
+    }
+}
+
+/// The checks made on one signature layer itself, the same whichever rule judges it: payload
+/// size, payload blob digest, strict parse, the manifest-digest claim and the signature. Every
+/// check is a field, so none can be forgotten; the fields are private, so only [`check_layers`]
+/// builds one, and a check it could not run is [`CheckResult::Skipped`], which never passes.
+#[derive(Debug, Clone)]
+pub struct LayerChecks {
+    index: usize,
+    layer_digest: Digest,
+    payload_size: CheckResult,
+    payload_digest: CheckResult,
+    strict_parse: CheckResult,
+    manifest_digest: CheckResult,
+    crypto: CheckResult,
+    claims: Option<PayloadClaims>,
+    verified_by: Vec<KeyId>,
+    payload_bytes: Option<Vec<u8>>,
+}
+
+/// A signature whose payload was read whole, matched its digest, parsed strictly and verified
+/// with at least one given key: what a policy may weigh. Only [`LayerChecks::verified_payload`]
+/// hands one out.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedPayload<'a> {
+    /// What the payload claims.
+    pub claims: &'a PayloadClaims,
+    /// The given keys that verified it (at least one).
+    pub verified_by: &'a [KeyId],
+    /// Whether the payload names the image's manifest digest.
+    pub manifest_digest_matches: bool,
+}
+
+impl LayerChecks {
+    /// Position of the layer in the signature manifest.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Digest of the payload blob.
+    pub fn layer_digest(&self) -> &Digest {
+        &self.layer_digest
+    }
+
+    /// Every check with its stable kebab-case name, in the order they are made.
+    pub fn checks(&self) -> [(&'static str, &CheckResult); 5] {
+        [
+            ("payload-size", &self.payload_size),
+            ("blob-digest", &self.payload_digest),
+            ("payload", &self.strict_parse),
+            ("manifest-digest", &self.manifest_digest),
+            ("signature", &self.crypto),
+        ]
+    }
+
+    /// What the payload claims, when it parsed strictly.
+    pub fn claims(&self) -> Option<&PayloadClaims> {
+        self.claims.as_ref()
+    }
+
+    /// Key ids of the given keys whose signature check passed.
+    pub fn verified_by(&self) -> &[KeyId] {
+        &self.verified_by
+    }
+
+    /// The exact payload bytes, when they were read and matched their digest.
+    pub fn payload_bytes(&self) -> Option<&[u8]> {
+        self.payload_bytes.as_deref()
+    }
+
+    /// The payload, if its size, digest, strict parse and signature all passed. The digest claim
+    /// is reported, not required: policies turn a mismatch into their own finding.
+    pub fn verified_payload(&self) -> Option<VerifiedPayload<'_>> {
+        let sound = self.payload_size.passed()
+            && self.payload_digest.passed()
+            && self.strict_parse.passed()
+            && self.crypto.passed();
+        match (&self.claims, sound && !self.verified_by.is_empty()) {
+            (Some(claims), true) => Some(VerifiedPayload {
+                claims,
+                verified_by: &self.verified_by,
+                manifest_digest_matches: self.manifest_digest.passed(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The policy's evidence from this layer: one entry per key that verified it, none unless
+    /// [`LayerChecks::verified_payload`] vouches for it.
+    pub fn evidence(&self) -> Vec<SignatureEvidence> {
+        let Some(payload) = self.verified_payload() else {
+            return Vec::new();
+        };
+        let annotations = payload.claims.string_annotations();
+        payload
+            .verified_by
+            .iter()
+            .map(|key_id| SignatureEvidence {
+                key_id: key_id.clone(),
+                docker_reference: payload.claims.docker_reference.clone(),
+                manifest_digest_matches: payload.manifest_digest_matches,
+                annotations: annotations.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A signature with every mandatory check: the layer's own ([`LayerChecks`]) plus the signed
+/// identity and the required annotations, judged by the policy crate's one engine
+/// ([`signet_policy::judge_claims`]). Built only by [`CheckedSignature::judge`].
+#[derive(Debug, Clone)]
+pub struct CheckedSignature {
+    layer: LayerChecks,
+    identity: CheckResult,
+    annotations: CheckResult,
+}
+
+impl CheckedSignature {
+    /// Judge the claims of `layer` for the image known as `image`: its signed identity under
+    /// `rule`, and the `required` annotations. Without a parsed payload both are skipped.
+    pub fn judge(
+        layer: LayerChecks,
+        rule: &IdentityRule,
+        required: &BTreeMap<String, String>,
+        image: &Reference,
+    ) -> CheckedSignature {
+        let (identity, annotations) = match &layer.claims {
+            None => (CheckResult::after("payload"), CheckResult::after("payload")),
+            Some(claims) => {
+                let verdict = signet_policy::judge_claims(
+                    rule,
+                    required,
+                    image,
+                    &claims.docker_reference,
+                    &claims.string_annotations(),
+                );
+                let signed = &claims.docker_reference;
+                let rule = rule.describe();
+                let identity = if verdict.identity_accepted {
+                    CheckResult::Passed(format!("{signed} accepted for {image} by {rule}"))
+                } else {
+                    CheckResult::Failed(format!("{signed} not accepted for {image} by {rule}"))
+                };
+                let annotations = if !verdict.missing_annotations.is_empty() {
+                    CheckResult::Failed(format!(
+                        "missing or different: {}",
+                        verdict.missing_annotations.join(", ")
+                    ))
+                } else if required.is_empty() {
+                    CheckResult::Passed("no annotations required".into())
+                } else {
+                    CheckResult::Passed("required annotations present".into())
+                };
+                (identity, annotations)
+            }
+        };
+        CheckedSignature {
+            layer,
+            identity,
+            annotations,
+        }
+    }
+
+    /// Whether every mandatory check ran and passed.
+    pub fn passed(&self) -> bool {
+        self.checks().iter().all(|(_, c)| c.passed()) && !self.layer.verified_by.is_empty()
+    }
+
+    /// Every check with its stable kebab-case name, in the order they are made.
+    pub fn checks(&self) -> [(&'static str, &CheckResult); 7] {
+        let [a, b, c, d, e] = self.layer.checks();
+        [
+            a,
+            b,
+            c,
+            d,
+            e,
+            ("identity", &self.identity),
+            ("annotations", &self.annotations),
+        ]
+    }
+
+    /// The layer's own checks and data.
+    pub fn layer(&self) -> &LayerChecks {
+        &self.layer
+    }
+}
+
+/// One check as the JSON report shows it (the names are stable).
+#[derive(Serialize)]
+struct CheckView<'a> {
+    name: &'static str,
+    passed: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    skipped: bool,
+    detail: &'a str,
+}
+
+/// A candidate signature as the JSON report shows it.
+#[derive(Serialize)]
+struct CandidateView<'a> {
+    index: usize,
+    layer_digest: &'a Digest,
+    checks: Vec<CheckView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docker_reference: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    optional: Option<&'a Map<String, Value>>,
+    verified_by: &'a [KeyId],
+}
+
+fn view<'a>(
+    layer: &'a LayerChecks,
+    checks: &[(&'static str, &'a CheckResult)],
+) -> CandidateView<'a> {
+    CandidateView {
+        index: layer.index,
+        layer_digest: &layer.layer_digest,
+        checks: checks
+            .iter()
+            .map(|(name, check)| CheckView {
+                name,
+                passed: check.passed(),
+                skipped: matches!(check, CheckResult::Skipped(_)),
+                detail: check.detail(),
+            })
+            .collect(),
+        docker_reference: layer.claims.as_ref().map(|c| c.docker_reference.as_str()),
+        optional: layer.claims.as_ref().and_then(|c| c.optional.as_ref()),
+        verified_by: &layer.verified_by,
+    }
+}
+
+impl Serialize for LayerChecks {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        view(self, &self.checks()).serialize(serializer)
+    }
+}
+
+impl Serialize for CheckedSignature {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        view(&self.layer, &self.checks()).serialize(serializer)
     }
 }
 
@@ -108,7 +347,7 @@ pub async fn check_layers(
     image_digest: &Digest,
     keys: &[PublicKey],
     max_signatures: usize,
-) -> Result<Vec<Candidate>, Error> {
+) -> Result<Vec<LayerChecks>, Error> {
     let signatures: Vec<(usize, &Descriptor)> = manifest
         .layers
         .iter()
@@ -138,79 +377,110 @@ async fn check_layer(
     layer: &Descriptor,
     image_digest: &Digest,
     keys: &[PublicKey],
-) -> Result<Candidate, Error> {
-    let mut candidate = Candidate {
+) -> Result<LayerChecks, Error> {
+    let fetched = if layer.size > MAX_PAYLOAD_BYTES {
+        Fetched::TooLarge
+    } else {
+        match store.blob_bytes(layer, MAX_PAYLOAD_BYTES).await {
+            Ok(bytes) => Fetched::Bytes(bytes),
+            Err(
+                e @ (signet_oci::Error::DigestMismatch { .. }
+                | signet_oci::Error::SizeMismatch { .. }),
+            ) => Fetched::Mismatch(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok(assess_layer(index, layer, fetched, image_digest, keys))
+}
+
+/// What reading a payload blob gave.
+pub(crate) enum Fetched {
+    /// Its descriptor declares more than [`MAX_PAYLOAD_BYTES`]; not read.
+    TooLarge,
+    /// Its bytes do not match its digest or size.
+    Mismatch(String),
+    /// Its bytes, digest-checked.
+    Bytes(Vec<u8>),
+}
+
+/// Every layer check on a fetched payload (pure; the fetch is the caller's).
+pub(crate) fn assess_layer(
+    index: usize,
+    layer: &Descriptor,
+    fetched: Fetched,
+    image_digest: &Digest,
+    keys: &[PublicKey],
+) -> LayerChecks {
+    let mut checks = LayerChecks {
         index,
         layer_digest: layer.digest.clone(),
-        checks: Vec::new(),
-        docker_reference: None,
-        optional: None,
+        payload_size: CheckResult::Passed(format!(
+            "payload of {} bytes, within {MAX_PAYLOAD_BYTES}",
+            layer.size
+        )),
+        payload_digest: CheckResult::after("payload-size"),
+        strict_parse: CheckResult::after("payload-size"),
+        manifest_digest: CheckResult::after("payload-size"),
+        crypto: CheckResult::after("payload-size"),
+        claims: None,
         verified_by: Vec::new(),
         payload_bytes: None,
     };
-    if layer.size > MAX_PAYLOAD_BYTES {
-        candidate.record(
-            "payload-size",
-            false,
-            format!(
+    let payload = match fetched {
+        Fetched::TooLarge => {
+            checks.payload_size = CheckResult::Failed(format!(
                 "payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
                 layer.size
-            ),
-        );
-        return Ok(candidate);
-    }
-    let payload = match store.blob_bytes(layer, MAX_PAYLOAD_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(
-            e @ (signet_oci::Error::DigestMismatch { .. } | signet_oci::Error::SizeMismatch { .. }),
-        ) => {
-            candidate.record("blob-digest", false, e.to_string());
-            return Ok(candidate);
+            ));
+            return checks;
         }
-        Err(e) => return Err(e.into()),
+        Fetched::Mismatch(reason) => {
+            checks.payload_digest = CheckResult::Failed(reason);
+            for later in [
+                &mut checks.strict_parse,
+                &mut checks.manifest_digest,
+                &mut checks.crypto,
+            ] {
+                *later = CheckResult::after("blob-digest");
+            }
+            return checks;
+        }
+        Fetched::Bytes(bytes) => bytes,
     };
-    candidate.record(
-        "blob-digest",
-        true,
-        format!("payload blob matches {}", layer.digest),
-    );
+    checks.payload_digest = CheckResult::Passed(format!("payload blob matches {}", layer.digest));
     match SimpleSigningPayload::parse_strict(&payload) {
         Ok(parsed) => {
-            candidate.record(
-                "payload",
-                true,
-                "simple-signing payload, cosign container image signature",
+            checks.strict_parse = CheckResult::Passed(
+                "simple-signing payload, cosign container image signature".into(),
             );
-            let matches = &parsed.manifest_digest == image_digest;
-            candidate.record(
-                "manifest-digest",
-                matches,
-                if matches {
-                    format!("payload names {image_digest}")
-                } else {
-                    format!(
-                        "payload names {}, not the image's {image_digest}",
-                        parsed.manifest_digest
-                    )
-                },
-            );
-            candidate.docker_reference = Some(parsed.docker_reference.clone());
-            candidate.optional = parsed.optional.clone();
+            checks.manifest_digest = if &parsed.manifest_digest == image_digest {
+                CheckResult::Passed(format!("payload names {image_digest}"))
+            } else {
+                CheckResult::Failed(format!(
+                    "payload names {}, not the image's {image_digest}",
+                    parsed.manifest_digest
+                ))
+            };
+            checks.claims = Some(PayloadClaims {
+                docker_reference: parsed.docker_reference,
+                optional: parsed.optional,
+            });
         }
-        Err(e) => candidate.record("payload", false, e.to_string()),
+        Err(e) => {
+            checks.strict_parse = CheckResult::Failed(e.to_string());
+            checks.manifest_digest = CheckResult::after("payload");
+        }
     }
-    match layer.annotation(SIGNATURE_ANNOTATION) {
-        None => candidate.record(
-            "signature",
-            false,
-            format!("no {SIGNATURE_ANNOTATION} annotation"),
-        ),
+    // The signature is checked even when the payload did not parse: the report then says
+    // whether a trusted key signed the malformed payload.
+    checks.crypto = match layer.annotation(SIGNATURE_ANNOTATION) {
+        None => CheckResult::Failed(format!("no {SIGNATURE_ANNOTATION} annotation")),
         Some(signature) => {
             // Every key's reason, once each (a malformed signature fails the same way for all).
             let mut errors: Vec<String> = Vec::new();
             for key in keys {
                 match signet_sign::signature::verify(key, &payload, signature) {
-                    Ok(()) => candidate.verified_by.push(key.key_id()),
+                    Ok(()) => checks.verified_by.push(key.key_id()),
                     Err(e) => {
                         let text = e.to_string();
                         if !errors.contains(&text) {
@@ -219,33 +489,21 @@ async fn check_layer(
                     }
                 }
             }
-            if candidate.verified_by.is_empty() {
+            if checks.verified_by.is_empty() {
                 let why = if errors.is_empty() {
                     "no key given".to_string()
                 } else {
                     errors.join("; ")
                 };
-                candidate.record(
-                    "signature",
-                    false,
-                    format!("no given key verifies it: {why}"),
-                );
+                CheckResult::Failed(format!("no given key verifies it: {why}"))
             } else {
-                let ids: Vec<String> = candidate
-                    .verified_by
-                    .iter()
-                    .map(|k| k.to_string())
-                    .collect();
-                candidate.record(
-                    "signature",
-                    true,
-                    format!("verified by key {}", ids.join(", ")),
-                );
+                let ids: Vec<String> = checks.verified_by.iter().map(|k| k.to_string()).collect();
+                CheckResult::Passed(format!("verified by key {}", ids.join(", ")))
             }
         }
-    }
-    candidate.payload_bytes = Some(payload);
-    Ok(candidate)
+    };
+    checks.payload_bytes = Some(payload);
+    checks
 }
 
 /// The config blob of a signature manifest, as containers/image writes it: deterministic and
@@ -278,4 +536,201 @@ pub fn signature_manifest(
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
     Ok((bytes, config))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use signet_sign::keys::SigningKey;
+
+    fn image() -> Digest {
+        Digest::sha256(b"the image manifest")
+    }
+
+    /// A signature layer over `payload` by `key`, as a `.sig` manifest lists it.
+    fn layer(payload: &[u8], key: &SigningKey) -> Descriptor {
+        let mut d = Descriptor::of(SIMPLE_SIGNING, payload);
+        d.annotations = Some(BTreeMap::from([(
+            SIGNATURE_ANNOTATION.to_string(),
+            signet_sign::signature::sign(key, payload),
+        )]));
+        d
+    }
+
+    fn good_payload() -> Vec<u8> {
+        SimpleSigningPayload::new("reg.io/app", image()).to_bytes()
+    }
+
+    fn judged(checks: LayerChecks) -> CheckedSignature {
+        CheckedSignature::judge(
+            checks,
+            &IdentityRule::MatchRepository,
+            &BTreeMap::new(),
+            &"reg.io/app:v1".parse().unwrap(),
+        )
+    }
+
+    fn names_failed(c: &CheckedSignature) -> Vec<&'static str> {
+        c.checks()
+            .iter()
+            .filter(|(_, r)| r.failed())
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    fn names_skipped(c: &CheckedSignature) -> Vec<&'static str> {
+        c.checks()
+            .iter()
+            .filter(|(_, r)| matches!(r, CheckResult::Skipped(_)))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    #[test]
+    fn a_sound_signature_passes_every_check() {
+        let key = SigningKey::generate();
+        let payload = good_payload();
+        let d = layer(&payload, &key);
+        let checks = assess_layer(
+            0,
+            &d,
+            Fetched::Bytes(payload),
+            &image(),
+            &[key.public_key()],
+        );
+        assert!(checks.verified_payload().is_some());
+        assert_eq!(checks.evidence().len(), 1);
+        let c = judged(checks);
+        assert!(c.passed());
+        assert_eq!(
+            c.checks().map(|(n, _)| n),
+            [
+                "payload-size",
+                "blob-digest",
+                "payload",
+                "manifest-digest",
+                "signature",
+                "identity",
+                "annotations"
+            ]
+        );
+    }
+
+    /// Finding 4: a signature whose layer stops before the signature check (too large, bytes
+    /// that do not match the digest) never reaches "verified" nor gives the policy evidence;
+    /// the checks it could not run are skipped, never passed.
+    #[test]
+    fn a_layer_stopped_before_crypto_never_verifies() {
+        let key = SigningKey::generate();
+        let payload = good_payload();
+        let d = layer(&payload, &key);
+        let keys = [key.public_key()];
+
+        let big = assess_layer(0, &d, Fetched::TooLarge, &image(), &keys);
+        assert!(big.verified_payload().is_none());
+        assert!(big.evidence().is_empty());
+        assert!(big.payload_bytes().is_none());
+        let big = judged(big);
+        assert!(!big.passed());
+        assert_eq!(names_failed(&big), ["payload-size"]);
+        assert_eq!(
+            names_skipped(&big),
+            [
+                "blob-digest",
+                "payload",
+                "manifest-digest",
+                "signature",
+                "identity",
+                "annotations"
+            ]
+        );
+
+        let lied = assess_layer(
+            0,
+            &d,
+            Fetched::Mismatch("digest mismatch".into()),
+            &image(),
+            &keys,
+        );
+        assert!(lied.evidence().is_empty());
+        let lied = judged(lied);
+        assert!(!lied.passed());
+        assert_eq!(names_failed(&lied), ["blob-digest"]);
+        assert_eq!(
+            names_skipped(&lied),
+            [
+                "payload",
+                "manifest-digest",
+                "signature",
+                "identity",
+                "annotations"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_signed_but_malformed_payload_gives_no_evidence() {
+        let key = SigningKey::generate();
+        let payload = String::from_utf8(good_payload())
+            .unwrap()
+            .replace(r#""optional":null"#, r#""optional":null,"extra":1"#)
+            .into_bytes();
+        let d = layer(&payload, &key);
+        let checks = assess_layer(
+            0,
+            &d,
+            Fetched::Bytes(payload),
+            &image(),
+            &[key.public_key()],
+        );
+        // The signature itself verifies, but the payload is not one Signet accepts.
+        assert_eq!(checks.verified_by().len(), 1);
+        assert!(checks.verified_payload().is_none());
+        assert!(checks.evidence().is_empty());
+        let c = judged(checks);
+        assert!(!c.passed());
+        assert_eq!(names_failed(&c), ["payload"]);
+        assert_eq!(
+            names_skipped(&c),
+            ["manifest-digest", "identity", "annotations"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_gives_no_evidence() {
+        let key = SigningKey::generate();
+        let payload = good_payload();
+        let d = layer(&payload, &key);
+        let other = SigningKey::generate().public_key();
+        let checks = assess_layer(0, &d, Fetched::Bytes(payload), &image(), &[other]);
+        assert!(checks.evidence().is_empty());
+        let c = judged(checks);
+        assert!(!c.passed());
+        assert_eq!(names_failed(&c), ["signature"]);
+    }
+
+    #[test]
+    fn the_report_names_every_check_and_marks_skipped_ones() {
+        let key = SigningKey::generate();
+        let d = layer(&good_payload(), &key);
+        let c = judged(assess_layer(
+            3,
+            &d,
+            Fetched::TooLarge,
+            &image(),
+            &[key.public_key()],
+        ));
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["index"], 3);
+        let checks = json["checks"].as_array().unwrap();
+        assert_eq!(checks.len(), 7);
+        assert_eq!(checks[0]["name"], "payload-size");
+        assert_eq!(checks[0]["passed"], false);
+        assert!(checks[0].get("skipped").is_none());
+        assert_eq!(checks[4]["name"], "signature");
+        assert_eq!(checks[4]["passed"], false);
+        assert_eq!(checks[4]["skipped"], true);
+        assert_eq!(checks[4]["detail"], "not checked: payload-size failed");
+    }
 }

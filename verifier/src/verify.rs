@@ -1,16 +1,21 @@
 //! Verification of an image's cosign signatures with given keys: resolve the digest, read the
-//! `.sig` manifest, check every candidate layer, and apply the identity rule and required
-//! annotations. The result is a report with an [`Outcome`]; errors mean "could not check".
+//! `.sig` manifest, check every candidate layer, and judge identity and required annotations with
+//! the policy engine — the flags become an in-memory policy ([`Policy::for_keys`]), so
+//! `verify --key` and `verify --policy` cannot disagree. The result is a report with an
+//! [`Outcome`]; errors mean "could not check".
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use signet_oci::store::ImageStore;
 use signet_oci::{Digest, Reference};
+use signet_policy::{Decision, Evidence, Policy};
 use signet_sign::keys::PublicKey;
 
 use crate::identity::IdentityRule;
-use crate::signatures::{check_layers, read_signature_manifest, Candidate, DEFAULT_MAX_SIGNATURES};
+use crate::signatures::{
+    check_layers, read_signature_manifest, CheckedSignature, LayerChecks, DEFAULT_MAX_SIGNATURES,
+};
 use crate::Error;
 
 /// What a signature must satisfy.
@@ -65,12 +70,12 @@ pub struct VerifyReport {
     /// The outcome.
     pub outcome: Outcome,
     /// Every candidate signature with its checks.
-    pub signatures: Vec<Candidate>,
+    pub signatures: Vec<CheckedSignature>,
 }
 
 impl VerifyReport {
     /// The candidates that passed every check.
-    pub fn verified(&self) -> impl Iterator<Item = &Candidate> {
+    pub fn verified(&self) -> impl Iterator<Item = &CheckedSignature> {
         self.signatures.iter().filter(|c| c.passed())
     }
 }
@@ -97,7 +102,7 @@ pub async fn verify_digest(
     digest: &Digest,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, Error> {
-    let mut candidates = match read_signature_manifest(signatures, digest).await? {
+    let layers = match read_signature_manifest(signatures, digest).await? {
         None => Vec::new(),
         Some((_, manifest)) => {
             check_layers(
@@ -110,12 +115,50 @@ pub async fn verify_digest(
             .await?
         }
     };
-    for candidate in &mut candidates {
-        apply_rules(candidate, identity, options);
-    }
+    judge(image_name, identity, digest, layers, options)
+}
+
+/// Judge checked layers under the options (pure): every candidate gets its identity and
+/// annotation checks, and the outcome is the verdict of the in-memory policy the options
+/// describe, evaluated on the same evidence a policy file would see.
+pub fn judge(
+    image_name: String,
+    identity: &Reference,
+    digest: &Digest,
+    layers: Vec<LayerChecks>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, Error> {
+    let policy = Policy::for_keys(
+        &options.keys,
+        options.identity_rule.clone(),
+        options.required_annotations.clone(),
+    )?;
+    let evidence = Evidence {
+        reference: identity.clone(),
+        digest: digest.clone(),
+        reference_had_digest: identity.digest().is_some(),
+        signatures: layers.iter().flat_map(LayerChecks::evidence).collect(),
+        configs: Vec::new(),
+    };
+    // This policy has no rule that depends on time (keys without notAfter, no config checks).
+    let verdict = signet_policy::evaluate(&policy, &evidence, 0);
+    let candidates: Vec<CheckedSignature> = layers
+        .into_iter()
+        .map(|layer| {
+            CheckedSignature::judge(
+                layer,
+                &options.identity_rule,
+                &options.required_annotations,
+                identity,
+            )
+        })
+        .collect();
+    let allowed = verdict.decision == Decision::Allow && !verdict.would_deny;
+    // Both views come from the same engine and agree; requiring both keeps a future divergence
+    // on the closed side.
     let outcome = if candidates.is_empty() {
         Outcome::NoSignatures
-    } else if candidates.iter().any(Candidate::passed) {
+    } else if allowed && candidates.iter().any(CheckedSignature::passed) {
         Outcome::Verified
     } else {
         Outcome::NoneVerified
@@ -131,37 +174,246 @@ pub async fn verify_digest(
     })
 }
 
-fn apply_rules(candidate: &mut Candidate, identity: &Reference, options: &VerifyOptions) {
-    let Some(signed) = candidate.docker_reference.clone() else {
-        return;
-    };
-    let accepted = options.identity_rule.matches(identity, &signed);
-    let rule = options.identity_rule.describe();
-    candidate.record(
-        "identity",
-        accepted,
-        if accepted {
-            format!("{signed} accepted for {identity} by {rule}",)
-        } else {
-            format!("{signed} not accepted for {identity} by {rule}",)
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::identity::parse_identity_rule;
+    use crate::signatures::{assess_layer, Fetched};
+    use signet_oci::manifest::SIMPLE_SIGNING;
+    use signet_oci::Descriptor;
+    use signet_sign::keys::SigningKey;
+    use signet_sign::payload::SimpleSigningPayload;
+
+    struct Case {
+        rule: &'static str,
+        image: &'static str,
+        signed: &'static str,
+        required: &'static [(&'static str, &'static str)],
+        present: &'static [(&'static str, &'static str)],
+        digest_matches: bool,
+    }
+
+    const fn case(
+        rule: &'static str,
+        image: &'static str,
+        signed: &'static str,
+        required: &'static [(&'static str, &'static str)],
+        present: &'static [(&'static str, &'static str)],
+    ) -> Case {
+        Case {
+            rule,
+            image,
+            signed,
+            required,
+            present,
+            digest_matches: true,
+        }
+    }
+
+    const B: &[(&str, &str)] = &[("build", "ci")];
+    const B2: &[(&str, &str)] = &[("build", "ci"), ("team", "x")];
+    const BAD: &[(&str, &str)] = &[("build", "laptop")];
+    const NONE: &[(&str, &str)] = &[];
+
+    const CASES: &[Case] = &[
+        case("matchRepository", "reg.io/app:v1", "reg.io/app", NONE, NONE),
+        case(
+            "matchRepository",
+            "reg.io/app:v1",
+            "reg.io/app:v9",
+            NONE,
+            NONE,
+        ),
+        case(
+            "matchRepository",
+            "reg.io/app:v1",
+            "reg.io/other",
+            NONE,
+            NONE,
+        ),
+        case(
+            "matchRepository",
+            "reg.io/app:v1",
+            "not a reference",
+            NONE,
+            NONE,
+        ),
+        case(
+            "matchRepoDigestOrExact",
+            "reg.io/app:v1",
+            "reg.io/app:v1",
+            NONE,
+            NONE,
+        ),
+        case(
+            "matchRepoDigestOrExact",
+            "reg.io/app:v1",
+            "reg.io/app",
+            NONE,
+            NONE,
+        ),
+        case(
+            "matchRepoDigestOrExact",
+            "reg.io/app:v1",
+            "reg.io/app:v2",
+            NONE,
+            NONE,
+        ),
+        case("matchExact", "reg.io/app:v1", "reg.io/app:v1", NONE, NONE),
+        case("matchExact", "reg.io/app:latest", "reg.io/app", NONE, NONE),
+        case(
+            "matchExact",
+            "busybox",
+            "docker.io/library/busybox:latest",
+            NONE,
+            NONE,
+        ),
+        case("matchRepository", "reg.io/app:v1", "reg.io/app", B, B),
+        case("matchRepository", "reg.io/app:v1", "reg.io/app", B, B2),
+        case("matchRepository", "reg.io/app:v1", "reg.io/app", B2, B),
+        case("matchRepository", "reg.io/app:v1", "reg.io/app", B, BAD),
+        case("matchRepository", "reg.io/app:v1", "reg.io/app", B, NONE),
+        case("matchRepository", "reg.io/app:v1", "reg.io/other", B, BAD),
+        case("matchExact", "reg.io/app:v1", "reg.io/app:v1", B, BAD),
+        Case {
+            digest_matches: false,
+            ..case("matchRepository", "reg.io/app:v1", "reg.io/app", NONE, NONE)
         },
-    );
-    if !options.required_annotations.is_empty() {
-        let present = candidate.string_annotations();
-        let missing: Vec<String> = options
-            .required_annotations
+    ];
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
             .iter()
-            .filter(|(k, v)| present.get(*k) != Some(*v))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        candidate.record(
-            "annotations",
-            missing.is_empty(),
-            if missing.is_empty() {
-                "required annotations present".to_string()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Finding 4: `verify --key` and a policy file with the same rule reach the same verdict on
+    /// the same signature, because both are decided by the policy crate.
+    #[test]
+    fn verify_with_keys_and_policy_agree() {
+        let key = SigningKey::generate();
+        let public = key.public_key();
+        let digest = Digest::sha256(b"the image");
+        // [verified, identity, annotations] × [seen passing, seen failing].
+        let mut seen = [[false; 2]; 3];
+        for (i, c) in CASES.iter().enumerate() {
+            let image: Reference = c.image.parse().unwrap();
+            let claimed = if c.digest_matches {
+                digest.clone()
             } else {
-                format!("missing or different: {}", missing.join(", "))
-            },
-        );
+                Digest::sha256(b"another image")
+            };
+            let mut payload = SimpleSigningPayload::new(c.signed, claimed);
+            if !c.present.is_empty() {
+                payload.optional = Some(
+                    c.present
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                        .collect(),
+                );
+            }
+            let bytes = payload.to_bytes();
+            let mut layer = Descriptor::of(SIMPLE_SIGNING, &bytes);
+            layer.annotations = Some(BTreeMap::from([(
+                signet_sign::SIGNATURE_ANNOTATION.to_string(),
+                signet_sign::signature::sign(&key, &bytes),
+            )]));
+            let checks = assess_layer(
+                0,
+                &layer,
+                Fetched::Bytes(bytes),
+                &digest,
+                std::slice::from_ref(&public),
+            );
+
+            // The policy file's view.
+            let mut yaml = format!(
+                "keys:\n  k:\n    pem: |\n{}default:\n  signed:\n    keys: [k]\n    identity: {}\n",
+                public
+                    .to_pem()
+                    .lines()
+                    .map(|l| format!("      {l}\n"))
+                    .collect::<String>(),
+                c.rule
+            );
+            if !c.required.is_empty() {
+                yaml.push_str("    annotations:\n");
+                for (k, v) in c.required {
+                    yaml.push_str(&format!("      {k}: {v}\n"));
+                }
+            }
+            let policy = Policy::load("p.yaml", &yaml, &|_| Err("no files".into()))
+                .unwrap()
+                .policy;
+            let evidence = Evidence {
+                reference: image.clone(),
+                digest: digest.clone(),
+                reference_had_digest: false,
+                signatures: checks.evidence(),
+                configs: Vec::new(),
+            };
+            let verdict = signet_policy::evaluate(&policy, &evidence, 1_800_000_000);
+            let codes: Vec<&str> = verdict.findings.iter().map(|f| f.code).collect();
+
+            // The command line's view.
+            let options = VerifyOptions {
+                keys: vec![public.clone()],
+                identity_rule: parse_identity_rule(c.rule).unwrap(),
+                required_annotations: map(c.required),
+                max_signatures: 10,
+            };
+            let report = judge("img".into(), &image, &digest, vec![checks], &options).unwrap();
+            let candidate = &report.signatures[0];
+            let check = |name: &str| {
+                candidate
+                    .checks()
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, r)| r.passed())
+                    .unwrap()
+            };
+
+            for (slot, passed) in [
+                report.outcome == Outcome::Verified,
+                check("identity"),
+                check("annotations"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                seen[slot][usize::from(!passed)] = true;
+            }
+            let what = format!("case {i}: {} {} signed {}", c.rule, c.image, c.signed);
+            assert_eq!(
+                report.outcome == Outcome::Verified,
+                verdict.decision == Decision::Allow,
+                "{what}: {codes:?}"
+            );
+            assert_eq!(
+                candidate.passed(),
+                report.outcome == Outcome::Verified,
+                "{what}"
+            );
+            if c.digest_matches {
+                assert_eq!(
+                    !check("identity"),
+                    codes.contains(&"identity-mismatch"),
+                    "{what}: {codes:?}"
+                );
+                // The policy names a missing annotation only once the identity holds.
+                assert_eq!(
+                    check("identity") && !check("annotations"),
+                    codes.contains(&"annotation-missing"),
+                    "{what}: {codes:?}"
+                );
+            } else {
+                assert!(!check("manifest-digest"), "{what}");
+                assert!(codes.contains(&"no-valid-signature"), "{what}: {codes:?}");
+            }
+        }
+        // The table exercises both answers of each check and of the outcome.
+        assert_eq!(seen, [[true, true]; 3], "verified, identity, annotations");
     }
 }

@@ -111,7 +111,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
         crate::options::OutputFormat::Text => {
             let payloads = report
                 .verified()
-                .filter_map(|c| c.payload_bytes.as_deref())
+                .filter_map(|c| c.layer().payload_bytes())
                 .map(serde_json::from_slice::<serde_json::Value>)
                 .collect::<Result<Vec<_>, _>>()
                 .context("re-reading a verified payload")?;
@@ -148,13 +148,18 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
                 report.digest
             );
             for candidate in &report.signatures {
+                // Skipped checks follow from a failed one; naming it is enough.
                 let failed: Vec<String> = candidate
-                    .checks
+                    .checks()
                     .iter()
-                    .filter(|c| !c.passed)
-                    .map(|c| format!("{}: {}", c.name, c.detail))
+                    .filter(|(_, c)| c.failed())
+                    .map(|(name, c)| format!("{name}: {}", c.detail()))
                     .collect();
-                eprintln!("  signature {}: {}", candidate.index, failed.join("; "));
+                eprintln!(
+                    "  signature {}: {}",
+                    candidate.layer().index(),
+                    failed.join("; ")
+                );
             }
             Ok(ExitCode::NoValidSignature)
         }
