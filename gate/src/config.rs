@@ -19,7 +19,12 @@ use super::GateError;
 ///   - prefix: ""                        # every repository…
 ///     url: https://registry.example.com # …comes from here
 ///     credentials: { username: puller, password_file: /run/secrets/upstream-password }
-/// tls: { cert: /tls/tls.crt, key: /tls/tls.key }
+/// tls: { cert: /tls/tls.crt, key: /tls/tls.key, client_ca: /tls/clients-ca.crt }
+/// api: { token_file: /run/secrets/api-token }   # clients of /v1/* send `Authorization: Bearer …`
+/// network:                             # what /v1/verify and admission may reach besides upstreams
+///   internal_registries: [registry.corp:5000]   # at loopback, private or link-local addresses
+///   plain_http_registries: []
+///   token_realms: [auth.corp]          # token services besides each registry's own host
 /// cache: { size: 10000, ttl_seconds: 300 }
 /// timeouts: { upstream_seconds: 30, judge_seconds: 60, shutdown_seconds: 30 }
 /// limits: { max_body_bytes: 4194304, parallel_images: 8, max_images: 100, max_connections: 1024,
@@ -47,6 +52,44 @@ pub struct GateConfig {
     /// Bounds on requests.
     #[serde(default)]
     pub limits: Limits,
+    /// Client authentication for the verify API (`/v1/*`).
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Which registries the gate may reach besides its upstreams, and how.
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+/// Client authentication for `/v1/*` (recommended whenever the gate listens beyond loopback:
+/// the verify API makes the gate fetch from registries). Admission (`/validate`, `/mutate`) and
+/// the proxy (`/v2/`) are not affected: admission is reached by the Kubernetes API server over
+/// the gate's TLS, and the proxy serves only what the policy allows.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// A file holding the bearer token clients must send (`Authorization: Bearer <token>`;
+    /// trailing newline ignored; compared in constant time). Read at start.
+    pub token_file: Option<PathBuf>,
+}
+
+/// What the gate's registry client may reach besides the upstreams, which are always allowed
+/// (with their scheme). The verify API and admission resolve images of any registry a policy
+/// scope can allow; these lists say which of those may be inside the gate's own network.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Registries (`host` or `host:port`) that may be reached at loopback, private-range
+    /// (10/8, 172.16/12, 192.168/16, fc00::/7) or link-local (169.254/16, fe80::/10) addresses.
+    /// Any other registry written as, or resolving only to, such an address is refused before a
+    /// connection is made (so the gate cannot be used to probe its network or a cloud metadata
+    /// service).
+    pub internal_registries: Vec<String>,
+    /// Registries (`host:port`) spoken to over plain HTTP besides upstreams with an `http://`
+    /// URL. Loopback registries get no exception.
+    pub plain_http_registries: Vec<String>,
+    /// Token services (`host` or `host:port`) a registry's bearer challenge may send the gate
+    /// to, besides the registry's own host (any port) and `auth.docker.io` for Docker Hub.
+    pub token_realms: Vec<String>,
 }
 
 /// One upstream registry and the proxy repository names it serves.
@@ -69,6 +112,11 @@ pub struct Upstream {
     /// tags (though never the bytes of a verified digest).
     #[serde(default)]
     pub allow_http: bool,
+    /// A PEM file of CA certificates to trust for TLS, besides the platform's trust store (and
+    /// `SSL_CERT_FILE`) and the bundled web roots. The gate has one TLS client: a CA given for
+    /// one upstream is trusted for every registry the gate reaches.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Pull credentials; the password is read from a file (a mounted Secret), never from the config.
@@ -89,6 +137,11 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// Private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// CA certificates (PEM) for client certificates. When set, `/v1/*` requires a client
+    /// certificate issued by one of them (mutual TLS); other paths accept connections without
+    /// one, as the Kubernetes API server and container engines present none.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Verdict cache bounds.
@@ -197,11 +250,14 @@ impl GateConfig {
                 strip_prefix: false,
                 credentials: None,
                 allow_http: false,
+                ca_file: None,
             }],
             tls: None,
             cache: CacheConfig::default(),
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            api: ApiConfig::default(),
+            network: NetworkConfig::default(),
         };
         config.routes()?;
         Ok(config)
@@ -242,6 +298,21 @@ impl GateConfig {
                 strip_prefix: upstream.strip_prefix,
                 registry,
             });
+        }
+        let n = &self.network;
+        for host in n
+            .internal_registries
+            .iter()
+            .chain(&n.plain_http_registries)
+            .chain(&n.token_realms)
+        {
+            if host.is_empty()
+                || !host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+            {
+                return Err(bad(format!("network: {host:?} is not a host or host:port")));
+            }
         }
         if self.cache.size > 1_000_000 {
             return Err(bad("cache.size above 1000000".into()));
@@ -359,19 +430,36 @@ pub(crate) fn route_in<'a>(
 }
 
 impl GateConfig {
-    /// Registry options for reaching the upstreams (plain HTTP where allowed, credentials read
-    /// from their password files, the upstream time-out); no user auth files are consulted.
+    /// Registry options for the gate (credentials read from their password files, the upstream
+    /// time-out; no user auth files are consulted). Plain HTTP only to upstreams with an
+    /// `http://` URL and `network.plain_http_registries` (loopback gets no exception);
+    /// loopback, private and link-local addresses only for upstreams and
+    /// `network.internal_registries` (and token realms named there); bearer token realms only
+    /// on the registry's own host or `network.token_realms`; CA files of the upstreams trusted
+    /// besides the platform's store.
     pub fn registry_options(&self) -> Result<signet_oci::RegistryOptions, GateError> {
         let routes = self.routes()?;
+        let network = &self.network;
+        let mut internal: Vec<String> = network.internal_registries.clone();
+        internal.extend(network.token_realms.iter().cloned());
+        internal.extend(routes.iter().map(|r| r.registry.clone()));
         let mut options = signet_oci::RegistryOptions {
             use_auth_files: false,
             timeout: std::time::Duration::from_secs(self.timeouts.upstream_seconds),
             retries: 2,
+            loopback_http: false,
+            allow_http_registries: network.plain_http_registries.clone(),
+            internal_hosts: Some(internal),
+            token_realm_hosts: Some(network.token_realms.clone()),
             ..signet_oci::RegistryOptions::default()
         };
         for (upstream, route) in self.upstreams.iter().zip(&routes) {
-            if upstream.allow_http {
+            // `routes` has checked the scheme: http only for loopback hosts or with allow_http.
+            if upstream.url.starts_with("http://") {
                 options.allow_http_registries.push(route.registry.clone());
+            }
+            if let Some(ca) = &upstream.ca_file {
+                options.ca_files.push(ca.clone());
             }
             if let Some(c) = &upstream.credentials {
                 let password = std::fs::read_to_string(&c.password_file)

@@ -52,7 +52,8 @@ use signet_oci::{Digest, Reference};
 
 pub use admission::{extract_images, pin_patch, PodImage};
 pub use config::{
-    CacheConfig, GateConfig, Limits, Timeouts, TlsConfig, Upstream, UpstreamCredentials,
+    ApiConfig, CacheConfig, GateConfig, Limits, NetworkConfig, Timeouts, TlsConfig, Upstream,
+    UpstreamCredentials,
 };
 pub use containerd::{
     containerd_verify, CONTAINERD_DESCRIPTOR_MEDIA_TYPE, CONTAINERD_INPUT_MEDIA_TYPE,

@@ -58,6 +58,8 @@ pub(crate) struct Inner<J> {
     pub(crate) metrics: Metrics,
     ready: AtomicBool,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// SHA-256 of the bearer token `/v1/*` requires (`api.token_file`).
+    pub(crate) api_token: Option<Digest>,
 }
 
 /// The gate: configuration, upstream client, active judge, caches and metrics. Cheap to clone
@@ -87,7 +89,7 @@ impl<J: Judge> Gate<J> {
         let routes = config.routes()?;
         let client = RegistryClient::new(config.registry_options()?)?;
         let tls = match &config.tls {
-            Some(t) => Some(tls::server_config(&t.cert, &t.key)?),
+            Some(t) => Some(tls::server_config(&t.cert, &t.key, t.client_ca.as_deref())?),
             None => None,
         };
         let hash = judge.policy_hash();
@@ -112,6 +114,10 @@ impl<J: Judge> Gate<J> {
                 metrics: Metrics::default(),
                 ready: AtomicBool::new(false),
                 tls,
+                api_token: match &config.api.token_file {
+                    Some(path) => Some(api::load_token(path)?),
+                    None => None,
+                },
                 config,
             }),
         })
@@ -185,16 +191,31 @@ impl<J: Judge> Gate<J> {
         })
     }
 
-    /// The routes.
-    fn router(&self) -> Router {
-        Router::new()
+    /// The routes. Without `client_verified`, on a gate that requires client certificates
+    /// (`tls.client_ca`), `/v1/*` answers `401`.
+    fn router(&self, client_verified: bool) -> Router {
+        let api_open = client_verified
+            || self
+                .inner
+                .config
+                .tls
+                .as_ref()
+                .is_none_or(|t| t.client_ca.is_none());
+        let router = if api_open {
+            Router::new()
+                .route("/v1/verify", post(api::verify::<J>))
+                .route("/v1/policy", get(api::policy::<J>))
+        } else {
+            Router::new()
+                .route("/v1/verify", any(api::certificate_required))
+                .route("/v1/policy", any(api::certificate_required))
+        };
+        router
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz::<J>))
             .route("/metrics", get(metrics::<J>))
             .route("/validate", post(admission::validate::<J>))
             .route("/mutate", post(admission::mutate::<J>))
-            .route("/v1/verify", post(api::verify::<J>))
-            .route("/v1/policy", get(api::policy::<J>))
             .route("/v2", any(proxy::version))
             .route("/v2/", any(proxy::version))
             .route("/v2/{*path}", any(proxy::dispatch::<J>))
@@ -224,7 +245,9 @@ impl<J: Judge> BoundGate<J> {
             local,
         } = self;
         let config = &gate.inner.config;
-        let service = TowerToHyperService::new(gate.router());
+        let service = TowerToHyperService::new(gate.router(false));
+        // Connections that presented a client certificate the handshake verified get `/v1/*`.
+        let verified_service = TowerToHyperService::new(gate.router(true));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -257,6 +280,7 @@ impl<J: Judge> BoundGate<J> {
             let watcher = graceful.watcher();
             let builder = builder.clone();
             let service = service.clone();
+            let verified_service = verified_service.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let _permit = permit;
@@ -275,8 +299,22 @@ impl<J: Judge> BoundGate<J> {
                             }
                             Err(_) => return,
                         };
+                        // With `tls.client_ca`, any certificate presented has been verified
+                        // against it by now (a bad one fails the handshake).
+                        let has_certificate = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .is_some_and(|c| !c.is_empty());
                         watcher
-                            .watch(builder.serve_connection(TokioIo::new(tls), service))
+                            .watch(builder.serve_connection(
+                                TokioIo::new(tls),
+                                if has_certificate {
+                                    verified_service
+                                } else {
+                                    service
+                                },
+                            ))
                             .await
                     }
                     None => {

@@ -604,6 +604,7 @@ async fn tls_certificate_is_reloaded_when_files_change() {
     c.tls = Some(TlsConfig {
         cert: live_cert.clone(),
         key: live_key.clone(),
+        client_ca: None,
     });
     let (running, _) = start(c, "https").await;
     let trusting = |cert: &std::path::Path| {
@@ -662,6 +663,7 @@ async fn tls_certificate_is_reloaded_when_files_change() {
     c.tls = Some(TlsConfig {
         cert: cert1,
         key: key2,
+        client_ca: None,
     });
     let (j, _) = judge(0);
     let err = Gate::new(c, j).err().unwrap();

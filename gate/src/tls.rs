@@ -94,17 +94,41 @@ impl ResolvesServerCert for ReloadingCert {
 }
 
 /// A rustls server configuration (ring, TLS 1.2 and 1.3, h2 and http/1.1) serving `cert`/`key`.
+/// With `client_ca`, a client certificate is asked for and, when presented, must chain to one
+/// of its CAs; clients without one still connect (the server then refuses them `/v1/*`).
 pub(crate) fn server_config(
     cert: &Path,
     key: &Path,
+    client_ca: Option<&Path>,
 ) -> Result<Arc<rustls::ServerConfig>, GateError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let resolver = ReloadingCert::new(cert, key, provider.clone())?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| GateError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .map_err(|e| GateError::Tls(e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let tls =
+                |e: &dyn std::fmt::Display| GateError::Tls(format!("{}: {e}", path.display()));
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| tls(&e))? {
+                roots.add(cert.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(tls(&"no CA certificate in file"));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| tls(&e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
