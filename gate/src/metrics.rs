@@ -1,33 +1,119 @@
-//! Prometheus metrics in the text exposition format (version 0.0.4), written by hand: a few
-//! counters and one histogram do not need a metrics crate.
+//! The gate's Prometheus metrics, kept and written by `prometheus-client` in the OpenMetrics
+//! text format (which Prometheus scrapes natively): counters, two gauges and the decision
+//! latency histogram. Sample names are what they were when this was written by hand
+//! (`signet_gate_decisions_total{source,result,mode}`, `signet_gate_decision_seconds_bucket{le}`,
+//! …); dashboards, `bench/` and the tests read them.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of the exposition.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds (seconds) of the decision latency histogram.
 const BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// The gate's counters.
-#[derive(Debug, Default)]
+/// A decision's labels: source, result, mode (fixed vocabularies, so no cardinality to bound).
+type DecisionLabels = [(&'static str, &'static str); 3];
+
+/// The gate's metrics. Each is a handle shared with the registry that writes them.
+#[derive(Debug)]
 pub(crate) struct Metrics {
-    /// (source, result, mode) → count.
-    decisions: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
-    pub(crate) cache_hits: AtomicU64,
-    pub(crate) cache_misses: AtomicU64,
-    pub(crate) shared_judgements: AtomicU64,
-    pub(crate) upstream_errors: AtomicU64,
-    pub(crate) blobs_cut_off: AtomicU64,
-    pub(crate) blob_streams_refused: AtomicU64,
-    pub(crate) passthrough: AtomicU64,
-    pub(crate) policy_reloads: AtomicU64,
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    decision_seconds: Histogram,
+    pub(crate) cache_hits: Counter,
+    pub(crate) cache_misses: Counter,
+    pub(crate) shared_judgements: Counter,
+    pub(crate) upstream_errors: Counter,
+    pub(crate) blobs_cut_off: Counter,
+    pub(crate) blob_streams_refused: Counter,
+    pub(crate) passthrough: Counter,
+    pub(crate) policy_reloads: Counter,
+    cache_entries: Gauge,
+    blob_streams: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        // Counter names go in without `_total`: the encoder adds it to the samples.
+        registry.register(
+            "signet_gate_decisions",
+            "Image decisions by source, result and mode",
+            decisions.clone(),
+        );
+        let decision_seconds = Histogram::new(BUCKETS);
+        registry.register(
+            "signet_gate_decision_seconds",
+            "Time to reach a decision, cache hits included",
+            decision_seconds.clone(),
+        );
+        let mut counter = |name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let cache_hits = counter("signet_gate_cache_hits", "Verdicts served from the cache");
+        let cache_misses = counter("signet_gate_cache_misses", "Verdicts not in the cache");
+        let shared_judgements = counter(
+            "signet_gate_shared_judgements",
+            "Requests that waited for a judgement already under way (single flight)",
+        );
+        let upstream_errors = counter(
+            "signet_gate_upstream_errors",
+            "Upstream registry requests that failed",
+        );
+        let blobs_cut_off = counter(
+            "signet_gate_blobs_cut_off",
+            "Proxied blobs aborted because their bytes did not match their digest or size",
+        );
+        let blob_streams_refused = counter(
+            "signet_gate_blob_streams_refused",
+            "Blob downloads refused with 429 because limits.max_blob_streams were under way",
+        );
+        let passthrough = counter(
+            "signet_gate_passthrough",
+            "Signature artifacts passed through (their subject judged, not they themselves)",
+        );
+        let policy_reloads = counter("signet_gate_policy_reloads", "Policies swapped in");
+        let cache_entries = Gauge::default();
+        registry.register(
+            "signet_gate_cache_entries",
+            "Verdicts held in the cache",
+            cache_entries.clone(),
+        );
+        let blob_streams = Gauge::default();
+        registry.register(
+            "signet_gate_blob_streams",
+            "Blobs streaming through the proxy now",
+            blob_streams.clone(),
+        );
+        Metrics {
+            registry,
+            decisions,
+            decision_seconds,
+            cache_hits,
+            cache_misses,
+            shared_judgements,
+            upstream_errors,
+            blobs_cut_off,
+            blob_streams_refused,
+            passthrough,
+            policy_reloads,
+            cache_entries,
+            blob_streams,
+        }
+    }
 }
 
 impl Metrics {
@@ -39,110 +125,26 @@ impl Metrics {
         mode: &'static str,
         took: Duration,
     ) {
-        if let Ok(mut map) = self.decisions.lock() {
-            *map.entry((source, result, mode)).or_insert(0) += 1;
-        }
-        let seconds = took.as_secs_f64();
-        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.decisions
+            .get_or_create(&[("source", source), ("result", result), ("mode", mode)])
+            .inc();
+        self.decision_seconds.observe(took.as_secs_f64());
     }
 
     /// Add one to `counter`.
-    pub(crate) fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn inc(counter: &Counter) {
+        counter.inc();
     }
 
-    /// The exposition text.
+    /// The exposition text, with the gauges read now.
     pub(crate) fn render(&self, cache_entries: usize, blob_streams: usize) -> String {
+        self.cache_entries
+            .set(i64::try_from(cache_entries).unwrap_or(i64::MAX));
+        self.blob_streams
+            .set(i64::try_from(blob_streams).unwrap_or(i64::MAX));
         let mut out = String::new();
-        out.push_str(
-            "# HELP signet_gate_decisions_total Image decisions by source, result and mode.\n",
-        );
-        out.push_str("# TYPE signet_gate_decisions_total counter\n");
-        if let Ok(map) = self.decisions.lock() {
-            for ((source, result, mode), count) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "signet_gate_decisions_total{{source=\"{source}\",result=\"{result}\",mode=\"{mode}\"}} {count}"
-                );
-            }
-        }
-        out.push_str(
-            "# HELP signet_gate_decision_seconds Time to reach a decision, cache hits included.\n",
-        );
-        out.push_str("# TYPE signet_gate_decision_seconds histogram\n");
-        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(
-                out,
-                "signet_gate_decision_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "signet_gate_decision_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "signet_gate_decision_seconds_sum {sum}");
-        let _ = writeln!(out, "signet_gate_decision_seconds_count {count}");
-        for (name, help, counter) in [
-            (
-                "signet_gate_cache_hits_total",
-                "Verdicts served from the cache.",
-                &self.cache_hits,
-            ),
-            (
-                "signet_gate_cache_misses_total",
-                "Verdicts not in the cache.",
-                &self.cache_misses,
-            ),
-            (
-                "signet_gate_shared_judgements_total",
-                "Requests that waited for a judgement already under way (single flight).",
-                &self.shared_judgements,
-            ),
-            (
-                "signet_gate_upstream_errors_total",
-                "Upstream registry requests that failed.",
-                &self.upstream_errors,
-            ),
-            (
-                "signet_gate_blobs_cut_off_total",
-                "Proxied blobs aborted because their bytes did not match their digest or size.",
-                &self.blobs_cut_off,
-            ),
-            (
-                "signet_gate_blob_streams_refused_total",
-                "Blob downloads refused with 429 because limits.max_blob_streams were under way.",
-                &self.blob_streams_refused,
-            ),
-            (
-                "signet_gate_passthrough_total",
-                "Signature manifests passed through unjudged.",
-                &self.passthrough,
-            ),
-            (
-                "signet_gate_policy_reloads_total",
-                "Policies swapped in.",
-                &self.policy_reloads,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
-        }
-        out.push_str("# HELP signet_gate_cache_entries Verdicts held in the cache.\n");
-        out.push_str("# TYPE signet_gate_cache_entries gauge\n");
-        let _ = writeln!(out, "signet_gate_cache_entries {cache_entries}");
-        out.push_str("# HELP signet_gate_blob_streams Blobs streaming through the proxy now.\n");
-        out.push_str("# TYPE signet_gate_blob_streams gauge\n");
-        let _ = writeln!(out, "signet_gate_blob_streams {blob_streams}");
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
     }
 }
@@ -168,26 +170,40 @@ mod tests {
             "signet_gate_decision_seconds_bucket{le=\"0.001\"} 0",
             "signet_gate_decision_seconds_bucket{le=\"0.005\"} 1",
             "signet_gate_decision_seconds_bucket{le=\"0.05\"} 2",
-            "signet_gate_decision_seconds_bucket{le=\"10\"} 2",
+            "signet_gate_decision_seconds_bucket{le=\"10.0\"} 2",
             "signet_gate_decision_seconds_bucket{le=\"+Inf\"} 3",
             "signet_gate_decision_seconds_count 3",
             "signet_gate_cache_hits_total 1",
+            "signet_gate_cache_misses_total 0",
             "signet_gate_cache_entries 4",
             "signet_gate_blob_streams 2",
             "signet_gate_blob_streams_refused_total 1",
+            "signet_gate_passthrough_total 0",
+            "# TYPE signet_gate_decisions counter",
+            "# TYPE signet_gate_decision_seconds histogram",
+            "# TYPE signet_gate_blob_streams gauge",
+            "# EOF",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
             );
         }
+        // The sum is in seconds.
+        let sum: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("signet_gate_decision_seconds_sum "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((sum - 20.033).abs() < 1e-6, "{sum}");
         // Every sample line belongs to a declared metric.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
-            let base = name
-                .trim_end_matches("_bucket")
-                .trim_end_matches("_sum")
-                .trim_end_matches("_count");
+            let base = ["_bucket", "_sum", "_count", "_total"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
             assert!(text.contains(&format!("# TYPE {base} ")), "{line}");
         }
     }

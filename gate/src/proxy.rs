@@ -2,13 +2,14 @@
 //! docker, podman, skopeo and containerd. A manifest is fetched from upstream, hashed here, judged
 //! under its upstream name and served byte for byte only when admitted; blobs stream through,
 //! digest-checked as they pass, and are cut off (the connection aborted before their last bytes)
-//! when they do not match. Cosign signature manifests (`sha256-<hex>.sig`) pass unjudged so
-//! clients can verify for themselves. Pushes and deletes are refused.
+//! when they do not match. Signature artifacts (cosign's `sha256-<hex>.sig` and `.att`, the
+//! referrers tag `sha256-<hex>`) pass without a verdict of their own, so clients can verify for
+//! themselves, but only when the image they belong to would be admitted and only in a shape no
+//! container engine could run (see [`artifact_shape`]). Pushes and deletes are refused.
 
 // Handlers' helpers fail with the HTTP answer to give; it is large, and that is fine here.
 #![allow(clippy::result_large_err)]
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -18,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
-use signet_oci::manifest::SIMPLE_SIGNING;
+use signet_oci::manifest::{DOCKER_CONFIG, OCI_CONFIG, SIMPLE_SIGNING};
 use signet_oci::registry::ByteStream;
-use signet_oci::{Descriptor, Digest, FetchedManifest, Manifest, Reference};
+use signet_oci::{Descriptor, Digest, FetchedManifest, ImageIndex, Manifest, Reference};
 
 use super::config::route_in;
 use super::engine::{Source, MAX_MESSAGE_CHARS};
@@ -91,18 +92,136 @@ fn parse_path(path: &str) -> Option<Target<'_>> {
     None
 }
 
-/// Whether `tag` is a cosign signature tag: `sha256-<64 hex>.sig`.
-pub(crate) fn is_signature_tag(tag: &str) -> bool {
-    tag.strip_prefix("sha256-")
-        .and_then(|t| t.strip_suffix(".sig"))
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+/// Where a signature artifact tag points: cosign's signature and attestation manifests, or the
+/// OCI referrers tag schema's index of artifacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArtifactTag {
+    /// `sha256-<hex>.sig` or `sha256-<hex>.att`: one image manifest of artifact layers.
+    Cosign,
+    /// `sha256-<hex>`: an index of artifact manifests (OCI 1.1 referrers tag schema).
+    Referrers,
 }
 
-/// Whether `manifest` is a cosign signature manifest (every layer a simple-signing payload), so
-/// that a runnable image tagged like a signature is still judged.
-fn is_signature_manifest(manifest: &Manifest) -> bool {
-    matches!(manifest, Manifest::Image(m)
-        if !m.layers.is_empty() && m.layers.iter().all(|l| l.media_type == SIMPLE_SIGNING))
+/// The subject digest a signature artifact tag names (`sha256-<64 hex>` with `.sig`, `.att` or
+/// nothing after it), and what the tag holds; `None` for any other tag.
+fn artifact_tag(tag: &str) -> Option<(Digest, ArtifactTag)> {
+    let rest = tag.strip_prefix("sha256-")?;
+    let (hex, kind) = match rest
+        .strip_suffix(".sig")
+        .or_else(|| rest.strip_suffix(".att"))
+    {
+        Some(hex) => (hex, ArtifactTag::Cosign),
+        None => (rest, ArtifactTag::Referrers),
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    Some((format!("sha256:{hex}").parse().ok()?, kind))
+}
+
+/// Layer media types a signature artifact may hold: cosign simple-signing payloads, DSSE and
+/// in-toto attestations, sigstore bundles. No container engine unpacks these as a filesystem.
+const ARTIFACT_LAYER_TYPES: [&str; 5] = [
+    SIMPLE_SIGNING,
+    "application/vnd.dsse.envelope.v1+json",
+    "application/vnd.in-toto+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+];
+/// The OCI 1.1 artifact convention's empty config.
+const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+/// A signature artifact holds at most this many layers (cosign's and Signet's cap on signatures
+/// per image)…
+const MAX_ARTIFACT_LAYERS: usize = 100;
+/// … each at most this large (a simple-signing payload is under 64 KiB; attestations are larger).
+const MAX_ARTIFACT_LAYER_BYTES: u64 = 4 << 20;
+/// Its config is at most this large (it is read, to check that it is inert).
+const MAX_ARTIFACT_CONFIG_BYTES: u64 = 64 << 10;
+/// A referrers index names at most this many artifacts.
+const MAX_REFERRERS: usize = 1000;
+
+/// Why `manifest` is not a signature artifact in the shape `kind` holds, or `Ok` with the config
+/// blob to read and check for inertness ([`inert_config`]) if it is typed as an image config.
+///
+/// A signature artifact is never something a container engine could run: every layer is one of
+/// [`ARTIFACT_LAYER_TYPES`] (never an image layer type), bounded in number and size, and the config
+/// is either the empty config or an image config that names no platform and no entrypoint — the
+/// inert config cosign and Signet write into `.sig` manifests (so the config media type alone
+/// cannot decide: cosign's own signatures carry `application/vnd.oci.image.config.v1+json`).
+/// A referrers index lists only manifests, each of which is checked in turn when fetched.
+fn artifact_shape(manifest: &Manifest, kind: ArtifactTag) -> Result<Option<Descriptor>, String> {
+    match (manifest, kind) {
+        (Manifest::Index(index), ArtifactTag::Referrers) => {
+            if index.manifests.len() > MAX_REFERRERS {
+                return Err(format!("more than {MAX_REFERRERS} referrers"));
+            }
+            if let Some(d) = index.manifests.iter().find(|d| !d.is_manifest()) {
+                return Err(format!("the index names a {} ({})", d.media_type, d.digest));
+            }
+            Ok(None)
+        }
+        (Manifest::Image(m), ArtifactTag::Cosign) => {
+            if m.layers.is_empty() {
+                return Err("no layers".into());
+            }
+            if m.layers.len() > MAX_ARTIFACT_LAYERS {
+                return Err(format!("more than {MAX_ARTIFACT_LAYERS} layers"));
+            }
+            for layer in &m.layers {
+                if !ARTIFACT_LAYER_TYPES.contains(&layer.media_type.as_str()) {
+                    return Err(format!(
+                        "layer {} is a {}, not a signature or attestation",
+                        layer.digest, layer.media_type
+                    ));
+                }
+                if layer.size > MAX_ARTIFACT_LAYER_BYTES {
+                    return Err(format!(
+                        "layer {} is larger than {MAX_ARTIFACT_LAYER_BYTES} bytes",
+                        layer.digest
+                    ));
+                }
+            }
+            if m.config.size > MAX_ARTIFACT_CONFIG_BYTES {
+                return Err(format!(
+                    "its config is larger than {MAX_ARTIFACT_CONFIG_BYTES} bytes"
+                ));
+            }
+            match m.config.media_type.as_str() {
+                EMPTY_CONFIG => Ok(None),
+                OCI_CONFIG | DOCKER_CONFIG => Ok(Some(m.config.clone())),
+                other => Err(format!("its config is a {other}")),
+            }
+        }
+        (Manifest::Index(_), ArtifactTag::Cosign) => Err("an index under a cosign tag".into()),
+        (Manifest::Image(_), ArtifactTag::Referrers) => {
+            Err("an image manifest under a referrers tag".into())
+        }
+    }
+}
+
+/// Whether an image config blob is inert: no platform (engines refuse an image whose config
+/// names no OS) and no entrypoint or command, as cosign and Signet write them.
+fn inert_config(bytes: &[u8]) -> Result<(), String> {
+    let config: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| "its config is not JSON".to_string())?;
+    let blank =
+        |v: Option<&serde_json::Value>| v.is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+    if !config.is_object() {
+        return Err("its config is not a JSON object".into());
+    }
+    if !blank(config.get("os")) || !blank(config.get("architecture")) {
+        return Err("its config names a platform".into());
+    }
+    if let Some(run) = config.get("config").filter(|c| !c.is_null()) {
+        if !run.is_object()
+            || ["Entrypoint", "Cmd"]
+                .iter()
+                .any(|k| run.get(k).is_some_and(|v| !v.is_null()))
+        {
+            return Err("its config names something to run".into());
+        }
+    }
+    Ok(())
 }
 
 /// containerd's `ns` query parameter (the registry a mirror request is for), if any. Registry
@@ -214,14 +333,27 @@ async fn manifest<J: Judge>(
         Err(e) => return upstream_failure(gate, &e, "MANIFEST_UNKNOWN"),
     };
     let repository = upstream_ref.name();
-    let signature =
-        tag.is_some_and(is_signature_tag) || gate.is_known_signature(&repository, &fetched.digest);
-    if signature && is_signature_manifest(&fetched.manifest) {
-        Metrics::inc(&gate.inner.metrics.passthrough);
-        gate.remember_manifest(&repository, &fetched);
-        gate.remember_signature(&repository, &fetched.digest);
-        tracing::debug!(target: "signet::gate", image = %upstream_ref, digest = %fetched.digest, "signature manifest passed through");
-        return serve_manifest(fetched, head);
+    // A signature artifact: named by its tag, or (by digest) one served under such a tag before.
+    let artifact = match tag {
+        Some(tag) => artifact_tag(tag),
+        None => gate
+            .known_artifact(&repository, &fetched.digest)
+            .map(|subject| {
+                let kind = match fetched.manifest {
+                    Manifest::Index(_) => ArtifactTag::Referrers,
+                    Manifest::Image(_) => ArtifactTag::Cosign,
+                };
+                (subject, kind)
+            }),
+    };
+    let mut not_artifact = None;
+    if let Some((subject, kind)) = artifact {
+        match check_artifact(gate, &upstream_ref, &fetched, kind).await {
+            Ok(()) => return serve_artifact(gate, ns, name, fetched, subject, head).await,
+            // Not inert: judged below like any image (a runnable image under a signature tag
+            // is an image).
+            Err(why) => not_artifact = Some(why),
+        }
     }
     let decision = gate
         .decide_at(upstream_ref.clone(), fetched.digest.clone(), Source::Proxy)
@@ -231,43 +363,80 @@ async fn manifest<J: Judge>(
             StatusCode::FORBIDDEN,
             "DENIED",
             &format!(
-                "image {upstream_ref} ({}) is not trusted: {}",
-                fetched.digest, decision.message
+                "image {upstream_ref} ({}) is not trusted: {}{}",
+                fetched.digest,
+                decision.message,
+                not_artifact
+                    .map(|why| format!(" (not served as a signature artifact: {why})"))
+                    .unwrap_or_default()
             ),
         );
     }
     gate.remember_manifest(&repository, &fetched);
-    if let (Manifest::Index(index), false) = (&fetched.manifest, decision.error) {
-        // The index's verdict covers the platform manifests it names by digest (their bytes are
-        // checked against those digests when fetched): clients fetch them next.
-        let hash = gate.active().hash.clone();
-        if let Ok(mut state) = gate.inner.verdicts.lock() {
-            let now = Instant::now();
-            for child in index
-                .manifests
-                .iter()
-                .filter(|d| d.is_manifest())
-                .take(1000)
-            {
-                let judgement = Judgement {
-                    digest: child.digest.clone(),
-                    allowed: decision.allowed,
-                    mode: decision.mode,
-                    message: format!(
-                        "platform manifest of {}: {}",
-                        fetched.digest, decision.message
-                    ),
-                    report: std::sync::Arc::new(json!({"covered_by": fetched.digest.to_string()})),
-                    cacheable: true,
-                };
-                state.cache.insert(
-                    (repository.clone(), child.digest.clone(), hash.clone()),
-                    std::sync::Arc::new(judgement),
-                    now,
-                );
-            }
+    if let Manifest::Index(index) = &fetched.manifest {
+        gate.cover_platform_manifests(&repository, &fetched.digest, index);
+    }
+    serve_manifest(fetched, head)
+}
+
+/// Whether `fetched`, found where `kind` of artifact lives, is an inert signature artifact
+/// ([`artifact_shape`]); reads and checks an image-typed config blob.
+async fn check_artifact<J: Judge>(
+    gate: &Gate<J>,
+    reference: &Reference,
+    fetched: &FetchedManifest,
+    kind: ArtifactTag,
+) -> Result<(), String> {
+    let Some(config) = artifact_shape(&fetched.manifest, kind)? else {
+        return Ok(());
+    };
+    let bytes = gate
+        .inner
+        .client
+        .get_blob_bytes(reference, &config, MAX_ARTIFACT_CONFIG_BYTES)
+        .await
+        .map_err(|e| format!("its config could not be read: {e}"))?;
+    inert_config(&bytes)
+}
+
+/// Serve a signature artifact of `subject` if the gate would admit `subject` itself: signatures
+/// of an image that may not run help nobody, and the subject's verdict is what makes the
+/// artifact's source one the policy vouches for.
+async fn serve_artifact<J: Judge>(
+    gate: &Gate<J>,
+    ns: Option<&str>,
+    name: &str,
+    fetched: FetchedManifest,
+    subject: Digest,
+    head: bool,
+) -> Response {
+    let subject_ref = match upstream(gate, ns, name, None, Some(subject.clone())) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let repository = subject_ref.name();
+    let decision = gate
+        .decide_at(subject_ref.clone(), subject.clone(), Source::Proxy)
+        .await;
+    if !decision.admitted() {
+        return oci_error(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            &format!(
+                "signature artifact {} is not served: the image it belongs to, {subject_ref}, is not trusted: {}",
+                fetched.digest, decision.message
+            ),
+        );
+    }
+    Metrics::inc(&gate.inner.metrics.passthrough);
+    gate.remember_manifest(&repository, &fetched);
+    gate.remember_artifact(&repository, &fetched.digest, &subject);
+    if let Manifest::Index(index) = &fetched.manifest {
+        for child in index.manifests.iter().take(MAX_REFERRERS) {
+            gate.remember_artifact(&repository, &child.digest, &subject);
         }
     }
+    tracing::debug!(target: "signet::gate", subject = %subject_ref, digest = %fetched.digest, "signature artifact passed through");
     serve_manifest(fetched, head)
 }
 
@@ -307,12 +476,20 @@ async fn blob<J: Judge>(
         Err(response) => return response,
     };
     let repository = reference.name();
-    let size = match gate.known_blob_size(&repository, &digest) {
-        Some(size) => size,
-        None => match probe_size(gate, &reference, &digest).await {
-            Ok(size) => size,
-            Err(response) => return response,
-        },
+    // The probe opens an upstream GET: it takes a place among the blob streams first, so that
+    // no request (HEAD included) opens upstream downloads beyond `limits.max_blob_streams`.
+    let (size, permit) = match gate.known_blob_size(&repository, &digest) {
+        Some(size) => (size, None),
+        None => {
+            let permit = match blob_stream_permit(gate).await {
+                Ok(p) => p,
+                Err(response) => return response,
+            };
+            match probe_size(gate, &reference, &digest).await {
+                Ok(size) => (size, Some(permit)),
+                Err(response) => return response,
+            }
+        }
     };
     let mut descriptor = Descriptor::of("application/octet-stream", &[]);
     descriptor.digest = digest.clone();
@@ -320,9 +497,12 @@ async fn blob<J: Judge>(
     let mut response = if head {
         Response::new(Body::empty())
     } else {
-        let permit = match blob_stream_permit(gate).await {
-            Ok(p) => p,
-            Err(response) => return response,
+        let permit = match permit {
+            Some(p) => p,
+            None => match blob_stream_permit(gate).await {
+                Ok(p) => p,
+                Err(response) => return response,
+            },
         };
         let stream = match gate.inner.client.get_blob(&reference, &descriptor).await {
             Ok(s) => s,
@@ -443,11 +623,7 @@ fn hold_back_last<J: Judge>(
                 Some(Err(e)) => {
                     s.held = None;
                     s.done = true;
-                    s.gate
-                        .inner
-                        .metrics
-                        .blobs_cut_off
-                        .fetch_add(1, Ordering::Relaxed);
+                    Metrics::inc(&s.gate.inner.metrics.blobs_cut_off);
                     tracing::warn!(target: "signet::gate", blob = %s.what, error = %e, "blob cut off");
                     return Some((Err(std::io::Error::other(e.to_string())), s));
                 }
@@ -483,6 +659,44 @@ async fn tags<J: Judge>(gate: &Gate<J>, ns: Option<&str>, name: &str, head: bool
 }
 
 impl<J: Judge> Gate<J> {
+    /// Let the cached verdict on index `digest` cover the platform manifests it names by digest
+    /// (their bytes are checked against those digests when fetched): clients fetch them next.
+    /// Each is cached under the same policy hash and until the same instant as the index's own
+    /// cached verdict (which its `valid_until` bounds); with no cached verdict on the index (not cacheable,
+    /// or made under a policy replaced since) nothing is covered and each is judged itself.
+    fn cover_platform_manifests(&self, repository: &str, digest: &Digest, index: &ImageIndex) {
+        let Ok(mut state) = self.inner.verdicts.lock() else {
+            return;
+        };
+        let now = self.inner.clock.monotonic();
+        let hash = self.active().hash.clone();
+        let key = (repository.to_string(), digest.clone(), hash.clone());
+        let (Some(verdict), Some(until)) =
+            (state.cache.get(&key, now), state.cache.expiry(&key, now))
+        else {
+            return;
+        };
+        for child in index
+            .manifests
+            .iter()
+            .filter(|d| d.is_manifest())
+            .take(1000)
+        {
+            let judgement = Judgement {
+                digest: child.digest.clone(),
+                message: format!("platform manifest of {digest}: {}", verdict.message),
+                report: std::sync::Arc::new(json!({"covered_by": digest.to_string()})),
+                ..verdict.as_ref().clone()
+            };
+            state.cache.insert_until(
+                (repository.to_string(), child.digest.clone(), hash.clone()),
+                std::sync::Arc::new(judgement),
+                now,
+                Some(until),
+            );
+        }
+    }
+
     /// Remember the sizes of the blobs a served manifest names (blob requests need them).
     fn remember_manifest(&self, repository: &str, fetched: &FetchedManifest) {
         let Manifest::Image(m) = &fetched.manifest else {
@@ -507,19 +721,25 @@ impl<J: Judge> Gate<J> {
             .get(&(repository.to_string(), digest.clone()), Instant::now())
     }
 
-    fn remember_signature(&self, repository: &str, digest: &Digest) {
+    /// Remember that `digest` was served as a signature artifact of `subject` (clients may fetch
+    /// it again by digest; it is checked again then, and its subject judged again).
+    fn remember_artifact(&self, repository: &str, digest: &Digest, subject: &Digest) {
         if let Ok(mut known) = self.inner.signatures.lock() {
-            known.insert((repository.to_string(), digest.clone()), (), Instant::now());
+            known.insert(
+                (repository.to_string(), digest.clone()),
+                subject.clone(),
+                Instant::now(),
+            );
         }
     }
 
-    fn is_known_signature(&self, repository: &str, digest: &Digest) -> bool {
+    /// The subject of a signature artifact served here before.
+    fn known_artifact(&self, repository: &str, digest: &Digest) -> Option<Digest> {
         self.inner
             .signatures
             .lock()
-            .ok()
-            .and_then(|mut k| k.get(&(repository.to_string(), digest.clone()), Instant::now()))
-            .is_some()
+            .ok()?
+            .get(&(repository.to_string(), digest.clone()), Instant::now())
     }
 }
 
@@ -579,15 +799,111 @@ mod tests {
     }
 
     #[test]
-    fn signature_tags() {
+    fn artifact_tags_name_their_subject() {
         let hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        assert!(is_signature_tag(&format!("sha256-{hex}.sig")));
-        assert!(!is_signature_tag(&format!("sha256-{hex}.att")));
-        assert!(!is_signature_tag(&format!("sha256-{}.sig", &hex[1..])));
-        assert!(!is_signature_tag(&format!(
-            "sha256-{}.sig",
-            hex.to_uppercase()
-        )));
-        assert!(!is_signature_tag("v1.sig"));
+        let subject: Digest = format!("sha256:{hex}").parse().unwrap();
+        for (tag, kind) in [
+            (format!("sha256-{hex}.sig"), ArtifactTag::Cosign),
+            (format!("sha256-{hex}.att"), ArtifactTag::Cosign),
+            (format!("sha256-{hex}"), ArtifactTag::Referrers),
+        ] {
+            assert_eq!(artifact_tag(&tag), Some((subject.clone(), kind)), "{tag}");
+        }
+        for tag in [
+            format!("sha256-{}.sig", &hex[1..]),
+            format!("sha256-{}.sig", hex.to_uppercase()),
+            format!("sha256-{hex}.sbom"),
+            format!("sha512-{hex}.sig"),
+            "v1.sig".to_string(),
+            "latest".to_string(),
+        ] {
+            assert_eq!(artifact_tag(&tag), None, "{tag}");
+        }
+    }
+
+    fn image(config: (&str, &[u8]), layers: &[(&str, u64)]) -> Manifest {
+        let layers: Vec<Value> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, (t, size))| {
+                let mut d = Descriptor::of(t, format!("layer {i}").as_bytes());
+                d.size = *size;
+                serde_json::to_value(d).unwrap()
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": signet_oci::manifest::OCI_MANIFEST,
+            "config": Descriptor::of(config.0, config.1), "layers": layers,
+        }))
+        .unwrap();
+        Manifest::parse(&bytes, None, "test").unwrap()
+    }
+
+    use serde_json::Value;
+
+    #[test]
+    fn only_inert_shapes_are_signature_artifacts() {
+        let config =
+            br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let cosign = image((OCI_CONFIG, config), &[(SIMPLE_SIGNING, 300)]);
+        let needs_config = artifact_shape(&cosign, ArtifactTag::Cosign).unwrap();
+        assert_eq!(needs_config.unwrap().media_type, OCI_CONFIG);
+        let bundle = image(
+            (EMPTY_CONFIG, b"{}"),
+            &[("application/vnd.dev.sigstore.bundle.v0.3+json", 3000)],
+        );
+        assert_eq!(artifact_shape(&bundle, ArtifactTag::Cosign), Ok(None));
+        let why = |m: &Manifest, kind| artifact_shape(m, kind).unwrap_err();
+        assert!(why(&cosign, ArtifactTag::Referrers).contains("under a referrers tag"));
+        let tar = image(
+            (OCI_CONFIG, config),
+            &[
+                (SIMPLE_SIGNING, 300),
+                ("application/vnd.oci.image.layer.v1.tar+gzip", 300),
+            ],
+        );
+        assert!(why(&tar, ArtifactTag::Cosign)
+            .contains("is a application/vnd.oci.image.layer.v1.tar+gzip, not a signature"));
+        let big = image((OCI_CONFIG, config), &[(SIMPLE_SIGNING, 5 << 20)]);
+        assert!(why(&big, ArtifactTag::Cosign).contains("larger than 4194304 bytes"));
+        let many = image((OCI_CONFIG, config), &[(SIMPLE_SIGNING, 300); 101]);
+        assert!(why(&many, ArtifactTag::Cosign).contains("more than 100 layers"));
+        let none = image((OCI_CONFIG, config), &[]);
+        assert_eq!(why(&none, ArtifactTag::Cosign), "no layers");
+        let plugin = image(
+            ("application/vnd.docker.plugin.v1+json", b"{}"),
+            &[(SIMPLE_SIGNING, 300)],
+        );
+        assert!(why(&plugin, ArtifactTag::Cosign)
+            .contains("its config is a application/vnd.docker.plugin.v1+json"));
+    }
+
+    #[test]
+    fn only_configs_without_platform_or_command_are_inert() {
+        for ok in [
+            r#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+            r#"{"rootfs":{"type":"layers","diff_ids":[]}}"#,
+            r#"{"os":null,"config":{"Entrypoint":null,"Labels":{"a":"b"}}}"#,
+        ] {
+            assert_eq!(inert_config(ok.as_bytes()), Ok(()), "{ok}");
+        }
+        for (bad, wanted) in [
+            (
+                r#"{"architecture":"amd64","os":"linux","config":{}}"#,
+                "names a platform",
+            ),
+            (r#"{"os":"","architecture":"arm64"}"#, "names a platform"),
+            (
+                r#"{"config":{"Entrypoint":["/bin/sh"]}}"#,
+                "names something to run",
+            ),
+            (r#"{"config":{"Cmd":["sh"]}}"#, "names something to run"),
+            (r#"{"config":"x"}"#, "names something to run"),
+            ("[]", "not a JSON object"),
+            ("{", "not JSON"),
+        ] {
+            let err = inert_config(bad.as_bytes()).unwrap_err();
+            assert!(err.contains(wanted), "{bad}: {err}");
+        }
     }
 }

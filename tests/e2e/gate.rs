@@ -56,6 +56,7 @@ impl Judge for TestJudge {
             },
             report: std::sync::Arc::new(json!({"repository": repo})),
             cacheable: true,
+            valid_until: None,
         })
     }
 
@@ -341,23 +342,25 @@ async fn push_signature(
 
 #[test]
 fn signature_tags_pass_through_unjudged_and_runnable_images_under_them_do_not() {
+    // (Signature artifacts pass only for an image the gate admits: tests/e2e/proxy_edges.rs.)
     let reg = TestRegistry::start();
+    let signed = support::push_sample_image(&reg, "allowed/app:v1");
     let denied = support::push_sample_image(&reg, "denied/app:v1");
     let disguised = support::push_sample_image(&reg, "denied/app:v2");
     let rt = support::runtime();
     let gate = RunningGate::start(&rt, &reg.host());
     rt.block_on(async {
         let client = support::client();
-        let (sig_digest, payload) = push_signature(&client, &reg, "denied/app", &denied).await;
-        let tag = denied.signature_tag();
-        let r = get(&format!("{}/v2/denied/app/manifests/{tag}", gate.url)).await;
+        let (sig_digest, payload) = push_signature(&client, &reg, "allowed/app", &signed).await;
+        let tag = signed.signature_tag();
+        let r = get(&format!("{}/v2/allowed/app/manifests/{tag}", gate.url)).await;
         assert_eq!(r.status(), 200);
         assert_eq!(
             r.headers()["docker-content-digest"],
             sig_digest.to_string().as_str()
         );
         // Its payload blob, and the manifest again by digest.
-        let through = gate.reference(&format!("denied/app:{tag}"));
+        let through = gate.reference(&format!("allowed/app:{tag}"));
         let fetched = client.get_manifest(&through).await.unwrap();
         assert_eq!(fetched.digest, sig_digest);
         let layer = match &fetched.manifest {
@@ -372,12 +375,22 @@ fn signature_tags_pass_through_unjudged_and_runnable_images_under_them_do_not() 
             payload
         );
         let r = get(&format!(
-            "{}/v2/denied/app/manifests/{sig_digest}",
+            "{}/v2/allowed/app/manifests/{sig_digest}",
             gate.url
         ))
         .await;
         assert_eq!(r.status(), 200);
-        assert_eq!(gate.judge.calls(), 0, "signature manifests are not judged");
+        // The image signed was judged (once; then cached), the signature manifest never.
+        let asked = gate.judge.asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert_eq!(asked[0].1.as_ref(), Some(&signed));
+
+        // The signatures of a denied image are not served.
+        push_signature(&client, &reg, "denied/app", &denied).await;
+        let tag = denied.signature_tag();
+        let r = get(&format!("{}/v2/denied/app/manifests/{tag}", gate.url)).await;
+        assert_eq!(r.status(), 403);
+        assert_eq!(gate.judge.calls(), 2);
 
         // A runnable image tagged like a signature is judged like any image.
         let fake_tag = disguised.signature_tag();
@@ -392,7 +405,7 @@ fn signature_tags_pass_through_unjudged_and_runnable_images_under_them_do_not() 
             .unwrap();
         let r = get(&format!("{}/v2/denied/app/manifests/{fake_tag}", gate.url)).await;
         assert_eq!(r.status(), 403);
-        assert_eq!(gate.judge.calls(), 1);
+        assert_eq!(gate.judge.calls(), 3);
     });
 }
 

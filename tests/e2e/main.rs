@@ -10,6 +10,7 @@ mod image;
 mod interop;
 mod keys;
 mod policy;
+mod proxy_edges;
 mod registry;
 mod robustness;
 mod serve;
