@@ -36,9 +36,14 @@ pub struct GlobalOptions {
     /// Reach this registry (HOST[:PORT]) over plain HTTP; loopback hosts always may. Repeatable.
     #[arg(long = "allow-http-registry", value_name = "HOST", global = true)]
     pub allow_http_registry: Vec<String>,
-    /// Trust the PEM CA certificates in FILE for registry TLS. Repeatable.
+    /// Trust the PEM CA certificates in FILE for registry TLS, besides the system's trust store
+    /// (`SSL_CERT_FILE`, `SSL_CERT_DIR` honoured) and the bundled web roots. Repeatable.
     #[arg(long = "ca-file", value_name = "FILE", global = true)]
     pub ca_file: Vec<PathBuf>,
+    /// Connect to ADDR for registry host HOST instead of asking DNS (like `curl --resolve`; TLS
+    /// is still checked against HOST). Repeatable.
+    #[arg(long = "resolve", value_name = "HOST=ADDR", global = true, value_parser = parse_resolve)]
+    pub resolve: Vec<(String, std::net::IpAddr)>,
     /// User name for the image's registry (with --registry-password-stdin).
     #[arg(
         long,
@@ -127,6 +132,7 @@ impl GlobalOptions {
         Ok(RegistryOptions {
             allow_http_registries: self.allow_http_registry.clone(),
             ca_files: self.ca_file.clone(),
+            resolve: self.resolve.clone(),
             credentials,
             max_manifest_bytes: self.max_manifest_bytes,
             timeout: Duration::from_secs(self.timeout),
@@ -142,6 +148,22 @@ impl GlobalOptions {
         };
         Ok(RegistryClient::new(self.registry_options(host)?)?)
     }
+}
+
+/// `HOST=ADDR` of `--resolve`.
+fn parse_resolve(text: &str) -> Result<(String, std::net::IpAddr), String> {
+    let (host, addr) = text
+        .split_once('=')
+        .ok_or_else(|| "expected HOST=ADDR".to_string())?;
+    if host.is_empty() || host.contains([':', '/', ' ']) {
+        return Err(format!("{host:?} is not a host name (no port)"));
+    }
+    let addr = addr
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("{addr:?} is not an IP address"))?;
+    Ok((host.to_ascii_lowercase(), addr))
 }
 
 /// Parse an image argument (`HOST/REPO[:TAG][@DIGEST]`, `oci:DIR[:TAG]`, `docker-archive:FILE`).

@@ -461,6 +461,7 @@ mod tests {
             image: image.into(),
             reference: image.parse().ok(),
             digest,
+            policy_hash: Some("test-policy".into()),
             allowed,
             mode,
             message: "m".into(),

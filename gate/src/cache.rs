@@ -1,25 +1,61 @@
-//! A map whose entries expire after a fixed time and whose size is bounded: the verdict cache and
-//! the proxy's small memories (blob sizes, signature manifests) are all one of these. The clock is
-//! passed in, so expiry is tested without sleeping.
+//! A map whose entries expire and whose size is bounded: the verdict cache and the proxy's small
+//! memories (blob sizes, signature manifests) are all one of these. Each entry lives `ttl` from
+//! insertion, or less when the caller gives an earlier deadline (a verdict that a key's
+//! `notAfter` will change). The clock is passed in, so expiry is tested without sleeping.
+//!
+//! Storage and eviction are `quick_cache`'s single-threaded cache (S3-FIFO: a full cache drops a
+//! cold entry in O(1), where the hand-written map before it scanned every entry). Its concurrent
+//! cache and `moka` are not used: the verdict cache must sit under the same lock as the
+//! judgements under way (single flight, see `engine.rs`), and `moka` reads its own clock, so
+//! tests could not move time.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-/// Entries live `ttl` from insertion; at most `capacity` are kept (when full, expired entries go
-/// first, then the one closest to expiry).
-#[derive(Debug)]
+use quick_cache::unsync::{Cache, DefaultLifecycle};
+use quick_cache::{DefaultHashBuilder, OptionsBuilder, UnitWeighter};
+
+/// Entries are kept until their deadline; at most about `capacity` are kept (when full, a cold
+/// entry goes, live or not). Expired entries are dropped when looked up or evicted.
 pub(crate) struct TtlMap<K, V> {
-    entries: HashMap<K, (V, Instant)>,
+    entries: Cache<K, (V, Instant)>,
     capacity: usize,
     ttl: Duration,
 }
 
+impl<K: Hash + Eq, V> std::fmt::Debug for TtlMap<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TtlMap")
+            .field("len", &self.entries.len())
+            .field("capacity", &self.capacity)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// Slots reserved up front: the gate's maps allow 100,000 entries, which a small deployment
+/// never fills; the table grows as entries come.
+const INITIAL_SLOTS: usize = 1024;
+
 impl<K: Hash + Eq + Clone, V: Clone> TtlMap<K, V> {
     /// An empty map; `capacity` 0 or a zero `ttl` keeps nothing.
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
+        let options = OptionsBuilder::new()
+            .estimated_items_capacity(capacity.clamp(1, INITIAL_SLOTS))
+            .weight_capacity(capacity.max(1) as u64)
+            .build();
+        let entries = match options {
+            Ok(options) => Cache::with_options(
+                options,
+                UnitWeighter,
+                DefaultHashBuilder::default(),
+                DefaultLifecycle::default(),
+            ),
+            // Both required options are set above; `build` fails on nothing else.
+            Err(_) => Cache::new(capacity.max(1)),
+        };
         TtlMap {
-            entries: HashMap::new(),
+            entries,
             capacity,
             ttl,
         }
@@ -37,27 +73,37 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlMap<K, V> {
         }
     }
 
+    /// When the live entry for `key` expires, if there is one at `now`.
+    pub(crate) fn expiry(&self, key: &K, now: Instant) -> Option<Instant> {
+        match self.entries.peek(key) {
+            Some((_, expires)) if *expires > now => Some(*expires),
+            _ => None,
+        }
+    }
+
     /// Keep `value` for `key` until `now + ttl`.
     pub(crate) fn insert(&mut self, key: K, value: V, now: Instant) {
-        if self.capacity == 0 || self.ttl.is_zero() {
+        self.insert_until(key, value, now, None);
+    }
+
+    /// Keep `value` for `key` until `now + ttl`, or until `deadline` if that is sooner; a
+    /// deadline not after `now` keeps nothing (and forgets an older value for `key`).
+    pub(crate) fn insert_until(
+        &mut self,
+        key: K,
+        value: V,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) {
+        let mut expires = now + self.ttl;
+        if let Some(deadline) = deadline {
+            expires = expires.min(deadline);
+        }
+        if self.capacity == 0 || expires <= now {
+            self.entries.remove(&key);
             return;
         }
-        if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
-            self.entries.retain(|_, (_, expires)| *expires > now);
-            if self.entries.len() >= self.capacity {
-                // Full of live entries: the oldest goes (all share one ttl, so soonest to expire
-                // is oldest). O(n), but only when the cache is full.
-                if let Some(oldest) = self
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, (_, expires))| *expires)
-                    .map(|(k, _)| k.clone())
-                {
-                    self.entries.remove(&oldest);
-                }
-            }
-        }
-        self.entries.insert(key, (value, now + self.ttl));
+        self.entries.insert(key, (value, expires));
     }
 
     /// Forget everything (on policy reload).
@@ -92,24 +138,36 @@ mod tests {
     }
 
     #[test]
-    fn size_is_bounded_oldest_goes_first() {
+    fn an_earlier_deadline_shortens_an_entry_and_a_later_one_does_not_lengthen_it() {
         let t0 = Instant::now();
-        let mut map = TtlMap::new(3, Duration::from_secs(60));
-        for (i, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
-            map.insert(key, i, t0 + Duration::from_secs(i as u64));
+        let mut map = TtlMap::new(10, Duration::from_secs(300));
+        map.insert_until("key-retires", 1, t0, Some(t0 + Duration::from_secs(10)));
+        assert_eq!(
+            map.get(&"key-retires", t0 + Duration::from_secs(9)),
+            Some(1)
+        );
+        assert_eq!(map.get(&"key-retires", t0 + Duration::from_secs(10)), None);
+        map.insert_until("far", 2, t0, Some(t0 + Duration::from_secs(3600)));
+        assert_eq!(map.get(&"far", t0 + Duration::from_secs(299)), Some(2));
+        assert_eq!(map.get(&"far", t0 + Duration::from_secs(300)), None);
+        // A deadline already past keeps nothing, and drops what was there.
+        map.insert("past", 3, t0);
+        map.insert_until("past", 4, t0 + Duration::from_secs(1), Some(t0));
+        assert_eq!(map.get(&"past", t0 + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn size_is_bounded() {
+        let t0 = Instant::now();
+        let mut map = TtlMap::new(100, Duration::from_secs(60));
+        for i in 0..1000 {
+            map.insert(i, i, t0);
         }
-        assert_eq!(map.len(), 3);
-        let now = t0 + Duration::from_secs(10);
-        assert_eq!(map.get(&"a", now), None, "oldest evicted");
-        assert_eq!(map.get(&"d", now), Some(3));
-        // Expired entries are purged before live ones are evicted.
-        let mut map = TtlMap::new(2, Duration::from_secs(5));
-        map.insert("old", 0, t0);
-        map.insert("live", 1, t0 + Duration::from_secs(4));
-        map.insert("new", 2, t0 + Duration::from_secs(6));
-        let now = t0 + Duration::from_secs(7);
-        assert_eq!(map.get(&"live", now), Some(1));
-        assert_eq!(map.get(&"new", now), Some(2));
+        assert!(map.len() <= 100, "{} entries", map.len());
+        // The newest entries are there (S3-FIFO admits new entries; cold old ones go).
+        assert_eq!(map.get(&999, t0), Some(999));
+        let live = (0..1000).filter(|i| map.get(i, t0).is_some()).count();
+        assert!((50..=100).contains(&live), "{live} live entries");
     }
 
     #[test]

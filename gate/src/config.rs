@@ -58,6 +58,11 @@ pub struct GateConfig {
     /// Which registries the gate may reach besides its upstreams, and how.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// PEM files of CA certificates trusted for every registry, besides the platform's trust
+    /// store (which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`) and the bundled web roots.
+    /// `signet serve --ca-file` adds to these.
+    #[serde(default)]
+    pub ca_files: Vec<PathBuf>,
 }
 
 /// Client authentication for `/v1/*` (recommended whenever the gate listens beyond loopback:
@@ -258,6 +263,7 @@ impl GateConfig {
             limits: Limits::default(),
             api: ApiConfig::default(),
             network: NetworkConfig::default(),
+            ca_files: Vec::new(),
         };
         config.routes()?;
         Ok(config)
@@ -374,11 +380,6 @@ fn registry_of(url: &str, allow_http: bool) -> Result<String, String> {
     let host = host.to_ascii_lowercase();
     let loopback = is_loopback_host(&host);
     match scheme {
-        "https" if loopback => {
-            return Err(format!(
-                "upstream {url:?}: loopback registries are reached over plain HTTP; write http://"
-            ))
-        }
         "https" => {}
         "http" if loopback || allow_http => {}
         "http" => {
@@ -449,6 +450,7 @@ impl GateConfig {
             retries: 2,
             loopback_http: false,
             allow_http_registries: network.plain_http_registries.clone(),
+            ca_files: self.ca_files.clone(),
             internal_hosts: Some(internal),
             token_realm_hosts: Some(network.token_realms.clone()),
             ..signet_oci::RegistryOptions::default()
@@ -565,7 +567,6 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
             ("listen: 127.0.0.1:0\nupstreams: [{url: 'http://127.0.0.1:5000'}]\ncache: {size: 1, ttl: 3}\n", "unknown field"),
             ("listen: 127.0.0.1:0\nupstreams: []\n", "at least one upstream"),
             ("listen: 127.0.0.1:0\nupstreams: [{url: 'http://reg.example.com'}]\n", "allow_http"),
-            ("listen: 127.0.0.1:0\nupstreams: [{url: 'https://127.0.0.1:5000'}]\n", "plain HTTP"),
             ("listen: 127.0.0.1:0\nupstreams: [{url: 'https://reg.example.com/v2'}]\n", "no path"),
             ("listen: 127.0.0.1:0\nupstreams: [{url: 'reg.example.com'}]\n", "no scheme"),
             ("listen: 127.0.0.1:0\nupstreams: [{url: 'https://a.io'}, {url: 'https://b.io'}]\n", "two upstreams"),
@@ -614,5 +615,55 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
             "below the webhooks' timeoutSeconds"
         );
         assert_eq!(c.limits.max_blob_streams, 32);
+    }
+
+    #[test]
+    fn the_gates_client_reaches_only_what_the_configuration_names() {
+        let c = GateConfig::from_yaml(
+            "listen: 127.0.0.1:0
+upstreams:
+  - url: http://127.0.0.1:5000
+  - prefix: tls
+    url: https://127.0.0.1:5443
+    ca_file: /etc/signet/upstream-ca.pem
+network:
+  internal_registries: [registry.corp]
+  plain_http_registries: ['registry.corp:5000']
+  token_realms: [auth.corp]
+ca_files: [/etc/signet/corp-ca.pem]
+",
+        )
+        .unwrap();
+        let o = c.registry_options().unwrap();
+        assert!(!o.loopback_http, "no plain HTTP to loopback unless named");
+        assert_eq!(
+            o.allow_http_registries,
+            vec![
+                "registry.corp:5000".to_string(),
+                "127.0.0.1:5000".to_string()
+            ]
+        );
+        let internal = o.internal_hosts.unwrap();
+        for host in [
+            "registry.corp",
+            "auth.corp",
+            "127.0.0.1:5000",
+            "127.0.0.1:5443",
+        ] {
+            assert!(internal.iter().any(|h| h == host), "{host}: {internal:?}");
+        }
+        assert_eq!(o.token_realm_hosts, Some(vec!["auth.corp".to_string()]));
+        assert_eq!(
+            o.ca_files,
+            vec![
+                PathBuf::from("/etc/signet/corp-ca.pem"),
+                PathBuf::from("/etc/signet/upstream-ca.pem")
+            ]
+        );
+        let err = GateConfig::from_yaml(
+            "listen: 127.0.0.1:0\nupstreams: [{url: 'http://127.0.0.1:5000'}]\nnetwork: {token_realms: ['http://x/']}\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("is not a host"), "{err}");
     }
 }

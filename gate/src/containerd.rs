@@ -143,6 +143,7 @@ mod tests {
                 message: format!("policy says so for {repo}"),
                 report: std::sync::Arc::new(serde_json::Value::Null),
                 cacheable: true,
+                valid_until: None,
             })
         }
         fn policy_hash(&self) -> String {

@@ -2,9 +2,15 @@
 //! move), the verdict cache keyed by content (repository name, manifest digest, policy hash), single
 //! flight for concurrent requests about the same key, time-outs, metrics and one log line per
 //! decision. Every failure becomes a denial.
+//!
+//! A cached verdict lives the gate's `cache.ttl_seconds`, never past the judgement's
+//! `valid_until` (a key's `notAfter`, the end of `maxAge`, the scope's `cacheTtl`), read on the
+//! gate's [`Clock`](crate::Clock). A judgement made under a policy that was replaced while it ran
+//! answers the requests that asked for it (with that policy's hash in the decision) and is not
+//! cached.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::StreamExt;
@@ -13,7 +19,7 @@ use signet_oci::{Digest, Reference};
 
 use super::metrics::Metrics;
 use super::server::Gate;
-use super::{one_line, GateError, Judge, Judgement, Mode, Screening};
+use super::{one_line, Clock, GateError, Judge, Judgement, Mode, Screening};
 
 /// Which door a decision was asked at (a metrics label and a log field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,9 @@ pub struct Decision {
     pub reference: Option<Reference>,
     /// The digest judged, when it was resolved.
     pub digest: Option<Digest>,
+    /// The hash of the policy that judged (see [`Judge::policy_hash`]), when a judge was asked:
+    /// the policy this decision is about, even if another was loaded meanwhile.
+    pub policy_hash: Option<String>,
     /// Whether the policy allows the image (false on every error).
     pub allowed: bool,
     /// How a denial is applied (`Enforce` on errors).
@@ -89,6 +98,7 @@ impl Decision {
             image: &self.image,
             reference: self.reference.as_ref().map(ToString::to_string),
             digest: self.digest.as_ref().map(ToString::to_string),
+            policy_hash: self.policy_hash.as_deref(),
             allowed: self.allowed,
             admitted: self.admitted(),
             mode: self.mode,
@@ -109,6 +119,7 @@ impl Decision {
             image: image.to_string(),
             reference,
             digest,
+            policy_hash: None,
             allowed: false,
             mode: Mode::Enforce,
             message: one_line(why, MAX_MESSAGE_CHARS),
@@ -125,6 +136,8 @@ pub(crate) struct DecisionView<'a> {
     image: &'a str,
     reference: Option<String>,
     digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_hash: Option<&'a str>,
     allowed: bool,
     admitted: bool,
     mode: Mode,
@@ -132,6 +145,22 @@ pub(crate) struct DecisionView<'a> {
     cached: bool,
     error: bool,
     report: &'a Value,
+}
+
+/// The monotonic instant at which a judgement valid until `valid_until` (unix seconds) stops
+/// holding, read on `clock` at `now`: `now` itself when that is already past (or the wall clock
+/// cannot say), `None` when there is no bound (or none a monotonic clock can reach).
+pub(crate) fn deadline(clock: &dyn Clock, valid_until: Option<i64>, now: Instant) -> Option<Instant> {
+    let until = valid_until?;
+    let Ok(until) = u64::try_from(until) else {
+        return Some(now);
+    };
+    let end = UNIX_EPOCH.checked_add(Duration::from_secs(until))?;
+    // Sub-second precision: the policy's seconds flip at the whole second.
+    match end.duration_since(clock.wall()) {
+        Ok(left) => now.checked_add(left),
+        Err(_) => Some(now),
+    }
 }
 
 /// Messages are cut to this many characters.
@@ -180,6 +209,7 @@ impl<J: Judge> Gate<J> {
                 image: image.to_string(),
                 reference: Some(reference),
                 digest: None,
+                policy_hash: None,
                 allowed: false,
                 mode,
                 message: one_line(&message, MAX_MESSAGE_CHARS),
@@ -241,12 +271,13 @@ impl<J: Judge> Gate<J> {
         digest: Digest,
         _source: Source,
     ) -> Decision {
-        let (outcome, cached) = self.verdict(&reference, &digest).await;
+        let (outcome, cached, policy_hash) = self.verdict(&reference, &digest).await;
         match outcome {
             Ok(j) => Decision {
                 image: image.to_string(),
                 reference: Some(reference),
                 digest: Some(digest),
+                policy_hash: Some(policy_hash),
                 allowed: j.allowed,
                 mode: j.mode,
                 message: one_line(&j.message, MAX_MESSAGE_CHARS),
@@ -254,22 +285,26 @@ impl<J: Judge> Gate<J> {
                 cached,
                 error: false,
             },
-            Err(why) => Decision::failed(image, Some(reference), Some(digest), &why),
+            Err(why) => Decision {
+                policy_hash: Some(policy_hash),
+                ..Decision::failed(image, Some(reference), Some(digest), &why)
+            },
         }
     }
 
     /// The verdict on (`reference`'s name, `digest`) under the active policy: from the cache, from
-    /// a judgement already under way, or from a new one. The bool says "from the cache".
-    async fn verdict(&self, reference: &Reference, digest: &Digest) -> (Outcome, bool) {
+    /// a judgement already under way, or from a new one. The bool says "from the cache"; the
+    /// string is the hash of the policy the verdict is under.
+    async fn verdict(&self, reference: &Reference, digest: &Digest) -> (Outcome, bool, String) {
         let active = self.active();
         let key: Key = (reference.name(), digest.clone(), active.hash.clone());
         let shared = {
             let Ok(mut state) = self.inner.verdicts.lock() else {
-                return (Err("verdict cache unavailable".into()), false);
+                return (Err("verdict cache unavailable".into()), false, key.2);
             };
-            if let Some(j) = state.cache.get(&key, Instant::now()) {
+            if let Some(j) = state.cache.get(&key, self.inner.clock.monotonic()) {
                 Metrics::inc(&self.inner.metrics.cache_hits);
-                return (Ok(j), true);
+                return (Ok(j), true, key.2);
             }
             Metrics::inc(&self.inner.metrics.cache_misses);
             if let Some(fut) = state.inflight.get(&key) {
@@ -282,11 +317,11 @@ impl<J: Judge> Gate<J> {
                     digest.clone(),
                     active.judge.clone(),
                 );
-                state.inflight.insert(key, fut.clone());
+                state.inflight.insert(key.clone(), fut.clone());
                 fut
             }
         };
-        (shared.await, false)
+        (shared.await, false, key.2)
     }
 
     /// Run one judgement as its own task (so it finishes, and is cached, even if every request
@@ -323,8 +358,18 @@ impl<J: Judge> Gate<J> {
             };
             if let Ok(mut state) = gate.inner.verdicts.lock() {
                 if let Ok(j) = &outcome {
-                    if j.cacheable {
-                        state.cache.insert(key.clone(), j.clone(), Instant::now());
+                    // Judged under a policy that has been replaced meanwhile: it answered the
+                    // requests made before the reload, and nobody asks under its hash again.
+                    // Checked under the cache lock, which `Gate::reload` takes to clear the
+                    // cache after swapping the policy: either this entry is cleared, or it is
+                    // never stored.
+                    if j.cacheable && gate.active().hash == key.2 {
+                        let clock = gate.inner.clock.as_ref();
+                        let now = clock.monotonic();
+                        let deadline = deadline(clock, j.valid_until, now);
+                        state
+                            .cache
+                            .insert_until(key.clone(), j.clone(), now, deadline);
                     }
                 }
                 state.inflight.remove(&key);
@@ -413,6 +458,7 @@ mod view_tests {
             image: "example.com/team/app:v1".into(),
             reference: Some(reference.clone()),
             digest: Some(digest.clone()),
+            policy_hash: Some("sha256:feed".into()),
             allowed: false,
             mode: Mode::Warn,
             message: "denied by example.com/team".into(),
@@ -426,6 +472,7 @@ mod view_tests {
             "image": "example.com/team/app:v1",
             "reference": reference.to_string(),
             "digest": digest.to_string(),
+            "policy_hash": "sha256:feed",
             "allowed": false,
             "admitted": true,
             "mode": "warn",
@@ -443,6 +490,7 @@ mod view_tests {
         let failed = Decision::failed("x", None, None, "no such image");
         let v = failed.to_json();
         assert_eq!(v["reference"], Value::Null);
+        assert!(v.get("policy_hash").is_none(), "no judge asked: {v}");
         assert_eq!(v["report"], Value::Null);
         assert_eq!(v["admitted"], false);
     }

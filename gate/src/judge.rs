@@ -7,7 +7,7 @@ use signet_oci::store::ImageStore;
 use signet_oci::{Digest, Reference, RegistryClient};
 use signet_policy::{Decision, Prejudgement};
 
-use crate::{GateError, Judge, Judgement, Mode, Screening};
+use crate::{Clock, GateError, Judge, Judgement, Mode, Screening, SystemClock};
 use signet_verifier::enforce::{evaluate_digest, PolicyFile};
 
 /// Judges images with a loaded policy, reading images and signatures through `client`.
@@ -15,30 +15,28 @@ use signet_verifier::enforce::{evaluate_digest, PolicyFile};
 pub struct PolicyJudge {
     policy: Arc<PolicyFile>,
     client: RegistryClient,
-    clock: fn() -> i64,
+    clock: Arc<dyn Clock>,
 }
 
 impl PolicyJudge {
-    /// A judge for `policy` that reaches upstream registries with `client`.
+    /// A judge for `policy` that reaches upstream registries with `client`, on the system clock.
     pub fn new(policy: PolicyFile, client: RegistryClient) -> PolicyJudge {
         PolicyJudge {
             policy: Arc::new(policy),
             client,
-            clock: unix_now,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// This judge reading the time from `clock` (give it the gate's, see [`crate::Gate::with_clock`]).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> PolicyJudge {
+        PolicyJudge { clock, ..self }
     }
 
     /// The policy in force.
     pub fn policy(&self) -> &PolicyFile {
         &self.policy
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn convert_mode(mode: signet_policy::Mode) -> Mode {
@@ -55,6 +53,8 @@ impl Judge for PolicyJudge {
         reference: Reference,
         digest: Option<Digest>,
     ) -> Result<Judgement, GateError> {
+        // Read first: a clock before 1970 is "could not check", before any request is made.
+        let now = self.clock.unix_now()?;
         let digest = match digest {
             Some(digest) => digest,
             None => self.client.get_manifest(&reference).await?.digest,
@@ -74,7 +74,7 @@ impl Judge for PolicyJudge {
             &digest,
             Some(&resolved),
             &self.policy,
-            (self.clock)(),
+            now,
         )
         .await?;
         let verdict = &report.verdict;
@@ -103,6 +103,7 @@ impl Judge for PolicyJudge {
                 serde_json::to_value(&report).map_err(|e| GateError::Judge(e.to_string()))?,
             ),
             cacheable: true,
+            valid_until: verdict.valid_until,
         })
     }
 

@@ -47,6 +47,8 @@ mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use signet_oci::{Digest, Reference};
 
@@ -102,6 +104,11 @@ pub struct Judgement {
     /// Whether the verdict may be cached: true for verified allows and for cryptographic or policy
     /// denials, false for anything transient (a registry that did not answer, a time-out).
     pub cacheable: bool,
+    /// The verdict holds only while the wall clock (unix seconds) is before this instant: a
+    /// trusted key's `notAfter`, the end of an image's `maxAge`, the scope's `cacheTtl` (see
+    /// `signet_policy::Verdict::valid_until`). The gate never caches it past that. `None`: no
+    /// time bound beyond the gate's own cache TTL.
+    pub valid_until: Option<i64>,
 }
 
 impl Judgement {
@@ -162,6 +169,83 @@ pub enum Screening {
     },
 }
 
+/// Where the gate and its judge read the time: the wall clock (the policy's `now`, and how long
+/// a verdict's `valid_until` leaves) and a monotonic clock (cache expiry). Injected, like the
+/// policy crate's `now`, so tests move time instead of sleeping.
+pub trait Clock: Send + Sync + 'static {
+    /// The wall-clock time now.
+    fn wall(&self) -> SystemTime;
+
+    /// A monotonic instant now (never goes back, whatever the wall clock does).
+    fn monotonic(&self) -> Instant;
+
+    /// The wall clock as unix seconds; a clock before 1970 is [`GateError::Clock`] ("could not
+    /// check"), never 0, at which every key's `notAfter` would hold.
+    fn unix_now(&self) -> Result<i64, GateError> {
+        signet_oci::clock::unix_seconds(self.wall()).map_err(GateError::Clock)
+    }
+}
+
+/// The system's clocks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn monotonic(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that moves only when told ([`ManualClock::advance`]); both its readings move
+/// together. Clones share one time, so a test keeps a handle to the clock the gate reads.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    wall: SystemTime,
+    monotonic: Instant,
+    elapsed: Arc<Mutex<Duration>>,
+}
+
+impl ManualClock {
+    /// A clock whose wall time reads `wall` until advanced.
+    pub fn new(wall: SystemTime) -> ManualClock {
+        ManualClock {
+            wall,
+            monotonic: Instant::now(),
+            elapsed: Arc::new(Mutex::new(Duration::ZERO)),
+        }
+    }
+
+    /// Move both readings forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let mut elapsed = match self.elapsed.lock() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *elapsed += by;
+    }
+
+    fn elapsed(&self) -> Duration {
+        match self.elapsed.lock() {
+            Ok(e) => *e,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn wall(&self) -> SystemTime {
+        self.wall + self.elapsed()
+    }
+
+    fn monotonic(&self) -> Instant {
+        self.monotonic + self.elapsed()
+    }
+}
+
 /// Why the gate could not start, or could not judge an image.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -197,6 +281,9 @@ pub enum GateError {
     /// The judge could not reach a verdict.
     #[error("{0}")]
     Judge(String),
+    /// The clock cannot be used (it reads before 1970): nothing time-bound can be checked.
+    #[error(transparent)]
+    Clock(signet_oci::Error),
     /// Something took longer than the gate allows.
     #[error("{what} timed out after {seconds} s")]
     Timeout {
@@ -233,3 +320,5 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod time_tests;

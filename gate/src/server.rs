@@ -25,7 +25,7 @@ use super::cache::TtlMap;
 use super::config::{GateConfig, Route};
 use super::engine::VerdictState;
 use super::metrics::Metrics;
-use super::{admission, api, proxy, tls, GateError, Judge};
+use super::{admission, api, proxy, tls, Clock, GateError, Judge, SystemClock};
 
 /// Blob sizes and signature manifests remembered (per replica) for this long at most.
 const MEMORY_TTL: Duration = Duration::from_secs(3600);
@@ -51,11 +51,13 @@ pub(crate) struct Inner<J> {
     pub(crate) verdicts: Mutex<VerdictState>,
     /// (upstream repository name, digest) → size, for blobs named by manifests served here.
     pub(crate) blob_sizes: Mutex<TtlMap<(String, Digest), u64>>,
-    /// (upstream repository name, digest) of signature manifests passed through.
-    pub(crate) signatures: Mutex<TtlMap<(String, Digest), ()>>,
+    /// (upstream repository name, digest) of signature artifacts passed through → their subject.
+    pub(crate) signatures: Mutex<TtlMap<(String, Digest), Digest>>,
     /// One permit per blob streaming through the proxy (`limits.max_blob_streams`).
     pub(crate) blob_streams: Arc<Semaphore>,
     pub(crate) metrics: Metrics,
+    /// Where the engine reads the time (cache expiry, verdicts' `valid_until`).
+    pub(crate) clock: Arc<dyn Clock>,
     ready: AtomicBool,
     tls: Option<Arc<rustls::ServerConfig>>,
     /// SHA-256 of the bearer token `/v1/*` requires (`api.token_file`).
@@ -86,6 +88,15 @@ impl<J: Judge> Gate<J> {
     /// Check `config`, read upstream credentials and the TLS files, and set up the gate with
     /// `judge` as the active policy. Nothing listens yet.
     pub fn new(config: GateConfig, judge: J) -> Result<Gate<J>, GateError> {
+        Gate::with_clock(config, judge, Arc::new(SystemClock))
+    }
+
+    /// [`Gate::new`] reading the time from `clock` (tests move a [`super::ManualClock`]).
+    pub fn with_clock(
+        config: GateConfig,
+        judge: J,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Gate<J>, GateError> {
         let routes = config.routes()?;
         let client = RegistryClient::new(config.registry_options()?)?;
         let tls = match &config.tls {
@@ -112,6 +123,7 @@ impl<J: Judge> Gate<J> {
                 signatures: Mutex::new(TtlMap::new(MEMORY_ENTRIES, MEMORY_TTL)),
                 blob_streams: Arc::new(Semaphore::new(config.limits.max_blob_streams)),
                 metrics: Metrics::default(),
+                clock,
                 ready: AtomicBool::new(false),
                 tls,
                 api_token: match &config.api.token_file {
@@ -372,7 +384,7 @@ async fn metrics<J: Judge>(State(gate): State<Gate<J>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            super::metrics::CONTENT_TYPE,
         )],
         gate.metrics_text(),
     )

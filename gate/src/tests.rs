@@ -65,6 +65,7 @@ impl Judge for TestJudge {
             ),
             report: std::sync::Arc::new(json!({"repository": repo, "policy": self.hash})),
             cacheable: !repo.starts_with("transient/"),
+            valid_until: None,
         })
     }
 

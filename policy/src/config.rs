@@ -167,17 +167,25 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-/// Longest `cacheTtl` a scope may set. A cached allow outlives a deleted signature or a
-/// revoked key by up to this long; a day is already more than any registry-side revocation
-/// should have to wait.
+/// Longest `cacheTtl` a scope may set. A cached allow outlives a deleted signature by up to
+/// this long; a day is already more than any registry-side revocation should have to wait.
 pub(crate) const MAX_CACHE_TTL_SECONDS: u64 = 86_400;
+/// Shortest `cacheTtl`: the gate's verdict on an index covers the platform manifests clients
+/// fetch right after it only while it is cached, so a verdict that is never cached would deny
+/// every multi-platform pull through the proxy.
+pub(crate) const MIN_CACHE_TTL_SECONDS: u64 = 10;
 
-/// Parse a scope's `cacheTtl` (a duration as for `maxAge`, at most a day) into seconds.
+/// Parse a scope's `cacheTtl` (a duration as for `maxAge`, from 10 s to a day) into seconds.
 pub(crate) fn parse_cache_ttl(text: &str) -> Result<u64, String> {
     let seconds = parse_duration(text)?;
     if seconds > MAX_CACHE_TTL_SECONDS {
         return Err(format!(
             "{text:?} is longer than the 1d a verdict may be reused"
+        ));
+    }
+    if seconds < MIN_CACHE_TTL_SECONDS {
+        return Err(format!(
+            "{text:?} is shorter than 10s (platform manifests of an index are served on its cached verdict)"
         ));
     }
     Ok(seconds)
@@ -574,25 +582,22 @@ mod tests {
                 NOW,
             );
             assert_eq!(v.valid_until, Some(NOW - 3000 + 3601));
-            // A scope's cacheTtl caps it further; 0s means "never reuse".
+            // A scope's cacheTtl caps it further.
             let ttl = load(
                 "keys:\n  a: {path: a.pub}\nscopes:\n  reg.io/app:\n    signed: {keys: [a]}\n    config: {maxAge: 1h}\n    cacheTtl: 30s\n",
             );
             let v = evaluate(&ttl, &evidence(vec![created(NOW - 600)]), NOW);
             assert_eq!(v.valid_until, Some(NOW + 30));
-            let never = load(
-                "keys:\n  a: {path: a.pub}\nscopes:\n  reg.io/app:\n    signed: {keys: [a]}\n    cacheTtl: 0s\n",
-            );
-            assert_eq!(
-                evaluate(&never, &evidence(vec![]), NOW).valid_until,
-                Some(NOW)
-            );
+            // The time bound wins when sooner.
+            let v = evaluate(&ttl, &evidence(vec![created(NOW - 3590)]), NOW);
+            assert_eq!(v.valid_until, Some(NOW + 11));
         }
 
         #[test]
         fn cache_ttl_is_a_bounded_duration() {
             for (text, message) in [
                 ("2d", "longer than the 1d a verdict may be reused"),
+                ("0s", "shorter than 10s"),
                 ("soon", "is not a duration like"),
             ] {
                 let doc = format!("keys:\n  a: {{path: a.pub}}\nscopes:\n  reg.io/app:\n    signed: {{keys: [a]}}\n    cacheTtl: {text}\n");

@@ -72,8 +72,8 @@ pub struct Requirements {
     /// Overrides the document's default mode for this scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
-    /// How long a verdict in this scope may be reused (`30s`, `5m`, `1h`; at most `1d`; `0s`:
-    /// never). The gate keeps a verdict for the shorter of this and its own `cache.ttl_seconds`,
+    /// How long a verdict in this scope may be reused (`30s`, `5m`, `1h`; from `10s` to `1d`).
+    /// The gate keeps a verdict for the shorter of this and its own `cache.ttl_seconds`,
     /// and never past the instant a time bound of the policy (a key's `notAfter`, `maxAge`)
     /// would change it. It is also how long an allow outlives the deletion of its signature.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -606,7 +606,6 @@ fn valid_until(policy: &Policy, req: &Requirements, evidence: &Evidence, now: i6
         }
     }
     let changes = bounds.into_iter().filter(|&t| t > now).min();
-    // `cacheTtl: 0s` gives `now` itself: reuse never.
     let reuse = req
         .cache_ttl
         .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));

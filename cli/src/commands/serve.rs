@@ -110,9 +110,16 @@ async fn shutdown_signal() {
     }
 }
 
-/// Run `signet serve`.
-pub async fn run(args: ServeArgs, _global: &GlobalOptions) -> anyhow::Result<ExitCode> {
-    let (config, policy_path) = gate_config(&args)?;
+/// Run `signet serve`. `--ca-file` adds to the configuration's `ca_files`; the other registry
+/// flags do not apply (the gate's network access is set in its configuration only).
+pub async fn run(args: ServeArgs, global: &GlobalOptions) -> anyhow::Result<ExitCode> {
+    let (mut config, policy_path) = gate_config(&args)?;
+    if !global.allow_http_registry.is_empty() || !global.resolve.is_empty() {
+        bail!(
+            "signet serve: --allow-http-registry and --resolve do not apply; set network.plain_http_registries in the gate configuration"
+        );
+    }
+    config.ca_files.extend(global.ca_file.iter().cloned());
     let client = RegistryClient::new(config.registry_options()?)?;
     let judge = judge_for(&policy_path, &client)?;
     let mut watched = vec![policy_path.clone()];
