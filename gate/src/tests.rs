@@ -538,10 +538,10 @@ async fn endpoints_over_http() {
     }
 
     let metrics = client.get(format!("{url}/metrics")).send().await.unwrap();
-    assert!(metrics.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
+    assert_eq!(
+        metrics.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
     let text = metrics.text().await.unwrap();
     assert!(
         text.contains(
