@@ -15,5 +15,6 @@ mod registry;
 mod robustness;
 mod serve;
 mod signing;
+mod ssrf;
 mod soak;
 mod support;
