@@ -154,11 +154,11 @@ fn skopeo_pulls_signed_images_through_the_proxy_and_is_refused_unsigned_ones() {
         String::from_utf8_lossy(&ok.stderr)
     );
     let refused = copy("team/unsigned");
-    assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("denied") || err.contains("DENIED"), "{err}");
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    // The gate's 403 DENIED with the policy's finding code, as skopeo shows it.
     assert!(
-        err.contains("no-valid-signature") || err.contains("signature"),
+        err.contains("denied") && err.contains("no-valid-signature"),
         "{err}"
     );
 
@@ -283,10 +283,13 @@ fn admission_webhook_and_verify_api_use_the_policy() {
         .json()
         .unwrap();
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let warnings = answer["response"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{answer}");
+    let warning = warnings[0].as_str().unwrap();
     assert!(
-        answer["response"]["warnings"]
-            .as_array()
-            .is_some_and(|w| !w.is_empty()),
+        warning.starts_with("signet (warn): ")
+            && warning.contains("team/warned:v1 is not trusted")
+            && warning.contains("[no-valid-signature]"),
         "{answer}"
     );
 
@@ -412,8 +415,12 @@ fn containerd_hook_allows_and_denies() {
         String::from_utf8_lossy(&allowed.stdout)
     );
     let denied = hook("team/unsigned");
-    assert_ne!(denied.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&denied.stdout).contains("denied"));
+    let said = String::from_utf8_lossy(&denied.stdout);
+    assert_eq!(denied.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("signet: denied: ") && said.contains("[no-valid-signature]"),
+        "{said}"
+    );
 }
 
 /// A daemon of a test's own (containerd, dockerd), its files in a temporary directory and its
@@ -537,7 +544,7 @@ fn containerd_pulls_through_the_gate() {
     let fetch = |args: &[&str]| {
         let out = daemon.ctr(&[&["content", "fetch"], args].concat());
         (
-            out.status.success(),
+            out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
@@ -549,12 +556,12 @@ fn containerd_pulls_through_the_gate() {
 
     // Named by the gate's own address.
     let gate_host = gate.host();
-    let (ok, err) = fetch(&["--plain-http", &format!("{gate_host}/team/signed:v1")]);
-    assert!(ok, "{err}");
+    let (code, err) = fetch(&["--plain-http", &format!("{gate_host}/team/signed:v1")]);
+    assert_eq!(code, Some(0), "{err}");
     let stored = String::from_utf8(daemon.ctr(&["content", "ls", "-q"]).stdout).unwrap();
     assert!(stored.lines().any(|d| d == signed_digest), "{stored}");
-    let (ok, err) = fetch(&["--plain-http", &format!("{gate_host}/team/unsigned:v1")]);
-    assert!(!ok);
+    let (code, err) = fetch(&["--plain-http", &format!("{gate_host}/team/unsigned:v1")]);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("403 Forbidden"), "{err}");
 
     // Named by the registry, with the gate as the registry's server in hosts.toml (as
@@ -569,14 +576,14 @@ fn containerd_pulls_through_the_gate() {
         ),
     );
     let gated = s(&gated);
-    let (ok, err) = fetch(&["--hosts-dir", gated, &format!("{registry}/team/signed:v1")]);
-    assert!(ok, "{err}");
-    let (ok, err) = fetch(&[
+    let (code, err) = fetch(&["--hosts-dir", gated, &format!("{registry}/team/signed:v1")]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = fetch(&[
         "--hosts-dir",
         gated,
         &format!("{registry}/team/unsigned:v1"),
     ]);
-    assert!(!ok);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains(&format!("pulling from host {gate_host}")) && err.contains("403 Forbidden"),
         "{err}"
@@ -591,13 +598,13 @@ fn containerd_pulls_through_the_gate() {
             "server = \"http://{registry}\"\n[host.\"http://{gate_host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
         ),
     );
-    let (ok, err) = fetch(&[
+    let (code, err) = fetch(&[
         "--hosts-dir",
         s(&mirror),
         &format!("{registry}/team/unsigned:v1"),
     ]);
     assert!(
-        ok,
+        code == Some(0),
         "containerd no longer falls back from a refusing mirror; deploy/kubernetes/README.md can say so: {err}"
     );
 }
@@ -663,20 +670,20 @@ fn podman_pulls_through_the_gate() {
             .output()
             .expect("run podman (apt-get install -y podman)");
         (
-            out.status.success(),
+            out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
 
     // Named by the gate's own address: the policy's reason reaches the user.
-    let (ok, err) = pull("direct-signed", "", &format!("{gate_host}/team/signed:v1"));
-    assert!(ok, "{err}");
-    let (ok, err) = pull(
+    let (code, err) = pull("direct-signed", "", &format!("{gate_host}/team/signed:v1"));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = pull(
         "direct-unsigned",
         "",
         &format!("{gate_host}/team/unsigned:v1"),
     );
-    assert!(!ok);
+    assert_eq!(code, Some(125), "{err}");
     assert!(
         err.contains("denied") && err.contains("no-valid-signature"),
         "{err}"
@@ -687,18 +694,18 @@ fn podman_pulls_through_the_gate() {
     let remap = format!(
         "[[registry]]\nprefix = \"{registry}\"\nlocation = \"{gate_host}\"\ninsecure = true\n"
     );
-    let (ok, err) = pull(
+    let (code, err) = pull(
         "remap-signed",
         &remap,
         &format!("{registry}/team/signed:v1"),
     );
-    assert!(ok, "{err}");
-    let (ok, err) = pull(
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = pull(
         "remap-unsigned",
         &remap,
         &format!("{registry}/team/unsigned:v1"),
     );
-    assert!(!ok);
+    assert_eq!(code, Some(125), "{err}");
     assert!(
         err.contains(&format!("in {gate_host}/team/unsigned"))
             && err.contains("no-valid-signature"),
@@ -710,13 +717,13 @@ fn podman_pulls_through_the_gate() {
         "[[registry]]\nlocation = \"{registry}\"\ninsecure = true\n\
          [[registry.mirror]]\nlocation = \"{gate_host}\"\ninsecure = true\n"
     );
-    let (ok, err) = pull(
+    let (code, err) = pull(
         "mirror-unsigned",
         &mirror,
         &format!("{registry}/team/unsigned:v1"),
     );
     assert!(
-        ok,
+        code == Some(0),
         "podman no longer falls back from a refusing mirror; the README can say so: {err}"
     );
 }
@@ -802,8 +809,8 @@ fn docker_pulls_through_the_gate() {
         "docker recorded the digest the gate served"
     );
     let out = engine.docker(&["pull", &format!("{}/team/unsigned:v1", gate.host())]);
-    assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("denied") && err.contains("no-valid-signature"),
         "{err}"
