@@ -150,7 +150,7 @@ pub(crate) struct DecisionView<'a> {
 /// The monotonic instant at which a judgement valid until `valid_until` (unix seconds) stops
 /// holding, read on `clock` at `now`: `now` itself when that is already past (or the wall clock
 /// cannot say), `None` when there is no bound (or none a monotonic clock can reach).
-pub(crate) fn deadline(clock: &dyn Clock, valid_until: Option<i64>, now: Instant) -> Option<Instant> {
+fn deadline(clock: &dyn Clock, valid_until: Option<i64>, now: Instant) -> Option<Instant> {
     let until = valid_until?;
     let Ok(until) = u64::try_from(until) else {
         return Some(now);
