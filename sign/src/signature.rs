@@ -94,11 +94,12 @@ mod tests {
         verify(&cosign2, &payload, &sig).unwrap();
         // Another key's signature over the same payload does not verify.
         let (valid_payload, valid_sig) = sig_file("cosign-real/dir-img-cosign-valid/signature-1");
-        assert!(verify(&cosign2, &valid_payload, &valid_sig).is_err());
+        let mismatch = |r: Result<(), Error>| matches!(r, Err(Error::SignatureMismatch { .. }));
+        assert!(mismatch(verify(&cosign2, &valid_payload, &valid_sig)));
         // One flipped payload byte breaks it.
         let mut tampered = valid_payload.clone();
         tampered[10] ^= 1;
-        assert!(verify(&cosign, &tampered, &valid_sig).is_err());
+        assert!(mismatch(verify(&cosign, &tampered, &valid_sig)));
     }
 
     #[test]
@@ -108,7 +109,11 @@ mod tests {
         let sig = base64::engine::general_purpose::STANDARD.encode(&der);
         verify(&key("skopeo-1.13/keys/keyA.pub"), &payload, &sig).unwrap();
         for other in ["skopeo-1.13/keys/keyB.pub", "skopeo-1.13/keys/keyR.pub"] {
-            assert!(verify(&key(other), &payload, &sig).is_err(), "{other}");
+            let result = verify(&key(other), &payload, &sig);
+            assert!(
+                matches!(result, Err(Error::SignatureMismatch { .. })),
+                "{other}: {result:?}"
+            );
         }
         // The annotation in the registry manifest is the same signature.
         let manifest: serde_json::Value =
@@ -131,7 +136,11 @@ mod tests {
             .as_str()
             .unwrap();
         verify(&key("skopeo-1.13/keys/keyA.pub"), &payload, sig).unwrap();
-        assert!(verify(&key("skopeo-1.13/keys/keyR.pub"), &payload, sig).is_err());
+        let result = verify(&key("skopeo-1.13/keys/keyR.pub"), &payload, sig);
+        assert!(
+            matches!(result, Err(Error::SignatureMismatch { .. })),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -146,7 +155,11 @@ mod tests {
         let sig = sign(&signing, &payload);
         verify(&signing.public_key(), &payload, &sig).unwrap();
         verify(&key("skopeo-1.13/keys/keyR.pub"), &payload, &sig).unwrap();
-        assert!(verify(&key("skopeo-1.13/keys/keyA.pub"), &payload, &sig).is_err());
+        let result = verify(&key("skopeo-1.13/keys/keyA.pub"), &payload, &sig);
+        assert!(
+            matches!(result, Err(Error::SignatureMismatch { .. })),
+            "{result:?}"
+        );
 
         // Flip s to n - s: still a valid ECDSA signature, and Go accepts it.
         let der = base64::engine::general_purpose::STANDARD
@@ -174,6 +187,10 @@ mod tests {
             );
         }
         let long = "A".repeat(MAX_SIGNATURE_B64_LEN + 4);
-        assert!(verify(&cosign, &payload, &long).is_err());
+        let result = verify(&cosign, &payload, &long);
+        assert!(
+            matches!(result, Err(Error::SignatureEncoding { .. })),
+            "{result:?}"
+        );
     }
 }
