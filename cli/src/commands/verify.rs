@@ -124,7 +124,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
     match report.outcome {
         Outcome::Verified => {
             eprintln!(
-                "\nVerification for {} ({}) --\nThe following checks were performed on each of these signatures:\n  - the payload blob matched its digest and parsed strictly as a cosign simple-signing payload\n  - the payload names the image's manifest digest\n  - the signed identity was accepted by {} for {}\n  - the signature was verified against the given public key(s)\n{verified} of {} signature(s) verified.",
+                "\nVerification for {} ({}) --\nThe following checks were performed on each of these signatures:\n  - the payload blob matched its digest and parsed strictly as a cosign simple-signing payload\n  - the payload names the image's manifest digest\n  - the signed identity was accepted by {} for {}\n  - the payload carries every required annotation\n  - the signature was verified against the given public key(s)\n{verified} of {} signature(s) verified.",
                 report.image,
                 report.digest,
                 report.identity_rule,
