@@ -1,0 +1,162 @@
+//! Verdicts never outlive their truth, end to end: the gate with the real engine (`PolicyJudge`)
+//! in front of a real `docker-registry`, an image signed by `signet sign`, and the gate's clock
+//! injected, so time moves without sleeping. A key that retires while its allow is cached stops
+//! counting at its `notAfter`; a deleted signature keeps working until the TTL, as documented.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use signet_gate::judge::PolicyJudge;
+use signet_gate::{Gate, GateConfig, ManualClock, Source};
+use signet_oci::{Digest, RegistryClient};
+
+use crate::support::{self, code, keypair, push_sample_image, run, s, TestRegistry};
+
+/// Whole seconds now: the injected clock starts on a second, so `notAfter` (seconds) falls
+/// exactly where the test advances to.
+fn whole_second_now() -> (SystemTime, u64) {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (UNIX_EPOCH + Duration::from_secs(secs), secs)
+}
+
+/// `unix` as RFC 3339 UTC (days to civil date, as in Howard Hinnant's `civil_from_days`).
+fn rfc3339(unix: u64) -> String {
+    let (days, secs) = ((unix / 86_400) as i64, unix % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[test]
+fn rfc3339_of_known_instants() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(1_780_272_000), "2026-06-01T00:00:00Z");
+    assert_eq!(rfc3339(951_782_399), "2000-02-28T23:59:59Z");
+    assert_eq!(rfc3339(951_868_800), "2000-03-01T00:00:00Z");
+}
+
+/// A registry holding `app:v1` signed by a fresh key, a policy file trusting that key (retired
+/// at `not_after` when given), and a gate on `clock` judging with that policy.
+struct Setup {
+    reg: TestRegistry,
+    _dir: tempfile::TempDir,
+    digest: Digest,
+    gate: Gate<PolicyJudge>,
+}
+
+fn setup(clock: &ManualClock, not_after: Option<u64>, ttl_seconds: u64) -> Setup {
+    let reg = TestRegistry::start();
+    let digest = push_sample_image(&reg, "app:v1");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "release");
+    let image = format!("{}/app:v1", reg.host());
+    assert_eq!(code(&run(&["sign", "--key", s(&key), &image])), 0);
+    let not_after = not_after
+        .map(|t| format!(", notAfter: \"{}\"", rfc3339(t)))
+        .unwrap_or_default();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "keys:\n  release: {{path: {}{not_after}}}\nscopes:\n  \"{}/app\":\n    signed: {{keys: [release]}}\n",
+            s(&public),
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let mut config = GateConfig::simple(
+        policy.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        &format!("http://{}", reg.host()),
+    )
+    .unwrap();
+    config.cache.ttl_seconds = ttl_seconds;
+    let client = RegistryClient::new(config.registry_options().unwrap()).unwrap();
+    let file = signet_verifier::enforce::load_policy_file(&policy).unwrap();
+    let judge = PolicyJudge::new(file, client).with_clock(Arc::new(clock.clone()));
+    let gate = Gate::with_clock(config, judge, Arc::new(clock.clone())).unwrap();
+    Setup {
+        reg,
+        _dir: dir,
+        digest,
+        gate,
+    }
+}
+
+#[test]
+fn a_cached_allow_ends_at_the_keys_not_after() {
+    let (start, now) = whole_second_now();
+    let clock = ManualClock::new(start);
+    let setup = setup(&clock, Some(now + 10), 300);
+    let image = format!("{}/app@{}", setup.reg.host(), setup.digest);
+    let rt = support::runtime();
+
+    let first = rt.block_on(setup.gate.decide(&image, Source::Api));
+    assert!(first.allowed && !first.cached && !first.error, "{first:?}");
+    let answer = first.to_json();
+    assert_eq!(
+        answer["report"]["verdict"]["valid_until"],
+        serde_json::json!(now + 10),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["policy_hash"],
+        serde_json::json!(setup.gate.policy_hash()),
+        "{answer}"
+    );
+
+    clock.advance(Duration::from_secs(9));
+    let hit = rt.block_on(setup.gate.decide(&image, Source::Api));
+    assert!(hit.allowed && hit.cached, "{hit:?}");
+
+    // At notAfter the cached allow is gone: the gate judges again, with the real engine, and
+    // the key no longer counts (the cache TTL is 300 s).
+    clock.advance(Duration::from_secs(1));
+    let after = rt.block_on(setup.gate.decide(&image, Source::Api));
+    assert!(!after.allowed && !after.cached && !after.error, "{after:?}");
+    assert!(after.message.contains("[key-expired]"), "{}", after.message);
+}
+
+#[test]
+fn a_deleted_signature_keeps_working_until_the_ttl_then_is_denied() {
+    let (start, _) = whole_second_now();
+    let clock = ManualClock::new(start);
+    let setup = setup(&clock, None, 60);
+    let image = format!("{}/app@{}", setup.reg.host(), setup.digest);
+    let rt = support::runtime();
+    assert!(rt.block_on(setup.gate.decide(&image, Source::Api)).allowed);
+
+    // Replace the signature manifest with one that holds no signature (as deleting it would).
+    push_sample_image(&setup.reg, &format!("app:{}", setup.digest.signature_tag()));
+
+    // What the README says: the allow lasts up to the TTL after the signature is gone…
+    clock.advance(Duration::from_secs(59));
+    let stale = rt.block_on(setup.gate.decide(&image, Source::Api));
+    assert!(stale.allowed && stale.cached, "{stale:?}");
+    // … and not a second longer.
+    clock.advance(Duration::from_secs(1));
+    let fresh = rt.block_on(setup.gate.decide(&image, Source::Api));
+    assert!(!fresh.allowed && !fresh.cached && !fresh.error, "{fresh:?}");
+    assert!(
+        fresh.message.contains("[no-valid-signature]"),
+        "{}",
+        fresh.message
+    );
+}
