@@ -569,7 +569,11 @@ fn walk_keys(node: &Node, path: &mut Vec<String>, out: &mut Vec<KeyProblem>) {
                 let mut here = path.clone();
                 here.push(text.clone());
                 if !matches!(key, Node::Str(_)) {
-                    out.push(("invalid-value", here, format!("key {text} is not a string")));
+                    out.push((
+                        "invalid-value",
+                        here,
+                        format!("key {text} is not a string; quote it"),
+                    ));
                 } else if entries[..i].iter().any(|(k, _)| k == key) {
                     out.push(("duplicate-key", here, format!("duplicate key {text:?}")));
                 }

@@ -782,6 +782,7 @@ fn inline_semantic_errors() {
         ("scopes: {reg.io/x: {accept: true, digest: loose}}\n", "unknown-variant"),
         ("{\"mode\": \"warn\", \"mode\": \"audit\"}", "duplicate-key"),
         ("keys: {a: {path: x}, a: {path: y}}\n", "duplicate-key"),
+        ("scopes: {1: {accept: true}}\n", "invalid-value"),
         ("@reserved\n", "syntax"),
         ("{\"scopes\": {\"reg.io/x\": {\"accept\": true, \"bogus\": 1}}}", "unknown-field"),
         ("{\"scopes\": ", "syntax"),
