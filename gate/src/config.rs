@@ -449,6 +449,7 @@ impl GateConfig {
             timeout: std::time::Duration::from_secs(self.timeouts.upstream_seconds),
             retries: 2,
             loopback_http: false,
+            registry_messages: false,
             allow_http_registries: network.plain_http_registries.clone(),
             ca_files: self.ca_files.clone(),
             internal_hosts: Some(internal),
@@ -636,6 +637,7 @@ ca_files: [/etc/signet/corp-ca.pem]
         .unwrap();
         let o = c.registry_options().unwrap();
         assert!(!o.loopback_http, "no plain HTTP to loopback unless named");
+        assert!(!o.registry_messages, "upstream answers never repeated");
         assert_eq!(
             o.allow_http_registries,
             vec![

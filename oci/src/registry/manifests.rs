@@ -32,7 +32,7 @@ impl RegistryClient {
         );
         let mut response = self.send(&call).await?;
         if response.status() != StatusCode::OK {
-            return Err(Self::status_error(&call, response).await);
+            return Err(self.status_error(&call, response).await);
         }
         let declared_type = content_type(response.headers());
         let header_digest = response
@@ -64,11 +64,14 @@ impl RegistryClient {
         };
         let manifest =
             Manifest::parse(&bytes, declared_type.as_deref(), &what).map_err(|e| match e {
-                // serde's reasons quote the offending values: the answer's text, never repeated.
-                Error::InvalidManifest { what, reason } => Error::InvalidManifest {
-                    what,
-                    reason: without_quoted(&reason),
-                },
+                // serde's reasons quote the offending values: the answer's text, repeated only
+                // where registry messages are.
+                Error::InvalidManifest { what, reason } if !self.options.registry_messages => {
+                    Error::InvalidManifest {
+                        what,
+                        reason: without_quoted(&reason),
+                    }
+                }
                 other => other,
             })?;
         let media_type = match declared_type {
@@ -100,7 +103,7 @@ impl RegistryClient {
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(Self::status_error(&call, response).await),
+            _ => return Err(self.status_error(&call, response).await),
         }
         let headers = response.headers();
         let claimed = headers
@@ -172,7 +175,7 @@ impl RegistryClient {
         call.body = Some(Bytes::copy_from_slice(bytes));
         let response = self.send(&call).await?;
         if !response.status().is_success() {
-            return Err(Self::status_error(&call, response).await);
+            return Err(self.status_error(&call, response).await);
         }
         if let Some(claimed) = response
             .headers()
@@ -201,7 +204,7 @@ impl RegistryClient {
         let call = Self::call(reference, &what, Access::Push, Method::DELETE, url);
         let response = self.send(&call).await?;
         if !response.status().is_success() {
-            return Err(Self::status_error(&call, response).await);
+            return Err(self.status_error(&call, response).await);
         }
         Ok(())
     }
@@ -220,7 +223,7 @@ impl RegistryClient {
             let call = Self::call(reference, &what, Access::Pull, Method::GET, url);
             let mut response = self.send(&call).await?;
             if response.status() != StatusCode::OK {
-                return Err(Self::status_error(&call, response).await);
+                return Err(self.status_error(&call, response).await);
             }
             let next = next_link(response.headers());
             let body = read_bounded(&mut response, MAX_SMALL_BODY_BYTES, &call).await?;

@@ -77,8 +77,8 @@ pub(super) fn sanitize(text: &str) -> String {
 }
 
 /// The error codes of the distribution spec (and Docker's few extra): the only part of an error
-/// answer that is repeated in our errors. Messages and other text are never repeated: the
-/// answering server may not be a registry at all, and our errors reach callers of the gate.
+/// answer repeated in our errors unless `registry_messages` is on. The gate turns it off: the
+/// answering server may not be a registry at all, and the gate's errors reach its callers.
 const OCI_ERROR_CODES: &[&str] = &[
     "BLOB_UNKNOWN",
     "BLOB_UPLOAD_INVALID",
@@ -103,17 +103,8 @@ const OCI_ERROR_CODES: &[&str] = &[
 
 /// The spec error codes of an error answer (`{"errors":[{"code": …}]}`), comma-separated; empty
 /// when it holds none. Everything else in the body is dropped.
-pub(super) fn registry_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<OciError>,
-    }
-    #[derive(serde::Deserialize)]
-    struct OciError {
-        #[serde(default)]
-        code: String,
-    }
-    let Ok(errors) = serde_json::from_slice::<Errors>(body) else {
+pub(super) fn registry_codes(body: &[u8]) -> String {
+    let Ok(errors) = serde_json::from_slice::<OciErrors>(body) else {
         return String::new();
     };
     let mut codes: Vec<&str> = Vec::new();
@@ -125,6 +116,35 @@ pub(super) fn registry_message(body: &[u8]) -> String {
         }
     }
     codes.join(", ")
+}
+
+#[derive(serde::Deserialize)]
+struct OciErrors {
+    errors: Vec<OciError>,
+}
+
+#[derive(serde::Deserialize)]
+struct OciError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// The registry's OCI error messages (`code: message`), or the start of its text; control
+/// characters out, at most [`MAX_MESSAGE_CHARS`]. Only for the CLI, whose user chose the
+/// registry and is the one reading it ([`super::RegistryOptions::registry_messages`]).
+pub(super) fn registry_text(body: &[u8]) -> String {
+    if let Ok(errors) = serde_json::from_slice::<OciErrors>(body) {
+        let parts: Vec<String> = errors
+            .errors
+            .iter()
+            .take(5)
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .collect();
+        return sanitize(&parts.join("; "));
+    }
+    sanitize(String::from_utf8_lossy(body).trim())
 }
 
 /// A transport error with its causes (reqwest's top-level message alone says little).
@@ -201,7 +221,7 @@ impl RegistryClient {
     }
 
     /// Turn an unexpected answer into an error naming `what`, with the registry's message.
-    pub(super) async fn status_error(call: &Call<'_>, response: reqwest::Response) -> Error {
+    pub(super) async fn status_error(&self, call: &Call<'_>, response: reqwest::Response) -> Error {
         let status = response.status();
         let mut body = Vec::new();
         let mut response = response;
@@ -211,12 +231,21 @@ impl RegistryClient {
                 break;
             }
         }
-        // The status and the spec's error codes only: never the answer's text.
-        let codes = registry_message(&body);
-        let message = if codes.is_empty() {
-            format!("{}: HTTP {status}", call.what)
+        let message = if self.options.registry_messages {
+            let text = registry_text(&body);
+            if text.is_empty() {
+                format!("{}: HTTP {status}", call.what)
+            } else {
+                format!("{}: HTTP {status}: {text}", call.what)
+            }
         } else {
-            format!("{}: HTTP {status} ({codes})", call.what)
+            // The status and the spec's error codes only: never the answer's text.
+            let codes = registry_codes(&body);
+            if codes.is_empty() {
+                format!("{}: HTTP {status}", call.what)
+            } else {
+                format!("{}: HTTP {status} ({codes})", call.what)
+            }
         };
         let registry = call.reference.registry().to_string();
         match status {

@@ -24,7 +24,7 @@ impl RegistryClient {
         match response.status() {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(Self::status_error(&call, response).await),
+            _ => Err(self.status_error(&call, response).await),
         }
     }
 
@@ -38,7 +38,7 @@ impl RegistryClient {
         let call = Self::call(reference, what, Access::Push, Method::POST, url);
         let response = self.send(&call).await?;
         if response.status() != StatusCode::ACCEPTED {
-            return Err(Self::status_error(&call, response).await);
+            return Err(self.status_error(&call, response).await);
         }
         Self::location(&call, &response)
     }
@@ -76,7 +76,7 @@ impl RegistryClient {
         call.body = Some(body);
         let response = self.send(&call).await?;
         if response.status() != StatusCode::CREATED {
-            return Err(Self::status_error(&call, response).await);
+            return Err(self.status_error(&call, response).await);
         }
         Ok(())
     }
@@ -177,7 +177,7 @@ impl RegistryClient {
             call.body = Some(chunk.clone());
             let response = self.send(&call).await?;
             if response.status() != StatusCode::ACCEPTED {
-                return Err(Self::status_error(&call, response).await);
+                return Err(self.status_error(&call, response).await);
             }
             location = Self::location(&call, &response)?;
             sent += chunk.len() as u64;
