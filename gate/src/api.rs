@@ -485,4 +485,149 @@ mod tests {
             &expected
         ));
     }
+
+    fn openssl(args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    }
+
+    /// A CA in `dir` named `name`, and a certificate it issued for `cn` (with `ext` extensions):
+    /// (CA certificate, certificate, key) paths.
+    fn issue(dir: &std::path::Path, name: &str, cn: &str, ext: &str) -> [std::path::PathBuf; 3] {
+        let p = |f: &str| dir.join(format!("{name}-{f}"));
+        let s = |f: &str| p(f).to_str().unwrap().to_string();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-subj",
+                    &format!("/CN={name}-ca"),
+                    "-days",
+                    "1",
+                    "-keyout",
+                    &s("ca.key"),
+                    "-out",
+                    &s("ca.pem"),
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req", "-new"][..],
+                &ec,
+                &[
+                    "-subj",
+                    &format!("/CN={cn}"),
+                    "-keyout",
+                    &s("key.pem"),
+                    "-out",
+                    &s("csr"),
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(p("ext"), ext).unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &s("csr"),
+            "-CA",
+            &s("ca.pem"),
+            "-CAkey",
+            &s("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &s("ext"),
+            "-out",
+            &s("cert.pem"),
+        ]);
+        [p("ca.pem"), p("cert.pem"), p("key.pem")]
+    }
+
+    #[tokio::test]
+    async fn the_verify_api_can_require_a_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let [server_ca, server_cert, server_key] = issue(
+            dir.path(),
+            "server",
+            "gate",
+            "subjectAltName=IP:127.0.0.1\n",
+        );
+        let [client_ca, client_cert, client_key] = issue(
+            dir.path(),
+            "client",
+            "verifier",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        let [_, stranger_cert, stranger_key] = issue(
+            dir.path(),
+            "stranger",
+            "verifier",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        let s = setup(&accept_only("registry.example.com"), 9, |c| {
+            c.tls = Some(crate::TlsConfig {
+                cert: server_cert,
+                key: server_key,
+                client_ca: Some(client_ca),
+            });
+        });
+        let (addr, _stop) = serve(&s.gate).await;
+        let client = |identity: Option<(&std::path::Path, &std::path::Path)>| {
+            let ca = std::fs::read(&server_ca).unwrap();
+            let mut b = reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+            if let Some((cert, key)) = identity {
+                let mut pem = std::fs::read(cert).unwrap();
+                pem.extend(std::fs::read(key).unwrap());
+                b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+            }
+            b.build().unwrap()
+        };
+        let url = |path: &str| format!("https://127.0.0.1:{}{path}", addr.port());
+        let anonymous = client(None);
+        let r = anonymous.get(url("/v1/policy")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.text().await.unwrap().contains("client certificate"));
+        // Health, admission and the proxy need no client certificate.
+        let r = anonymous.get(url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let r = anonymous
+            .post(url("/validate"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 401);
+        let known = client(Some((&client_cert, &client_key)));
+        let r = known.get(url("/v1/policy")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        // A certificate from another CA fails the handshake.
+        let stranger = client(Some((&stranger_cert, &stranger_key)));
+        let err = stranger.get(url("/v1/policy")).send().await.unwrap_err();
+        let chain = format!("{:?}", std::error::Error::source(&err));
+        assert!(
+            chain.contains("UnknownCA")
+                || chain.contains("BadCertificate")
+                || chain.contains("UnknownIssuer"),
+            "{chain}"
+        );
+    }
 }
