@@ -1,7 +1,7 @@
 //! The engine around the [`Judge`]: tag → digest resolution (always asked of the upstream: tags
-//! move), the verdict cache keyed by content (repository name, manifest digest, policy hash), single
-//! flight for concurrent requests about the same key, time-outs, metrics and one log line per
-//! decision. Every failure becomes a denial.
+//! move), the verdict cache keyed by what was asked (the reference as named, manifest digest,
+//! policy hash), single flight for concurrent requests about the same key, time-outs, metrics and
+//! one log line per decision. Every failure becomes a denial.
 //!
 //! A cached verdict lives the gate's `cache.ttl_seconds`, never past the judgement's
 //! `valid_until` (a key's `notAfter`, the end of `maxAge`, the scope's `cacheTtl`), read on the
@@ -166,10 +166,18 @@ fn deadline(clock: &dyn Clock, valid_until: Option<i64>, now: Instant) -> Option
 /// Messages are cut to this many characters.
 pub(crate) const MAX_MESSAGE_CHARS: usize = 1000;
 
-/// A verdict cache key: repository name, manifest digest, policy hash. The name is part of it
-/// because policies and signature identities are per repository: the same bytes may be trusted
-/// under one name and not another.
+/// A verdict cache key: the image's reference as asked, manifest digest, policy hash. See
+/// [`verdict_key`].
 pub(crate) type Key = (String, Digest, String);
+
+/// The cache key of a verdict on `reference` at `digest` under the policy hashed `hash`. The
+/// reference is kept whole (registry, repository, tag, and whether a digest was named), not just
+/// its name, because the verdict depends on all of it: an identity rule may accept a signature
+/// for `app:v1` and not for `app:v2` of the same digest, `digest: pinned` allows `app@sha256:…`
+/// and not `app:v1`, and policies and identities are per repository.
+pub(crate) fn verdict_key(reference: &Reference, digest: &Digest, hash: &str) -> Key {
+    (reference.to_string(), digest.clone(), hash.to_string())
+}
 
 /// What a judgement task yields to everyone waiting on it.
 pub(crate) type Outcome = Result<Arc<Judgement>, String>;
@@ -297,7 +305,7 @@ impl<J: Judge> Gate<J> {
     /// string is the hash of the policy the verdict is under.
     async fn verdict(&self, reference: &Reference, digest: &Digest) -> (Outcome, bool, String) {
         let active = self.active();
-        let key: Key = (reference.name(), digest.clone(), active.hash.clone());
+        let key = verdict_key(reference, digest, &active.hash);
         let shared = {
             let Ok(mut state) = self.inner.verdicts.lock() else {
                 return (Err("verdict cache unavailable".into()), false, key.2);

@@ -24,7 +24,7 @@ use signet_oci::registry::ByteStream;
 use signet_oci::{Descriptor, Digest, FetchedManifest, ImageIndex, Manifest, Reference};
 
 use super::config::route_in;
-use super::engine::{Source, MAX_MESSAGE_CHARS};
+use super::engine::{verdict_key, Source, MAX_MESSAGE_CHARS};
 use super::metrics::Metrics;
 use super::server::Gate;
 use super::{one_line, Judge, Judgement};
@@ -374,7 +374,7 @@ async fn manifest<J: Judge>(
     }
     gate.remember_manifest(&repository, &fetched);
     if let Manifest::Index(index) = &fetched.manifest {
-        gate.cover_platform_manifests(&repository, &fetched.digest, index);
+        gate.cover_platform_manifests(&upstream_ref, &fetched.digest, index);
     }
     serve_manifest(fetched, head)
 }
@@ -664,13 +664,13 @@ impl<J: Judge> Gate<J> {
     /// Each is cached under the same policy hash and until the same instant as the index's own
     /// cached verdict (which its `valid_until` bounds); with no cached verdict on the index (not cacheable,
     /// or made under a policy replaced since) nothing is covered and each is judged itself.
-    fn cover_platform_manifests(&self, repository: &str, digest: &Digest, index: &ImageIndex) {
+    fn cover_platform_manifests(&self, parent: &Reference, digest: &Digest, index: &ImageIndex) {
         let Ok(mut state) = self.inner.verdicts.lock() else {
             return;
         };
         let now = self.inner.clock.monotonic();
         let hash = self.active().hash.clone();
-        let key = (repository.to_string(), digest.clone(), hash.clone());
+        let key = verdict_key(parent, digest, &hash);
         let (Some(verdict), Some(until)) =
             (state.cache.get(&key, now), state.cache.expiry(&key, now))
         else {
@@ -689,7 +689,8 @@ impl<J: Judge> Gate<J> {
                 ..verdict.as_ref().clone()
             };
             state.cache.insert_until(
-                (repository.to_string(), child.digest.clone(), hash.clone()),
+                // As clients fetch them: by digest.
+                verdict_key(&parent.with_digest(child.digest.clone()), &child.digest, &hash),
                 std::sync::Arc::new(judgement),
                 now,
                 Some(until),

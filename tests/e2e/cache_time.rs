@@ -62,12 +62,30 @@ struct Setup {
 }
 
 fn setup(clock: &ManualClock, not_after: Option<u64>, ttl_seconds: u64) -> Setup {
+    setup_with(clock, not_after, ttl_seconds, "", "", false)
+}
+
+/// [`setup`] with `signed_extra` added to the scope's `signed` map (`, identity: matchExact`) and
+/// `scope_extra` (YAML lines, indented four spaces) to the scope; `sign_tag`: the signature names
+/// `app:v1` (tag included) rather than the repository.
+fn setup_with(
+    clock: &ManualClock,
+    not_after: Option<u64>,
+    ttl_seconds: u64,
+    signed_extra: &str,
+    scope_extra: &str,
+    sign_tag: bool,
+) -> Setup {
     let reg = TestRegistry::start();
     let digest = push_sample_image(&reg, "app:v1");
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keypair(dir.path(), "release");
     let image = format!("{}/app:v1", reg.host());
-    assert_eq!(code(&run(&["sign", "--key", s(&key), &image])), 0);
+    let mut sign = vec!["sign", "--key", s(&key), &image];
+    if sign_tag {
+        sign.extend(["--signed-identity", "reference"]);
+    }
+    assert_eq!(code(&run(&sign)), 0);
     let not_after = not_after
         .map(|t| format!(", notAfter: \"{}\"", rfc3339(t)))
         .unwrap_or_default();
@@ -75,7 +93,7 @@ fn setup(clock: &ManualClock, not_after: Option<u64>, ttl_seconds: u64) -> Setup
     std::fs::write(
         &policy,
         format!(
-            "keys:\n  release: {{path: {}{not_after}}}\nscopes:\n  \"{}/app\":\n    signed: {{keys: [release]}}\n",
+            "keys:\n  release: {{path: {}{not_after}}}\nscopes:\n  \"{}/app\":\n    signed: {{keys: [release]{signed_extra}}}\n{scope_extra}",
             s(&public),
             reg.host()
         ),
@@ -159,4 +177,56 @@ fn a_deleted_signature_keeps_working_until_the_ttl_then_is_denied() {
         "{}",
         fresh.message
     );
+}
+
+/// The verdict depends on how the image was named (by digest or by tag, and which tag): a verdict
+/// on one name of a digest must not answer for another name of it.
+#[test]
+fn a_verdict_on_one_name_of_a_digest_does_not_answer_for_another() {
+    let (start, _) = whole_second_now();
+    let clock = ManualClock::new(start);
+    let rt = support::runtime();
+
+    // `digest: pinned`: allowed by digest, denied by tag.
+    let setup = setup_with(&clock, None, 300, "", "    digest: pinned\n", false);
+    let by_digest = format!("{}/app@{}", setup.reg.host(), setup.digest);
+    let by_tag = format!("{}/app:v1", setup.reg.host());
+    let pinned = rt.block_on(setup.gate.decide(&by_digest, Source::Api));
+    assert!(pinned.allowed, "{pinned:?}");
+    let tagged = rt.block_on(setup.gate.decide(&by_tag, Source::Api));
+    assert_eq!(tagged.digest.as_ref(), Some(&setup.digest));
+    assert!(!tagged.allowed && !tagged.cached, "{tagged:?}");
+    assert!(
+        tagged.message.contains("[digest-not-pinned]"),
+        "{}",
+        tagged.message
+    );
+
+    // `matchExact`: the signature names app:v1; the same manifest tagged v2 was not signed as v2.
+    let setup = setup_with(&clock, None, 300, ", identity: matchExact", "", true);
+    let client = support::client();
+    rt.block_on(async {
+        let v1 = client
+            .get_manifest(&setup.reg.reference("app:v1"))
+            .await
+            .unwrap();
+        client
+            .put_manifest(&setup.reg.reference("app:v2"), &v1.bytes, &v1.media_type)
+            .await
+            .unwrap();
+    });
+    let v1 = rt.block_on(
+        setup
+            .gate
+            .decide(&format!("{}/app:v1", setup.reg.host()), Source::Api),
+    );
+    assert!(v1.allowed, "{v1:?}");
+    let v2 = rt.block_on(
+        setup
+            .gate
+            .decide(&format!("{}/app:v2", setup.reg.host()), Source::Api),
+    );
+    assert_eq!(v2.digest, v1.digest);
+    assert!(!v2.allowed && !v2.cached, "{v2:?}");
+    assert!(v2.message.contains("[identity-mismatch]"), "{}", v2.message);
 }

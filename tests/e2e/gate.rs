@@ -205,11 +205,14 @@ fn allowed_images_pull_byte_identical_denied_ones_get_403() {
         let r = get(&format!("{url}/v2/allowed/app/manifests/{allowed}")).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_slice());
-        assert_eq!(
-            gate.judge.calls(),
-            1,
-            "the verdict on that digest was cached"
-        );
+        // By digest is another question than by tag (a policy may pin digests, or accept a
+        // signature for one tag only); asked again, each is answered from the cache.
+        assert_eq!(gate.judge.calls(), 2, "judged by tag, then by digest");
+        let r = get(&format!("{url}/v2/allowed/app/manifests/{allowed}")).await;
+        assert_eq!(r.status(), 200);
+        let r = get(&format!("{url}/v2/allowed/app/manifests/v1")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(gate.judge.calls(), 2, "both verdicts were cached");
 
         // Blobs: identical bytes; HEAD states the size.
         for (desc, bytes) in &blobs {
