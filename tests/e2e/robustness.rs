@@ -447,18 +447,243 @@ fn spawn_and_kill(args: &[&str], delay: Duration) -> bool {
     finished
 }
 
-/// The quickest of three full runs of `signet sign` with `args` (each with its own annotation, so
-/// each really writes): kill times are drawn from zero to that.
-fn quickest_sign(args: &[&str]) -> Duration {
-    (0..3)
-        .map(|n| {
-            let note = format!("measure={n}");
-            let mut full = vec!["sign", "-a", &note];
-            full.extend_from_slice(args);
-            duration_of(&full)
-        })
-        .min()
-        .unwrap()
+/// A signer's writes to one store as seen from outside the process, in the store's own files:
+/// `marks` are directories that gain an entry with every blob write begun (an upload started, a
+/// blob linked or renamed into place, a temporary file), and `commit` is the file whose bytes
+/// change when the signature manifest is committed (the registry's tag link, the layout's
+/// `index.json`).
+struct WriteWatch {
+    marks: Vec<PathBuf>,
+    temp_dir: Option<PathBuf>,
+    commit: PathBuf,
+}
+
+/// What a watched store's files said at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WriteState {
+    marks: usize,
+    commit: Vec<u8>,
+}
+
+impl WriteWatch {
+    /// The `.sig` writes for `digest` in repository `repo` of `reg` (docker-registry's storage
+    /// layout: an upload directory per upload started, a `_layers` link per blob received).
+    fn registry(reg: &TestRegistry, repo: &str, digest: &Digest) -> WriteWatch {
+        let repo_dir = reg
+            .storage_dir()
+            .join("docker/registry/v2/repositories")
+            .join(repo);
+        WriteWatch {
+            marks: vec![repo_dir.join("_uploads"), repo_dir.join("_layers/sha256")],
+            temp_dir: None,
+            commit: repo_dir
+                .join("_manifests/tags")
+                .join(digest.signature_tag())
+                .join("current/link"),
+        }
+    }
+
+    /// The writes to the layout at `dir` (blobs and their temporary files, `index.json`).
+    fn layout(dir: &Path) -> WriteWatch {
+        WriteWatch {
+            marks: vec![dir.join("blobs/sha256")],
+            temp_dir: Some(dir.to_path_buf()),
+            commit: dir.join("index.json"),
+        }
+    }
+
+    fn state(&self) -> WriteState {
+        let entries = |d: &Path| std::fs::read_dir(d).map_or(0, |r| r.count());
+        let temps = self.temp_dir.as_deref().map_or(0, |d| {
+            std::fs::read_dir(d).map_or(0, |r| {
+                r.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+                })
+                .count()
+            })
+        });
+        WriteState {
+            marks: self.marks.iter().map(|d| entries(d)).sum::<usize>() + temps,
+            commit: std::fs::read(&self.commit).unwrap_or_default(),
+        }
+    }
+}
+
+/// Where in its run a killed signer was, judged from the store's files and the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillPoint {
+    /// Nothing of the run had been written yet (start-up, key decryption, reads).
+    BeforeWrite,
+    /// Blob writes had begun and the signature manifest was not committed: the kill cut the
+    /// write itself, which is what the test is about.
+    InsideWrite,
+    /// The signature manifest was committed (the run was confirming or exiting).
+    AfterCommit,
+    /// The process had exited before the kill.
+    Finished,
+}
+
+impl KillPoint {
+    fn of(finished: bool, before: &WriteState, after: &WriteState) -> KillPoint {
+        if finished {
+            KillPoint::Finished
+        } else if after.commit != before.commit {
+            KillPoint::AfterCommit
+        } else if after.marks > before.marks {
+            KillPoint::InsideWrite
+        } else {
+            KillPoint::BeforeWrite
+        }
+    }
+}
+
+/// How many kills landed where.
+#[derive(Debug, Default)]
+struct KillCounts {
+    before_write: usize,
+    inside_write: usize,
+    after_commit: usize,
+    finished: usize,
+}
+
+impl KillCounts {
+    fn add(&mut self, point: KillPoint) {
+        match point {
+            KillPoint::BeforeWrite => self.before_write += 1,
+            KillPoint::InsideWrite => self.inside_write += 1,
+            KillPoint::AfterCommit => self.after_commit += 1,
+            KillPoint::Finished => self.finished += 1,
+        }
+    }
+}
+
+impl std::fmt::Display for KillCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} before any write, {} inside the write, {} after the commit, {} after the process \
+             had exited",
+            self.before_write, self.inside_write, self.after_commit, self.finished
+        )
+    }
+}
+
+/// How long between a poll of a watched store's files.
+const WATCH_POLL: Duration = Duration::from_micros(200);
+
+/// Three full runs of `signet sign` with `args` (each with its own annotation, so each really
+/// writes), watched through `watch`: the quickest run, and the shortest time from a run's first
+/// write being seen to its commit being seen (the shortest, so that aimed kills fall inside the
+/// write even when a run is quick; a slow run only moves them towards its start).
+fn measure_sign(args: &[&str], watch: &WriteWatch) -> (Duration, Duration) {
+    let mut quickest = Duration::MAX;
+    let mut window = Duration::MAX;
+    for n in 0..3 {
+        let note = format!("measure={n}");
+        let mut full = vec!["sign", "-a", &note];
+        full.extend_from_slice(args);
+        let before = watch.state();
+        let started = Instant::now();
+        let mut child = signet()
+            .env("SIGNET_PASSWORD", PASSWORD)
+            .args(&full)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (mut first_write, mut commit) = (None, None);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            let now = watch.state();
+            if first_write.is_none() && now.marks > before.marks {
+                first_write = Some(started.elapsed());
+            }
+            if commit.is_none() && now.commit != before.commit {
+                commit = Some(started.elapsed());
+            }
+            std::thread::sleep(WATCH_POLL);
+        };
+        let elapsed = started.elapsed();
+        let out = child.wait_with_output().unwrap();
+        assert!(status.success(), "signet {full:?}: {}", text(&out));
+        quickest = quickest.min(elapsed);
+        let first_write = first_write.expect("a full run's first write was seen");
+        let commit = commit.unwrap_or(elapsed);
+        window = window.min(commit.saturating_sub(first_write));
+    }
+    (quickest, window)
+}
+
+/// Spawn `args`; once `watch` shows its first write, SIGKILL it `offset` later. Returns whether it
+/// had exited before that (without the write seen, or before the kill).
+fn spawn_and_kill_in_write(args: &[&str], watch: &WriteWatch, offset: Duration) -> bool {
+    let before = watch.state();
+    let mut child = signet()
+        .env("SIGNET_PASSWORD", PASSWORD)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        if watch.state().marks > before.marks {
+            break;
+        }
+        assert!(Instant::now() < deadline, "signet {args:?} never wrote");
+        std::thread::sleep(WATCH_POLL);
+    }
+    std::thread::sleep(offset);
+    let finished = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    child.wait().unwrap();
+    finished
+}
+
+/// The signatures of killed runs found at the end agree with where the kills landed: every run
+/// that committed (or exited) left its signature, a run killed inside the write at most did (its
+/// last request may still have been applied), none killed before writing did.
+fn assert_landed_matches(landed: usize, points: &KillCounts) {
+    let committed = points.after_commit + points.finished;
+    assert!(
+        (committed..=committed + points.inside_write).contains(&landed),
+        "{landed} killed runs' signatures landed, but the kills were: {points}"
+    );
+}
+
+/// Every other kill is aimed at the write (drawn over the measured time from first write to
+/// commit, after the first write is seen); the rest fall anywhere in the run. At least this many
+/// of the 30 kills must land inside the write, in each store, or the test proves nothing about a
+/// kill mid-write. Measured on a 2-core machine, alone and beside the other robustness tests: 11
+/// to 15 inside the write in the registry, 15 to 17 in the layout (almost all of them aimed), so
+/// 5 leaves room for a slow machine without letting a test that stopped aiming pass.
+const MIN_KILLS_INSIDE_WRITE: usize = 5;
+
+/// Kill `args` (a `sign` run) once, aimed at the write for odd `i`, anywhere in the run (by
+/// `kill_delay`) for even `i`; says where the kill landed.
+fn kill_signer(
+    i: usize,
+    args: &[&str],
+    watch: &WriteWatch,
+    rng: &mut Rng,
+    (full, window): (Duration, Duration),
+) -> (KillPoint, Duration) {
+    let before = watch.state();
+    let (finished, delay) = if i % 2 == 1 {
+        let micros = window.as_micros() as u64;
+        let offset = Duration::from_micros(rng.below(micros + 1));
+        (spawn_and_kill_in_write(args, watch, offset), offset)
+    } else {
+        let delay = kill_delay(rng, full);
+        (spawn_and_kill(args, delay), delay)
+    };
+    (KillPoint::of(finished, &before, &watch.state()), delay)
 }
 
 #[test]
@@ -474,23 +699,35 @@ fn killed_signers_leave_registry_and_layout_consistent() {
     let digest = support::push_sample_image(&reg, "crash/app:v1");
     let image = format!("{}/crash/app@{digest}", reg.host());
     ok(&["sign", "--key", s(&key_a), &image]);
-    let scratch = support::push_sample_image(&reg, "crash/scratch:v1");
-    let scratch = format!("{}/crash/scratch@{scratch}", reg.host());
-    let full = quickest_sign(&["--key", s(&key_b), &scratch]);
+    let scratch_digest = support::push_sample_image(&reg, "crash/scratch:v1");
+    let scratch = format!("{}/crash/scratch@{scratch_digest}", reg.host());
+    let timing = measure_sign(
+        &["--key", s(&key_b), &scratch],
+        &WriteWatch::registry(&reg, "crash/scratch", &scratch_digest),
+    );
+    let (full, window) = timing;
     let (min_ms, max_ms) = (full.as_millis() * 3 / 10, full.as_millis() * 11 / 10);
-    let mut finished = 0;
+    let watch = WriteWatch::registry(&reg, "crash/app", &digest);
+    let mut points = KillCounts::default();
+    let mut aimed = KillCounts::default();
     for i in 0..KILLS {
-        let delay = kill_delay(&mut rng, full);
         let note = format!("killed={i}");
-        finished += usize::from(spawn_and_kill(
+        let (point, delay) = kill_signer(
+            i,
             &["sign", "--key", s(&key_b), "-a", &note, &image],
-            delay,
-        ));
+            &watch,
+            &mut rng,
+            timing,
+        );
+        points.add(point);
+        if i % 2 == 1 {
+            aimed.add(point);
+        }
         let out = run(&["verify", "--key", s(&pub_a), &image]);
         assert_eq!(
             code(&out),
             0,
-            "kill {i} after {delay:?}: A's signature intact: {}",
+            "kill {i} ({point:?}, {delay:?}): A's signature intact: {}",
             text(&out)
         );
         registry_signature_layers(&reg, "crash/app", &digest);
@@ -504,12 +741,19 @@ fn killed_signers_leave_registry_and_layout_consistent() {
     let layers = registry_signature_layers(&reg, "crash/app", &digest);
     let landed = layers.len().saturating_sub(1 + KILLS + 1);
     println!(
-        "registry: {KILLS} sign processes killed {min_ms}..{max_ms} ms after start (the quickest full run took \
-         {full:?}; {finished} had finished before the kill, {landed} killed runs' signatures had \
-         landed whole); A verified after every kill; {} layers at the end",
+        "registry: {KILLS} sign processes killed, half {min_ms}..{max_ms} ms after start (the quickest full \
+         run took {full:?}), half aimed at the write (up to {window:?} after its first write was \
+         seen): {points}; of the aimed ones {aimed}; {landed} killed runs' signatures landed \
+         whole; A verified after every kill; {} layers at the end",
         layers.len()
     );
     assert!(layers.len() >= KILLS + 2, "A, A's {KILLS} re-signs, B");
+    assert_landed_matches(landed, &points);
+    assert!(
+        points.inside_write >= MIN_KILLS_INSIDE_WRITE,
+        "registry: only {} of {KILLS} kills landed inside the write ({points})",
+        points.inside_write
+    );
 
     // OCI layout.
     let layout = dir.path().join("layout");
@@ -517,16 +761,23 @@ fn killed_signers_leave_registry_and_layout_consistent() {
     let image = format!("oci:{}:v1", layout.display());
     let identity = "registry.example/crash/app:v1";
     ok(&["sign", "--key", s(&key_a), "--identity", identity, &image]);
-    let scratch = dir.path().join("scratch");
-    layout_image(&scratch, "v1");
-    let scratch = format!("oci:{}:v1", scratch.display());
-    let full = quickest_sign(&["--key", s(&key_b), "--identity", identity, &scratch]);
+    let scratch_dir = dir.path().join("scratch");
+    layout_image(&scratch_dir, "v1");
+    let scratch = format!("oci:{}:v1", scratch_dir.display());
+    let timing = measure_sign(
+        &["--key", s(&key_b), "--identity", identity, &scratch],
+        &WriteWatch::layout(&scratch_dir),
+    );
+    let (full, window) = timing;
     let (min_ms, max_ms) = (full.as_millis() * 3 / 10, full.as_millis() * 11 / 10);
-    let (mut finished, mut temps) = (0, 0);
+    let watch = WriteWatch::layout(&layout);
+    let mut points = KillCounts::default();
+    let mut aimed = KillCounts::default();
+    let mut temps = 0;
     for i in 0..KILLS {
-        let delay = kill_delay(&mut rng, full);
         let note = format!("killed={i}");
-        finished += usize::from(spawn_and_kill(
+        let (point, delay) = kill_signer(
+            i,
             &[
                 "sign",
                 "--key",
@@ -537,14 +788,20 @@ fn killed_signers_leave_registry_and_layout_consistent() {
                 &note,
                 &image,
             ],
-            delay,
-        ));
+            &watch,
+            &mut rng,
+            timing,
+        );
+        points.add(point);
+        if i % 2 == 1 {
+            aimed.add(point);
+        }
         temps = temps.max(assert_layout_consistent(&layout));
         let out = run(&["verify", "--key", s(&pub_a), "--identity", identity, &image]);
         assert_eq!(
             code(&out),
             0,
-            "kill {i} after {delay:?}: A's signature intact: {}",
+            "kill {i} ({point:?}, {delay:?}): A's signature intact: {}",
             text(&out)
         );
         ok(&["validate", &image]);
@@ -583,10 +840,17 @@ fn killed_signers_leave_registry_and_layout_consistent() {
     );
     let layers = layout_signature_layers(&layout, &digest);
     let landed = layers.len().saturating_sub(1 + KILLS + 2);
+    assert_landed_matches(landed, &points);
+    assert!(
+        points.inside_write >= MIN_KILLS_INSIDE_WRITE,
+        "layout: only {} of {KILLS} kills landed inside the write ({points})",
+        points.inside_write
+    );
     println!(
-        "layout: {KILLS} sign processes killed {min_ms}..{max_ms} ms after start (the quickest full run took \
-         {full:?}; {finished} had finished before the kill, {landed} killed runs' signatures had \
-         landed whole); consistent after every kill; {} layers at the end; {temps} temporary \
+        "layout: {KILLS} sign processes killed, half {min_ms}..{max_ms} ms after start (the quickest full \
+         run took {full:?}), half aimed at the write (up to {window:?} after its first write was \
+         seen): {points}; of the aimed ones {aimed}; {landed} killed runs' signatures landed \
+         whole; consistent after every kill; {} layers at the end; {temps} temporary \
          file(s) left behind at most, {aged} at the end, swept by the next signer once old",
         layers.len()
     );
