@@ -24,6 +24,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
 
+use crate::bounded::read_file_bounded;
 use crate::manifest::{OCI_INDEX, REF_NAME_ANNOTATION};
 use crate::registry::{ByteStream, FetchedManifest};
 use crate::{Descriptor, Digest, Error, ImageIndex, LayoutSelector, Manifest};
@@ -83,7 +84,7 @@ impl OciLayout {
             Err(e) => return Err(Error::io(&dir, e)),
         }
         let marker_path = dir.join("oci-layout");
-        let marker = match read_bounded(&marker_path, MAX_INDEX_BYTES) {
+        let marker = match read_file_bounded(&marker_path, MAX_INDEX_BYTES) {
             Ok(bytes) => bytes,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(not_layout(
@@ -146,7 +147,7 @@ impl OciLayout {
     /// Read and parse `index.json` (size-bounded).
     pub fn index(&self) -> Result<ImageIndex, Error> {
         let path = self.dir.join("index.json");
-        let bytes = match read_bounded(&path, MAX_INDEX_BYTES) {
+        let bytes = match read_file_bounded(&path, MAX_INDEX_BYTES) {
             Ok(bytes) => bytes,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::InvalidManifest {
@@ -240,7 +241,7 @@ impl OciLayout {
             });
         }
         let path = self.blob_path(&desc.digest);
-        let bytes = match read_bounded(&path, desc.size.saturating_add(1).min(max)) {
+        let bytes = match read_file_bounded(&path, desc.size.saturating_add(1).min(max)) {
             Ok(bytes) => bytes,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NotFound { what })
@@ -614,22 +615,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Error> {
         what: "index.json".into(),
         reason: e.to_string(),
     })
-}
-
-/// Read a whole file, refusing one larger than `max` bytes.
-pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::new();
-    file.take(max.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > max {
-        return Err(Error::LimitExceeded {
-            what: path.display().to_string(),
-            limit: format!("{max} bytes"),
-        });
-    }
-    Ok(bytes)
 }
 
 /// Write `bytes` to `target` via a temporary file in `dir`, fsync, rename, fsync of the directory:

@@ -10,12 +10,14 @@
 //! assert_eq!(d.signature_tag().len(), 64 + 11);
 //! ```
 
+pub mod bounded;
 pub mod clock;
 pub mod digest;
 pub mod error;
 pub mod manifest;
 pub mod reference;
 
+pub use bounded::read_file_bounded;
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::Error;
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, Platform};

@@ -10,6 +10,7 @@ use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
+use crate::bounded::{limit_exceeded, BoundedBytes};
 use crate::reference::DOCKER_HUB;
 use crate::{Descriptor, Error, Reference};
 
@@ -546,23 +547,14 @@ pub(super) async fn read_bounded(
     limit: u64,
     call: &Call<'_>,
 ) -> Result<Vec<u8>, Error> {
-    let too_big = || Error::LimitExceeded {
-        what: call.what.to_string(),
-        limit: format!("{limit} bytes"),
-    };
     if header_length(response.headers()).is_some_and(|n| n > limit) {
-        return Err(too_big());
+        return Err(limit_exceeded(call.what.to_string(), limit));
     }
-    let mut out = Vec::new();
+    let mut out = BoundedBytes::new(limit);
     loop {
         match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if (out.len() + chunk.len()) as u64 > limit {
-                    return Err(too_big());
-                }
-                out.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(out),
+            Ok(Some(chunk)) => out.extend(&chunk, || call.what.to_string())?,
+            Ok(None) => return Ok(out.into_inner()),
             Err(e) => return Err(RegistryClient::transport_error(call, &e)),
         }
     }
