@@ -163,6 +163,12 @@ fn deadline(clock: &dyn Clock, valid_until: Option<i64>, now: Instant) -> Option
     }
 }
 
+/// Whether a verdict valid until `valid_until` (unix seconds) no longer holds on `clock`.
+fn ran_out(clock: &dyn Clock, valid_until: Option<i64>) -> bool {
+    let now = clock.monotonic();
+    deadline(clock, valid_until, now).is_some_and(|end| end <= now)
+}
+
 /// Messages are cut to this many characters.
 pub(crate) const MAX_MESSAGE_CHARS: usize = 1000;
 
@@ -356,6 +362,14 @@ impl<J: Judge> Gate<J> {
                     "the judge answered about {}, not {digest}",
                     j.digest
                 )),
+                // An allow that ran out while it was being made (a slow upstream while a key
+                // retired) is no allow: fail closed; asked again, the image is judged anew.
+                Ok(Ok(j)) if j.allowed && ran_out(gate.inner.clock.as_ref(), j.valid_until) => {
+                    Err(format!(
+                        "the verdict ran out while it was being made (valid until {})",
+                        j.valid_until.unwrap_or_default()
+                    ))
+                }
                 Ok(Ok(j)) => Ok(Arc::new(j)),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err(GateError::Timeout {

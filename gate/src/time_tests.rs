@@ -29,6 +29,8 @@ struct ClockJudge {
     clock: Arc<dyn Clock>,
     calls: Arc<AtomicUsize>,
     hash: String,
+    /// Moved forward this much after the policy is evaluated (a slow judgement).
+    takes: Option<(ManualClock, Duration)>,
 }
 
 impl ClockJudge {
@@ -47,6 +49,7 @@ impl ClockJudge {
             clock,
             calls: calls.clone(),
             hash: format!("policy-{}", Digest::sha256(policy_yaml.as_bytes())),
+            takes: None,
         };
         (judge, calls)
     }
@@ -76,6 +79,9 @@ impl Judge for ClockJudge {
         };
         let verdict = signet_policy::evaluate(&self.policy, &evidence, now);
         let codes: Vec<&str> = verdict.findings.iter().map(|f| f.code).collect();
+        if let Some((clock, by)) = &self.takes {
+            clock.advance(*by);
+        }
         Ok(Judgement {
             digest,
             allowed: verdict.decision == signet_policy::Decision::Allow,
@@ -314,4 +320,26 @@ async fn a_judgement_that_races_a_reload_is_not_served_under_the_new_policy() {
     assert!(!again.allowed && again.cached, "{again:?}");
     assert_eq!(again.policy_hash.as_deref(), Some("policy-new"));
     assert_eq!(old_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_allow_that_runs_out_while_it_is_made_is_no_allow() {
+    let clock = ManualClock::new(at(T + 8));
+    let (mut judge, calls) = ClockJudge::new(NOT_AFTER_T_PLUS_10, Arc::new(clock.clone()));
+    // Evaluated at T + 8 (the key still counts), answered at T + 11 (it no longer does).
+    judge.takes = Some((clock.clone(), Duration::from_secs(3)));
+    let gate = Gate::with_clock(config(), judge, Arc::new(clock.clone())).unwrap();
+    let d = gate.decide(&pinned("app"), Source::Api).await;
+    assert!(d.error && !d.allowed && !d.admitted(), "{d:?}");
+    assert!(
+        d.message
+            .contains("the verdict ran out while it was being made (valid until 1795910410)"),
+        "{}",
+        d.message
+    );
+    // Not cached: asked again (now past notAfter), the image is judged anew and denied.
+    let again = gate.decide(&pinned("app"), Source::Api).await;
+    assert!(!again.allowed && !again.error && !again.cached, "{again:?}");
+    assert!(again.message.contains("key-expired"), "{}", again.message);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
