@@ -213,17 +213,18 @@ impl<J: Judge> Gate<J> {
         };
         // Before any request: a name the policy rejects whatever its signatures is decided
         // here, so nobody can make the gate reach a host the policy does not trust.
+        let active = self.active();
         if let Screening::Refuse {
             mode,
             message,
             report,
-        } = self.active().judge.screen(&reference)
+        } = active.judge.screen(&reference)
         {
             return Decision {
                 image: image.to_string(),
                 reference: Some(reference),
                 digest: None,
-                policy_hash: None,
+                policy_hash: Some(active.hash.clone()),
                 allowed: false,
                 mode,
                 message: one_line(&message, MAX_MESSAGE_CHARS),

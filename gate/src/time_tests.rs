@@ -96,6 +96,17 @@ impl Judge for ClockJudge {
     fn policy_hash(&self) -> String {
         self.hash.clone()
     }
+
+    fn screen(&self, reference: &Reference) -> Screening {
+        match self.policy.prejudge(reference) {
+            signet_policy::Prejudgement::NeedsEvidence => Screening::Judge,
+            signet_policy::Prejudgement::Rejected { message, .. } => Screening::Refuse {
+                mode: Mode::Enforce,
+                message,
+                report: serde_json::Value::Null,
+            },
+        }
+    }
 }
 
 fn config() -> GateConfig {
@@ -342,4 +353,19 @@ async fn an_allow_that_runs_out_while_it_is_made_is_no_allow() {
     assert!(!again.allowed && !again.error && !again.cached, "{again:?}");
     assert!(again.message.contains("key-expired"), "{}", again.message);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_decision_made_from_the_name_alone_names_its_policy_too() {
+    let clock = ManualClock::new(at(T));
+    let policy = format!("{NOT_AFTER_T_PLUS_10}default:\n  reject: only listed images\n");
+    let (judge, calls) = ClockJudge::new(&policy, Arc::new(clock.clone()));
+    let hash = judge.policy_hash();
+    let gate = Gate::with_clock(config(), judge, Arc::new(clock.clone())).unwrap();
+    let d = gate.decide(&pinned("elsewhere"), Source::Api).await;
+    assert!(!d.allowed && !d.error, "{d:?}");
+    assert_eq!(d.message, "only listed images");
+    assert_eq!(d.policy_hash.as_deref(), Some(hash.as_str()));
+    assert_eq!(d.to_json()["policy_hash"], serde_json::json!(hash));
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "screened, not judged");
 }
