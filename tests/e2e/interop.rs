@@ -476,6 +476,12 @@ fn check_cosign_real_key_fixtures(reg: Option<&TestRegistry>) {
         );
         assert_eq!(verdict.code, 11, "{}", verdict.stderr);
         assert!(verdict.report.is_none());
+        assert!(
+            verdict.stderr.contains("signet: error: not found: ")
+                && verdict.stderr.contains("dir-img-cosign-no-manifest"),
+            "{}",
+            verdict.stderr
+        );
     }
 
     // dir-img-cosign-other-attachment: a text/plain layer is not a signature: no signatures (10).
@@ -594,6 +600,13 @@ fn certificate_signatures_fail_closed_without_certificate_support() {
     );
     assert_eq!(verdict.code, 2, "{}", verdict.stderr);
     assert!(verdict.report.is_none());
+    assert!(
+        verdict
+            .stderr
+            .contains("unsupported key type: RSA (Signet supports ECDSA P-256 keys only)"),
+        "{}",
+        verdict.stderr
+    );
 }
 
 /// The public key of the `dev.sigstore.cosign/certificate` annotation, as a PEM file written by

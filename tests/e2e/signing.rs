@@ -453,7 +453,13 @@ fn copied_image_keeps_signatures_but_not_its_identity() {
         &format!("{host}/mirror/app:v1"),
     ]);
     assert_eq!(code(&out), 12);
-    assert!(stderr(&out).contains("identity"));
+    assert!(
+        stderr(&out).contains("signature 0: identity: ")
+            && stderr(&out).contains("/origin/app not accepted for")
+            && stderr(&out).contains("by matchRepository"),
+        "{}",
+        stderr(&out)
+    );
     // ... and accepted only when the caller says which identity to expect.
     let out = run(&[
         "verify",
@@ -495,7 +501,12 @@ fn manifest_modified_after_signing_is_refused() {
         &format!("{host}/app:v1-modified"),
     ]);
     assert_eq!(code(&out), 12);
-    assert!(stderr(&out).contains("manifest-digest"));
+    assert!(
+        stderr(&out).contains("signature 0: manifest-digest: payload names")
+            && stderr(&out).contains("not the image's"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

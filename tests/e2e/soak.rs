@@ -179,7 +179,11 @@ fn kinds(host: &str, signed_digest: &str) -> Vec<Kind> {
             path: "/v1/verify",
             body: "{\"image\": ".into(),
             status: 400,
-            checks: vec![],
+            // Refused for the truncated JSON it is, not for any other reason.
+            checks: vec![(
+                "/error",
+                json!("malformed request: EOF while parsing a value at line 1 column 10"),
+            )],
         },
         Kind {
             name: "admission-allow",
