@@ -261,3 +261,35 @@ fn signet_serve_trusts_a_ca_from_ssl_cert_file_or_ca_file() {
         "{message}"
     );
 }
+
+#[test]
+fn a_token_auth_upstream_still_works_through_the_gate() {
+    // The realm is plain HTTP on the registry's own (loopback) host, another port: no downgrade
+    // (the registry itself is plain HTTP), and as reachable as the registry.
+    let reg = TestRegistry::start_with_token_auth("puller", "pull-pw");
+    let digest = support::push_sample_image_with(
+        &reg,
+        "team/app:v1",
+        &support::client_with_credentials(&reg, "puller", "pull-pw"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), &reg.host());
+    std::fs::write(dir.path().join("pw"), "pull-pw\n").unwrap();
+    let config = dir.path().join("gate.yaml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\npolicy: {}\nupstreams:\n  - url: http://{}\n    credentials: {{username: puller, password_file: {}}}\n",
+            s(&policy),
+            reg.host(),
+            s(&dir.path().join("pw"))
+        ),
+    )
+    .unwrap();
+    let gate = Gate::start_on(port, &["--config", s(&config)], |_| {});
+    let (_, answer) = gate.verify(&format!("{}/team/app:v1", reg.host()), None);
+    assert_eq!(answer["admitted"], true, "{answer}");
+    assert_eq!(answer["digest"], digest.to_string(), "{answer}");
+    assert!(reg.token_requests() >= 1);
+}

@@ -16,7 +16,7 @@ use crate::{Descriptor, Error, Reference};
 
 use super::auth::{self, Challenge};
 use super::credentials;
-use super::network::{destination_refused, http_allowed, realm_allowed};
+use super::network::{destination_refused, host_part, http_allowed, realm_allowed, scheme_for};
 use super::{
     ByteStream, Credentials, RegistryClient, BACKOFF_BASE, DEFAULT_TOKEN_SECONDS,
     MAX_MESSAGE_CHARS, MAX_SMALL_BODY_BYTES, MAX_TOKEN_SECONDS, MIN_BYTES_PER_SECOND,
@@ -354,11 +354,17 @@ impl RegistryClient {
             message: format!("{}: token service: {message}", call.what),
         };
         let mut url = Url::parse(realm).map_err(|_| fail("realm is not a URL".into()))?;
+        // A realm on the registry's own host is as reachable as the registry, which just
+        // answered; any other host must pass the internal-address rule itself.
+        let same_host =
+            host_part(&url_host(&url)).eq_ignore_ascii_case(host_part(api_host(&registry)));
+        let registry_plain = scheme_for(&registry, &self.options) == "http";
         if url.scheme() != "https"
-            && !(url.scheme() == "http" && http_allowed(&url_host(&url), &self.options))
+            && !(url.scheme() == "http"
+                && (http_allowed(&url_host(&url), &self.options) || (same_host && registry_plain)))
         {
             // Credentials go to the realm: never over plain HTTP to a host we would not speak
-            // plain HTTP to ourselves.
+            // plain HTTP to ourselves (a plain-HTTP registry's own host is no downgrade).
             return Err(fail(format!("realm {} is not https", sanitize(realm))));
         }
         if !realm_allowed(&url_host(&url), &registry, &self.options) {
@@ -369,8 +375,10 @@ impl RegistryClient {
                 sanitize(&url_host(&url))
             )));
         }
-        if let Some(why) = destination_refused(&url, &self.options) {
-            return Err(fail(why));
+        if !same_host {
+            if let Some(why) = destination_refused(&url, &self.options) {
+                return Err(fail(why));
+            }
         }
         {
             let mut query = url.query_pairs_mut();
