@@ -690,7 +690,11 @@ impl<J: Judge> Gate<J> {
             };
             state.cache.insert_until(
                 // As clients fetch them: by digest.
-                verdict_key(&parent.with_digest(child.digest.clone()), &child.digest, &hash),
+                verdict_key(
+                    &parent.with_digest(child.digest.clone()),
+                    &child.digest,
+                    &hash,
+                ),
                 std::sync::Arc::new(judgement),
                 now,
                 Some(until),
