@@ -612,7 +612,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk.tar");
         std::fs::write(&junk, b"definitely not a tar file").unwrap();
-        assert!(DockerArchive::open(&junk).is_err());
+        let e = DockerArchive::open(&junk).unwrap_err().to_string();
+        assert!(e.contains("junk.tar: not a tar file"), "{e}");
         let e = DockerArchive::open(dir.path().join("missing.tar"))
             .unwrap_err()
             .to_string();

@@ -244,9 +244,21 @@ mod tests {
 
     #[test]
     fn refuses_schema_one_and_garbage() {
-        assert!(Manifest::parse(br#"{"schemaVersion":1}"#, None, "m").is_err());
-        assert!(Manifest::parse(b"[]", None, "m").is_err());
-        assert!(Manifest::parse(b"{", None, "m").is_err());
+        // Each refused as an invalid manifest, for its own defect.
+        for (bytes, why) in [
+            (
+                &br#"{"schemaVersion":1}"#[..],
+                "Docker schema 1 manifests are not supported",
+            ),
+            (&b"[]"[..], "invalid m: "),
+            (&b"{"[..], "invalid m: "),
+        ] {
+            let err = Manifest::parse(bytes, None, "m").unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidManifest { .. }) && err.to_string().contains(why),
+                "{err}"
+            );
+        }
     }
 
     #[test]
