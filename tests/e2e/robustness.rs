@@ -1,6 +1,7 @@
 //! Robustness of the `signet` binary: concurrent signers lose no signature (registry and OCI
-//! layout), processes killed at random points leave registries and layouts consistent, and no
-//! command ever prints a password or private key material.
+//! layout), processes killed at random points (and, for signers, aimed inside the write) leave
+//! registries and layouts consistent, and no command ever prints a password or private key
+//! material.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
