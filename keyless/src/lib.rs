@@ -3,8 +3,35 @@
 //!
 //! The security code lives in the sigstore-rust crates (`sigstore-verify` and friends); this crate
 //! wraps them behind Signet's own types and the one [`KeylessError`] enum, and adds the strictness
-//! they lack (see ARCHITECTURE.md, "keyless").
+//! they lack (ARCHITECTURE.md, "keyless", says which check is done where). No third-party type
+//! appears in this API.
+//!
+//! ```no_run
+//! use signet_keyless::{Artifact, Bundle, Instance, Signer, Verifier, load_trusted_root};
+//! # fn main() -> Result<(), signet_keyless::KeylessError> {
+//! let root = load_trusted_root(None, Instance::PublicGood, None)?; // parse once
+//! let verifier = Verifier::new(&root)?;
+//! let bundle = Bundle::from_file("a.txt.sigstore.json".as_ref())?;
+//! let verified = verifier.verify(Artifact::File("a.txt".as_ref()), &bundle, Signer::Certificate)?;
+//! // Cryptographically verified; *who* signed is for policy to judge:
+//! let claims = verified.certificate.expect("keyless bundles carry a certificate");
+//! # let _ = claims; Ok(()) }
+//! ```
 
+mod bundle;
+mod claims;
+mod crypto;
 mod error;
+mod json;
+mod trust;
+mod verify;
 
-pub use error::KeylessError;
+pub use bundle::{
+    Bundle, BundleVersion, ContentKind, LogEntry, MAX_BUNDLE_BYTES, MAX_BUNDLE_ITEMS,
+};
+pub use claims::{CertificateClaims, CiClaims, GitHubWorkflowClaims, SubjectName};
+pub use error::{Check, Input, KeylessError};
+pub use trust::{
+    load_trusted_root, Instance, TrustSource, TrustedRoot, TrustedRootCache, MAX_TRUSTED_ROOT_BYTES,
+};
+pub use verify::{Artifact, PublicKey, Sha256Digest, Signer, VerifiedBundle, Verifier};

@@ -1,0 +1,362 @@
+//! Verify a bundle against an artifact: sigstore-verify's checks, then Signet's stricter ones.
+
+use std::path::Path;
+
+use sigstore_types::SignatureContent;
+
+use crate::bundle::{Bundle, BundleVersion, ContentKind, LogEntry};
+use crate::claims::CertificateClaims;
+use crate::error::{Check, Input, KeylessError};
+use crate::trust::TrustedRoot;
+
+/// A SHA-256 artifact digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sha256Digest([u8; 32]);
+
+impl Sha256Digest {
+    /// The digest's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Sha256Digest(sha2::Sha256::digest(bytes).into())
+    }
+}
+
+impl std::str::FromStr for Sha256Digest {
+    type Err = KeylessError;
+
+    /// `sha256:` followed by exactly 64 hex digits.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex_part = s
+            .strip_prefix("sha256:")
+            .filter(|h| h.len() == 64)
+            .ok_or_else(|| KeylessError::malformed(Input::Digest, "expected sha256:<64 hex>"))?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex_part, &mut bytes)
+            .map_err(|_| KeylessError::malformed(Input::Digest, "expected sha256:<64 hex>"))?;
+        Ok(Sha256Digest(bytes))
+    }
+}
+
+impl std::fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", hex::encode(self.0))
+    }
+}
+
+/// What was signed, as the verifier is given it.
+#[derive(Debug, Clone, Copy)]
+pub enum Artifact<'a> {
+    /// The artifact's bytes.
+    Bytes(&'a [u8]),
+    /// A file, streamed in constant memory (an Ed25519 message signature needs the bytes
+    /// themselves and is then refused as unsupported).
+    File(&'a Path),
+    /// Only the artifact's digest (cosign's and the conformance suite's `sha256:<hex>`).
+    Digest(Sha256Digest),
+}
+
+/// A managed public key (`--key`), PEM SubjectPublicKeyInfo.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    der: sigstore_types::DerPublicKey,
+}
+
+impl PublicKey {
+    /// Parse a PEM `PUBLIC KEY`. Junk PEM is [`KeylessError::Malformed`] with
+    /// [`Input::PublicKey`].
+    pub fn from_pem(pem: &str) -> Result<Self, KeylessError> {
+        crate::crypto::ensure_provider();
+        let der = sigstore_types::DerPublicKey::from_pem(pem)
+            .map_err(|e| KeylessError::malformed(Input::PublicKey, e))?;
+        sigstore_crypto::KeyAlgorithm::from_spki(&der)
+            .map_err(|e| KeylessError::malformed(Input::PublicKey, e))?;
+        Ok(PublicKey { der })
+    }
+
+    /// Read a PEM public key file (at most 64 KiB).
+    pub fn from_file(path: &Path) -> Result<Self, KeylessError> {
+        let bytes = crate::json::read_bounded(path, 64 * 1024, Input::PublicKey)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| KeylessError::malformed(Input::PublicKey, "not UTF-8 PEM"))?;
+        PublicKey::from_pem(text)
+    }
+}
+
+/// Who must have signed.
+#[derive(Debug, Clone, Copy)]
+pub enum Signer<'a> {
+    /// A Fulcio certificate chaining to the trusted root. Which identity it names is checked
+    /// afterwards, by policy, on [`VerifiedBundle::certificate`].
+    Certificate,
+    /// This managed key (the bundle carries a public-key hint, not a certificate).
+    Key(&'a PublicKey),
+}
+
+/// A bundle that verified: everything in it checked out against the artifact and the root.
+#[derive(Debug, Clone)]
+pub struct VerifiedBundle {
+    /// Bundle format version.
+    pub version: BundleVersion,
+    /// What was signed.
+    pub content: ContentKind,
+    /// The signing certificate's claims (`None` for a managed-key bundle).
+    pub certificate: Option<CertificateClaims>,
+    /// Every verified time (TSA times, SET integrated times), Unix seconds; the certificate was
+    /// valid at each.
+    pub verified_times: Vec<i64>,
+    /// The transparency-log entries, all verified.
+    pub log_entries: Vec<LogEntry>,
+    /// How many RFC 3161 timestamps verified (all the bundle carried).
+    pub timestamps: usize,
+    /// Whether the certificate's SCT verified (false only for managed keys and for roots
+    /// without CT logs, where a certificate carrying an SCT is refused).
+    pub sct_verified: bool,
+}
+
+/// Verifies bundles against one trusted root (parse the root once, verify many bundles).
+pub struct Verifier {
+    inner: sigstore_verify::Verifier,
+    root: TrustedRoot,
+    rekor_keys: sigstore_crypto::Keyring,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("root", &self.root.source())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier for `root`.
+    pub fn new(root: &TrustedRoot) -> Result<Self, KeylessError> {
+        crate::crypto::ensure_provider();
+        let inner = sigstore_verify::Verifier::new(&root.inner)
+            .map_err(|e| KeylessError::malformed(Input::TrustedRoot, e))?;
+        let rekor_keys = root
+            .inner
+            .rekor_keys()
+            .map_err(|e| KeylessError::malformed(Input::TrustedRoot, e))?;
+        Ok(Verifier {
+            inner,
+            root: root.clone(),
+            rekor_keys,
+        })
+    }
+
+    /// The root this verifier trusts.
+    pub fn trusted_root(&self) -> &TrustedRoot {
+        &self.root
+    }
+
+    /// Verify `bundle` over `artifact`, signed by `signer`. `Ok` only when every piece of
+    /// evidence in the bundle verified; any failure is an `Err` naming the [`Check`].
+    pub fn verify(
+        &self,
+        artifact: Artifact<'_>,
+        bundle: &Bundle,
+        signer: Signer<'_>,
+    ) -> Result<VerifiedBundle, KeylessError> {
+        // Signet's own checks first: they need no artifact and refuse what sigstore-verify
+        // would let pass (ARCHITECTURE.md, "keyless").
+        self.strict_checks(bundle, signer)?;
+        let b = &bundle.inner;
+        let result = match signer {
+            Signer::Certificate => {
+                // Every step on: chain, validity at every verified time, SCT (when the root has
+                // CT logs), inclusion proofs, checkpoints, SETs. Identity is policy's job.
+                let mut policy = sigstore_verify::VerificationPolicy::any_identity();
+                if !self.root.has_ct_logs() {
+                    policy = policy.skip_sct();
+                }
+                self.run(artifact, b, &policy)?
+            }
+            Signer::Key(key) => {
+                let policy = sigstore_verify::PublicKeyVerificationPolicy::new(key.der.clone());
+                self.run(artifact, b, &policy)?
+            }
+        };
+        let certificate = match (signer, b.signing_certificate()) {
+            (Signer::Certificate, Some(leaf)) => {
+                let info = result.certificate().ok_or_else(|| {
+                    KeylessError::refused(Check::Certificate, "no certificate in the result")
+                })?;
+                if !result.certificate_verified() {
+                    return Err(KeylessError::refused(
+                        Check::Certificate,
+                        "certificate chain was not verified",
+                    ));
+                }
+                let subjects = crate::claims::subject_names(leaf.as_bytes())?;
+                Some(crate::claims::from_info(info, subjects))
+            }
+            _ => None,
+        };
+        if !result.tlog_verified() {
+            return Err(KeylessError::refused(
+                Check::TransparencyLog,
+                "transparency log was not verified",
+            ));
+        }
+        Ok(VerifiedBundle {
+            version: bundle.version(),
+            content: bundle.content_kind(),
+            certificate,
+            verified_times: result
+                .verified_timestamps()
+                .iter()
+                .map(|t| t.as_second())
+                .collect(),
+            log_entries: bundle.log_entries(),
+            timestamps: bundle.timestamp_count(),
+            sct_verified: result.sct_verified(),
+        })
+    }
+
+    fn run(
+        &self,
+        artifact: Artifact<'_>,
+        bundle: &sigstore_types::Bundle,
+        policy: &(impl sigstore_verify::Policy + ?Sized),
+    ) -> Result<sigstore_verify::VerificationResult, KeylessError> {
+        match artifact {
+            Artifact::Bytes(bytes) => self.inner.verify(bytes, bundle, policy).map_err(refusal),
+            Artifact::Digest(digest) => self
+                .inner
+                .verify(
+                    sigstore_types::Sha256Hash::new(*digest.as_bytes()),
+                    bundle,
+                    policy,
+                )
+                .map_err(refusal),
+            Artifact::File(path) => {
+                let read_error = |source| KeylessError::Read {
+                    input: Input::Artifact,
+                    path: path.to_path_buf(),
+                    source,
+                };
+                let file = std::fs::File::open(path).map_err(read_error)?;
+                let reader = std::io::BufReader::with_capacity(1 << 20, file);
+                self.inner
+                    .verify_reader(reader, bundle, policy)
+                    .map_err(|e| match e {
+                        sigstore_verify::Error::ArtifactRead(source) => read_error(source),
+                        other => refusal(other),
+                    })
+            }
+        }
+    }
+
+    fn strict_checks(&self, bundle: &Bundle, signer: Signer<'_>) -> Result<(), KeylessError> {
+        let b = &bundle.inner;
+        match (signer, b.signing_certificate()) {
+            (Signer::Key(_), Some(_)) => {
+                return Err(KeylessError::refused(
+                    Check::Bundle,
+                    "the bundle is signed with a certificate, but a key was given",
+                ))
+            }
+            (Signer::Certificate, None) => {
+                return Err(KeylessError::refused(
+                    Check::Bundle,
+                    "the bundle carries no certificate (verify it with --key)",
+                ))
+            }
+            (Signer::Certificate, Some(leaf)) => {
+                if !self.root.has_ct_logs() && crate::claims::has_sct(leaf.as_bytes())? {
+                    return Err(KeylessError::refused(
+                        Check::CertificateTransparency,
+                        "the certificate carries an SCT but the trusted root lists no CT log to check it",
+                    ));
+                }
+            }
+            (Signer::Key(_), None) => {}
+        }
+        if let SignatureContent::DsseEnvelope(envelope) = &b.content {
+            if envelope.payload_type != "application/vnd.in-toto+json" {
+                return Err(KeylessError::refused(
+                    Check::Unsupported,
+                    format!(
+                        "DSSE payload type {:?} is not in-toto",
+                        envelope.payload_type
+                    ),
+                ));
+            }
+        }
+        self.every_checkpoint_signature_verifies(b)
+    }
+
+    /// sigstore-verify accepts a checkpoint when one signature from a trusted log key verifies
+    /// and ignores the rest. A signature that claims (by key hint) to be from a trusted log key
+    /// and does not verify under it is evidence that does not verify: refuse. Signatures whose
+    /// hint names no trusted key (witness cosignatures) cannot be checked and are not relied on.
+    fn every_checkpoint_signature_verifies(
+        &self,
+        bundle: &sigstore_types::Bundle,
+    ) -> Result<(), KeylessError> {
+        let now = jiff::Timestamp::now();
+        for entry in &bundle.verification_material.tlog_entries {
+            let Some(proof) = &entry.inclusion_proof else {
+                continue;
+            };
+            let text = proof.checkpoint.envelope();
+            if text.is_empty() {
+                continue; // sigstore-verify refuses a proof without a checkpoint
+            }
+            let checkpoint = sigstore_types::Checkpoint::from_text(text).map_err(|e| {
+                KeylessError::refused(Check::TransparencyLog, format!("checkpoint: {e}"))
+            })?;
+            for signature in checkpoint.signatures() {
+                let mut claimed = false;
+                let mut verified = false;
+                for key in self.rekor_keys.keys_by_hint(&signature.key_id, now) {
+                    claimed = true;
+                    verified |= key
+                        .verify(checkpoint.signed_data(), &signature.signature)
+                        .is_ok();
+                }
+                if claimed && !verified {
+                    return Err(KeylessError::refused(
+                        Check::TransparencyLog,
+                        format!(
+                            "checkpoint signature by {:?} names a trusted log key and does not verify",
+                            signature.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// sigstore-verify's error → which check refused.
+fn refusal(error: sigstore_verify::Error) -> KeylessError {
+    use sigstore_verify::{CertificateError, Error as E};
+    let check = match &error {
+        E::SignatureInvalid(_) | E::Crypto(_) => Check::Signature,
+        E::ArtifactMismatch(_) => Check::Artifact,
+        E::UnsupportedArtifact(_) | E::UnsupportedBundle(_) => Check::Unsupported,
+        E::Certificate(CertificateError::Sct(_)) => Check::CertificateTransparency,
+        E::Certificate(_) | E::IdentityMismatch { .. } | E::IssuerMismatch { .. } => {
+            Check::Certificate
+        }
+        E::TransparencyLog(_) => Check::TransparencyLog,
+        E::Timestamp(_) => Check::Timestamp,
+        E::InvalidTrustRoot(_) | E::TrustRoot(_) | E::TrustedCertificate(_) => Check::TrustMaterial,
+        _ => Check::Bundle,
+    };
+    KeylessError::refused(check, error)
+}
+
+impl From<sigstore_verify::Error> for KeylessError {
+    fn from(error: sigstore_verify::Error) -> Self {
+        refusal(error)
+    }
+}
