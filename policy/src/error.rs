@@ -21,6 +21,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A certificate identity pattern (`--certificate-identity-regexp`, `subjectRegExp`) does not
+    /// compile, or is longer than accepted.
+    #[error("invalid certificate identity pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern as written (truncated to 100 characters).
+        pattern: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// Input is larger than this crate accepts.
     #[error("{what} exceeds the {limit}-byte limit")]
     LimitExceeded {

@@ -26,6 +26,7 @@
 //! assert_eq!(verdict.scope, "registry.example.com/public");
 //! ```
 
+pub mod certificate;
 pub mod config;
 pub mod containers;
 pub mod diagnostic;
