@@ -175,6 +175,15 @@ pub(crate) async fn policy<J: Judge>(State(gate): State<Gate<J>>, headers: Heade
     axum::Json(json!({"hash": active.hash, "loaded_at": active.loaded_at})).into_response()
 }
 
+/// `GET /v1/audit`: every image continuous verification remembers, its verdict now, when it
+/// last changed and why.
+pub(crate) async fn audit<J: Judge>(State(gate): State<Gate<J>>, headers: HeaderMap) -> Response {
+    if let Err(response) = authenticate(&gate, &headers) {
+        return response;
+    }
+    axum::Json(gate.audit_json()).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     //! The verify API cannot be used to make the gate fetch what it should not (issue 10, item 1):

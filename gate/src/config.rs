@@ -29,6 +29,13 @@ use super::GateError;
 /// timeouts: { upstream_seconds: 30, judge_seconds: 60, shutdown_seconds: 30 }
 /// limits: { max_body_bytes: 4194304, parallel_images: 8, max_images: 100, max_connections: 1024,
 ///           max_blob_streams: 32 }
+/// continuous:                          # re-judge the images the gate allowed
+///   interval_seconds: 300
+///   max_images: 10000
+///   forget_after_seconds: 604800
+///   parallel: 8
+///   per_upstream_per_second: 50
+///   webhook: { url: https://alerts.corp/signet, timeout_seconds: 5, retries: 5, queue: 1000 }
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +70,68 @@ pub struct GateConfig {
     /// `signet serve --ca-file` adds to these.
     #[serde(default)]
     pub ca_files: Vec<PathBuf>,
+    /// Continuous verification: re-judging the images the gate allowed.
+    #[serde(default)]
+    pub continuous: ContinuousConfig,
+}
+
+/// Continuous verification: the gate remembers the images it allowed (in memory: a restart
+/// forgets them) and judges them again on a schedule and on every policy reload.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContinuousConfig {
+    /// Seconds between two re-judgements of every remembered image (0: only on policy reload).
+    pub interval_seconds: u64,
+    /// Most images remembered; when full, the one seen longest ago is forgotten.
+    pub max_images: usize,
+    /// An image not asked about for this long is forgotten.
+    pub forget_after_seconds: u64,
+    /// Re-judgements under way at once.
+    pub parallel: usize,
+    /// Re-judgements started per second and upstream registry, at most (each is a few requests).
+    pub per_upstream_per_second: u32,
+    /// Where changes of verdict are sent (`POST`, JSON).
+    pub webhook: Option<WebhookConfig>,
+}
+
+impl Default for ContinuousConfig {
+    fn default() -> Self {
+        ContinuousConfig {
+            interval_seconds: 300,
+            max_images: 10_000,
+            forget_after_seconds: 7 * 24 * 3600,
+            parallel: 8,
+            per_upstream_per_second: 50,
+            webhook: None,
+        }
+    }
+}
+
+/// A webhook that receives every change of verdict.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `https://…` (or `http://` to a loopback host).
+    pub url: String,
+    /// One attempt's time limit.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_seconds: u64,
+    /// Attempts after the first, with doubling back-off from 1 s (at most 60 s apart).
+    #[serde(default = "default_webhook_retries")]
+    pub retries: u32,
+    /// Changes waiting to be sent, at most; more are dropped (and counted).
+    #[serde(default = "default_webhook_queue")]
+    pub queue: usize,
+}
+
+fn default_webhook_timeout() -> u64 {
+    5
+}
+fn default_webhook_retries() -> u32 {
+    5
+}
+fn default_webhook_queue() -> usize {
+    1000
 }
 
 /// Client authentication for `/v1/*` (recommended whenever the gate listens beyond loopback:
@@ -264,6 +333,7 @@ impl GateConfig {
             api: ApiConfig::default(),
             network: NetworkConfig::default(),
             ca_files: Vec::new(),
+            continuous: ContinuousConfig::default(),
         };
         config.routes()?;
         Ok(config)
@@ -356,6 +426,49 @@ impl GateConfig {
             return Err(bad(
                 "limits.max_blob_streams must be between 1 and 10000".into()
             ));
+        }
+        let c = &self.continuous;
+        if c.interval_seconds > 7 * 24 * 3600 {
+            return Err(bad("continuous.interval_seconds above one week".into()));
+        }
+        if c.max_images > 1_000_000 {
+            return Err(bad("continuous.max_images above 1000000".into()));
+        }
+        if c.parallel == 0 || c.parallel > 256 {
+            return Err(bad("continuous.parallel must be between 1 and 256".into()));
+        }
+        if c.per_upstream_per_second == 0 {
+            return Err(bad(
+                "continuous.per_upstream_per_second must be at least 1".into()
+            ));
+        }
+        if let Some(w) = &c.webhook {
+            let scheme_ok = match w.url.split_once("://") {
+                Some(("https", rest)) => !rest.is_empty(),
+                Some(("http", rest)) => {
+                    is_loopback_host(rest.split('/').next().unwrap_or_default())
+                }
+                _ => false,
+            };
+            if !scheme_ok {
+                return Err(bad(format!(
+                    "continuous.webhook.url {:?} must be https:// (http:// only to loopback)",
+                    w.url
+                )));
+            }
+            if w.timeout_seconds == 0 || w.timeout_seconds > 300 {
+                return Err(bad(
+                    "continuous.webhook.timeout_seconds must be between 1 and 300".into(),
+                ));
+            }
+            if w.retries > 20 {
+                return Err(bad("continuous.webhook.retries above 20".into()));
+            }
+            if w.queue == 0 || w.queue > 100_000 {
+                return Err(bad(
+                    "continuous.webhook.queue must be between 1 and 100000".into()
+                ));
+            }
         }
         Ok(routes)
     }

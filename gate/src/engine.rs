@@ -150,7 +150,11 @@ pub(crate) struct DecisionView<'a> {
 /// The monotonic instant at which a judgement valid until `valid_until` (unix seconds) stops
 /// holding, read on `clock` at `now`: `now` itself when that is already past (or the wall clock
 /// cannot say), `None` when there is no bound (or none a monotonic clock can reach).
-fn deadline(clock: &dyn Clock, valid_until: Option<i64>, now: Instant) -> Option<Instant> {
+pub(crate) fn deadline(
+    clock: &dyn Clock,
+    valid_until: Option<i64>,
+    now: Instant,
+) -> Option<Instant> {
     let until = valid_until?;
     let Ok(until) = u64::try_from(until) else {
         return Some(now);
@@ -422,6 +426,7 @@ impl<J: Judge> Gate<J> {
         self.inner
             .metrics
             .decision(source.as_str(), d.result(), d.mode.as_str(), took);
+        self.remember(d, source);
         let digest = d
             .digest
             .as_ref()

@@ -37,9 +37,11 @@ mod api;
 mod cache;
 pub mod config;
 mod containerd;
+mod continuous;
 mod engine;
 pub mod judge;
 mod metrics;
+mod notify;
 mod proxy;
 mod reload;
 mod server;
@@ -54,12 +56,13 @@ use signet_oci::{Digest, Reference};
 
 pub use admission::{extract_images, pin_patch, PodImage};
 pub use config::{
-    ApiConfig, CacheConfig, GateConfig, Limits, NetworkConfig, Timeouts, TlsConfig, Upstream,
-    UpstreamCredentials,
+    ApiConfig, CacheConfig, ContinuousConfig, GateConfig, Limits, NetworkConfig, Timeouts,
+    TlsConfig, Upstream, UpstreamCredentials, WebhookConfig,
 };
 pub use containerd::{
     containerd_verify, CONTAINERD_DESCRIPTOR_MEDIA_TYPE, CONTAINERD_INPUT_MEDIA_TYPE,
 };
+pub use continuous::{Assessment, CycleSummary, Standing};
 pub use engine::{Decision, Source};
 pub use server::{serve, BoundGate, Gate};
 

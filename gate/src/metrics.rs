@@ -24,6 +24,13 @@ const BUCKETS: [f64; 12] = [
 /// A decision's labels: source, result, mode (fixed vocabularies, so no cardinality to bound).
 type DecisionLabels = [(&'static str, &'static str); 3];
 
+/// A notification's outcome: `sent`, `failed` (after every retry) or `dropped` (queue full).
+pub(crate) type NotificationLabels = [(&'static str, &'static str); 1];
+
+/// Continuous verification's per-verdict and per-reason gauges. Reasons are the policy's
+/// finding codes (a fixed vocabulary) and `could-not-check`: bounded cardinality.
+type RunningLabels = [(&'static str, String); 1];
+
 /// The gate's metrics. Each is a handle shared with the registry that writes them.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -40,6 +47,12 @@ pub(crate) struct Metrics {
     pub(crate) policy_reloads: Counter,
     cache_entries: Gauge,
     blob_streams: Gauge,
+    pub(crate) rejudgements: Counter,
+    pub(crate) rejudge_cycles: Counter,
+    pub(crate) verdict_changes: Counter,
+    pub(crate) notifications: Family<NotificationLabels, Counter>,
+    running_images: Family<RunningLabels, Gauge>,
+    running_reasons: Family<RunningLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -86,6 +99,18 @@ impl Default for Metrics {
             "Signature artifacts passed through (their subject judged, not they themselves)",
         );
         let policy_reloads = counter("signet_gate_policy_reloads", "Policies swapped in");
+        let rejudgements = counter(
+            "signet_gate_rejudgements",
+            "Remembered images judged again (continuous verification)",
+        );
+        let rejudge_cycles = counter(
+            "signet_gate_rejudge_cycles",
+            "Re-judgement cycles over every remembered image",
+        );
+        let verdict_changes = counter(
+            "signet_gate_verdict_changes",
+            "Changes of verdict found by re-judging remembered images",
+        );
         let cache_entries = Gauge::default();
         registry.register(
             "signet_gate_cache_entries",
@@ -98,7 +123,31 @@ impl Default for Metrics {
             "Blobs streaming through the proxy now",
             blob_streams.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "signet_gate_notifications",
+            "Verdict-change notifications by outcome (sent, failed, dropped)",
+            notifications.clone(),
+        );
+        let running_images = Family::<RunningLabels, Gauge>::default();
+        registry.register(
+            "signet_running_images",
+            "Remembered (admitted) images by their verdict now: pass, warn, deny, unknown",
+            running_images.clone(),
+        );
+        let running_reasons = Family::<RunningLabels, Gauge>::default();
+        registry.register(
+            "signet_running_image_reasons",
+            "Remembered images that do not pass, by finding code (could-not-check when unknown)",
+            running_reasons.clone(),
+        );
         Metrics {
+            rejudgements,
+            rejudge_cycles,
+            verdict_changes,
+            notifications,
+            running_images,
+            running_reasons,
             registry,
             decisions,
             decision_seconds,
@@ -134,6 +183,26 @@ impl Metrics {
     /// Add one to `counter`.
     pub(crate) fn inc(counter: &Counter) {
         counter.inc();
+    }
+
+    /// Set the continuous-verification gauges: images per verdict and per reason, now.
+    pub(crate) fn set_running(
+        &self,
+        verdicts: &[(crate::continuous::Standing, i64)],
+        reasons: &[(String, i64)],
+    ) {
+        for (verdict, n) in verdicts {
+            self.running_images
+                .get_or_create(&[("verdict", verdict.as_str().to_string())])
+                .set(*n);
+        }
+        // Reasons no image has any more go away rather than linger at 0.
+        self.running_reasons.clear();
+        for (reason, n) in reasons {
+            self.running_reasons
+                .get_or_create(&[("reason", reason.clone())])
+                .set(*n);
+        }
     }
 
     /// The exposition text, with the gauges read now.

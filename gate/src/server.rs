@@ -62,6 +62,8 @@ pub(crate) struct Inner<J> {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// SHA-256 of the bearer token `/v1/*` requires (`api.token_file`).
     pub(crate) api_token: Option<Digest>,
+    /// The images admitted, re-judged on a schedule and on reload (`continuous.rs`).
+    pub(crate) continuous: super::continuous::Continuous,
 }
 
 /// The gate: configuration, upstream client, active judge, caches and metrics. Cheap to clone
@@ -130,6 +132,7 @@ impl<J: Judge> Gate<J> {
                     Some(path) => Some(api::load_token(path)?),
                     None => None,
                 },
+                continuous: super::continuous::Continuous::new(&config.continuous)?,
                 config,
             }),
         })
@@ -154,6 +157,8 @@ impl<J: Judge> Gate<J> {
         }
         Metrics::inc(&self.inner.metrics.policy_reloads);
         tracing::info!(target: "signet::gate", policy_hash = %hash, "policy reloaded");
+        // Continuous verification re-judges every remembered image now (`keep_judging`).
+        self.inner.continuous.reloaded.notify_one();
     }
 
     /// The active policy.
@@ -184,6 +189,8 @@ impl<J: Judge> Gate<J> {
             .unwrap_or(0);
         let streams =
             self.inner.config.limits.max_blob_streams - self.inner.blob_streams.available_permits();
+        let (verdicts, reasons) = self.inner.continuous.tally();
+        self.inner.metrics.set_running(&verdicts, &reasons);
         self.inner.metrics.render(entries, streams)
     }
 
@@ -217,10 +224,12 @@ impl<J: Judge> Gate<J> {
             Router::new()
                 .route("/v1/verify", post(api::verify::<J>))
                 .route("/v1/policy", get(api::policy::<J>))
+                .route("/v1/audit", get(api::audit::<J>))
         } else {
             Router::new()
                 .route("/v1/verify", any(api::certificate_required))
                 .route("/v1/policy", any(api::certificate_required))
+                .route("/v1/audit", any(api::certificate_required))
         };
         router
             .route("/healthz", get(healthz))
@@ -382,10 +391,7 @@ async fn readyz<J: Judge>(State(gate): State<Gate<J>>) -> Response {
 
 async fn metrics<J: Judge>(State(gate): State<Gate<J>>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            super::metrics::CONTENT_TYPE,
-        )],
+        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
         gate.metrics_text(),
     )
         .into_response()

@@ -144,9 +144,20 @@ pub async fn run(args: ServeArgs, global: &GlobalOptions) -> anyhow::Result<Exit
             )
             .await;
     });
+    // Continuous verification: re-judge what was admitted, on schedule and after each reload.
+    let judging = gate.clone();
+    let mut judge_stop = stop_tx.subscribe();
+    let judging_task = tokio::spawn(async move {
+        judging
+            .keep_judging(async move {
+                let _ = judge_stop.changed().await;
+            })
+            .await;
+    });
     let result = bound.run(shutdown_signal()).await;
     let _ = stop_tx.send(true);
     let _ = reload_task.await;
+    let _ = judging_task.await;
     result?;
     Ok(ExitCode::Success)
 }
