@@ -1,10 +1,20 @@
 //! Registry authentication state: parsing `WWW-Authenticate` challenges (RFC 7235 syntax, the
 //! distribution token spec's `Bearer realm,service,scope`) and caching the challenge each registry
-//! answered with and the bearer tokens obtained per registry and scope.
+//! answered with, the bearer tokens obtained per registry and scope, and the credentials looked
+//! up per repository (so a credential helper runs once, not on every request).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use super::Credentials;
+
+/// How long looked-up credentials are reused before the sources (files, helpers) are asked
+/// again: helpers such as ECR's hand out credentials that expire within hours.
+const CREDENTIALS_TTL: Duration = Duration::from_secs(300);
+
+/// Credentials found (or found absent) per `(registry, repository)`, with their expiry.
+type CredentialsMap = HashMap<(String, String), (Option<Credentials>, Instant)>;
 
 /// What a registry asked for in its `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +102,7 @@ pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
 pub(crate) struct AuthCache {
     challenges: Mutex<HashMap<String, Challenge>>,
     tokens: Mutex<HashMap<(String, String), (String, Instant)>>,
+    credentials: Mutex<CredentialsMap>,
 }
 
 impl AuthCache {
@@ -124,6 +135,33 @@ impl AuthCache {
             m.insert(
                 (registry.to_string(), scope.to_string()),
                 (token, Instant::now() + lifetime - margin),
+            );
+        }
+    }
+
+    /// Credentials looked up for `registry`/`repository` not long ago: `Some(None)` means "none
+    /// found", `None` "not looked up (or expired)".
+    pub(crate) fn credentials(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Option<Option<Credentials>> {
+        let m = self.credentials.lock().ok()?;
+        let (creds, expires) = m.get(&(registry.to_string(), repository.to_string()))?;
+        (Instant::now() < *expires).then(|| creds.clone())
+    }
+
+    /// Remember what a lookup for `registry`/`repository` found.
+    pub(crate) fn set_credentials(
+        &self,
+        registry: &str,
+        repository: &str,
+        creds: Option<Credentials>,
+    ) {
+        if let Ok(mut m) = self.credentials.lock() {
+            m.insert(
+                (registry.to_string(), repository.to_string()),
+                (creds, Instant::now() + CREDENTIALS_TTL),
             );
         }
     }

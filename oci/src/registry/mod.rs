@@ -2,10 +2,14 @@
 //! containers auth files, basic and bearer-token auth, and plain HTTP only for loopback hosts or
 //! hosts named explicitly.
 
+#[cfg(test)]
+mod access_tests;
 mod auth;
 mod credentials;
+mod helpers;
 mod manifests;
 mod network;
+mod proxy;
 mod transport;
 mod uploads;
 
@@ -19,6 +23,9 @@ use futures_util::{Stream, StreamExt};
 use reqwest::{Method, StatusCode, Url};
 
 use crate::{Descriptor, Digest, Error, Manifest, Reference};
+
+pub use helpers::CredentialHelper;
+pub use proxy::{ProxyConfig, ProxySettings};
 
 use auth::AuthCache;
 use network::{http_allowed, scheme_for};
@@ -49,6 +56,18 @@ pub struct Credentials {
     pub username: String,
     /// Password or identity token.
     pub password: String,
+}
+
+/// The user name that marks [`Credentials::password`] as an identity token (an OAuth2 refresh
+/// token), as the credential-helper protocol and docker's `identitytoken` entries do.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
+impl Credentials {
+    /// Whether the secret is an identity token, exchanged at the registry's token service by the
+    /// refresh-token grant rather than sent as a password.
+    pub fn is_identity_token(&self) -> bool {
+        self.username == IDENTITY_TOKEN_USER
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -88,9 +107,14 @@ pub struct RegistryOptions {
     pub ca_files: Vec<PathBuf>,
     /// Credentials given explicitly (flags, stdin), by registry host; these win over auth files.
     pub credentials: Vec<(String, Credentials)>,
+    /// Credential helpers named explicitly, by registry host (after `credentials`, before auth
+    /// files): the gate's way to use one, as it reads no auth files.
+    pub credential_helpers: Vec<(String, CredentialHelper)>,
     /// Whether to read `~/.docker/config.json`, `$REGISTRY_AUTH_FILE` and
-    /// `$XDG_RUNTIME_DIR/containers/auth.json`.
+    /// `$XDG_RUNTIME_DIR/containers/auth.json` (and run the credential helpers they name).
     pub use_auth_files: bool,
+    /// Which HTTP proxies to go through: the environment's (the default), none, or given ones.
+    pub proxy: ProxySettings,
     /// Largest manifest accepted.
     pub max_manifest_bytes: u64,
     /// Time-out for connecting and for each request without a body stream.
@@ -112,7 +136,9 @@ impl Default for RegistryOptions {
             registry_messages: true,
             ca_files: Vec::new(),
             credentials: Vec::new(),
+            credential_helpers: Vec::new(),
             use_auth_files: true,
+            proxy: ProxySettings::Environment,
             max_manifest_bytes: crate::manifest::DEFAULT_MAX_MANIFEST_BYTES,
             timeout: Duration::from_secs(30),
             retries: 3,
@@ -151,6 +177,7 @@ pub struct RegistryClient {
     http: reqwest::Client,
     auth: Arc<AuthCache>,
     auth_files: Arc<Vec<PathBuf>>,
+    proxy: Arc<proxy::ProxyRules>,
     chunk_bytes: usize,
 }
 
@@ -214,6 +241,16 @@ impl RegistryClient {
                 allowed: allowed.clone(),
             }));
         }
+        // Our rules, not reqwest's own reading of the environment: Go's loopback exception, and
+        // the gate's choice (its config, never the environment).
+        let proxy_rules = proxy::ProxyRules::new(&options.proxy, &|name| std::env::var_os(name))?;
+        builder = builder.no_proxy();
+        if proxy_rules.any() {
+            let rules = proxy_rules.clone();
+            builder = builder.proxy(reqwest::Proxy::custom(move |url| {
+                rules.proxy_for(url).cloned()
+            }));
+        }
         for (name, ip) in &options.resolve {
             builder = builder.resolve(name, std::net::SocketAddr::new(*ip, 0));
         }
@@ -231,6 +268,7 @@ impl RegistryClient {
             http,
             auth: Arc::new(AuthCache::default()),
             auth_files: Arc::new(auth_files),
+            proxy: Arc::new(proxy_rules),
             chunk_bytes: DEFAULT_UPLOAD_CHUNK_BYTES,
         })
     }

@@ -201,6 +201,17 @@ pub(super) fn next_link(headers: &HeaderMap) -> Option<String> {
     })
 }
 
+/// The wait a `Retry-After` header asks for: delay-seconds or an HTTP date (RFC 9110 10.2.3),
+/// counted from `now`; a date in the past is no wait.
+pub(super) fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// A delay of `BACKOFF_BASE * 2^(attempt-1)` plus up to as much again of jitter.
 pub(super) fn backoff(attempt: u32) -> Duration {
     let base = BACKOFF_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(6));
@@ -267,13 +278,26 @@ impl RegistryClient {
         }
     }
 
-    pub(super) fn credentials(&self, reference: &Reference) -> Result<Option<Credentials>, Error> {
-        credentials::lookup(
-            &self.options.credentials,
-            &self.auth_files,
-            reference.registry(),
-            reference.repository(),
-        )
+    /// The credentials for `reference`'s repository (looked up once per few minutes: a
+    /// credential helper is a process run).
+    pub(super) async fn credentials(
+        &self,
+        reference: &Reference,
+    ) -> Result<Option<Credentials>, Error> {
+        let (registry, repository) = (reference.registry(), reference.repository());
+        if let Some(cached) = self.auth.credentials(registry, repository) {
+            return Ok(cached);
+        }
+        let sources = credentials::Sources {
+            explicit: &self.options.credentials,
+            helpers: &self.options.credential_helpers,
+            files: &self.auth_files,
+            timeout: self.options.timeout,
+        };
+        let found = credentials::lookup(&sources, registry, repository).await?;
+        self.auth
+            .set_credentials(registry, repository, found.clone());
+        Ok(found)
     }
 
     pub(super) fn basic_header(creds: &Credentials) -> Result<HeaderValue, Error> {
@@ -297,7 +321,7 @@ impl RegistryClient {
     ) -> Result<Option<HeaderValue>, Error> {
         let registry = call.reference.registry();
         match challenge {
-            Challenge::Basic => match self.credentials(call.reference)? {
+            Challenge::Basic => match self.credentials(call.reference).await? {
                 Some(creds) => Self::basic_header(&creds).map(Some),
                 None => Ok(None),
             },
@@ -380,28 +404,60 @@ impl RegistryClient {
                 return Err(fail(why));
             }
         }
-        {
-            let mut query = url.query_pairs_mut();
+        let mut scopes = vec![scope];
+        if let Some(extra) = challenge_scope.filter(|s| *s != scope) {
+            scopes.push(extra);
+        }
+        let creds = self.credentials(call.reference).await?;
+        if creds.is_some() {
+            self.refuse_credentials_via_proxy(&registry, call.what, &url)?;
+        }
+        let mut response = None;
+        if let Some(creds) = creds.as_ref().filter(|c| c.is_identity_token()) {
+            // An identity token is an OAuth2 refresh token: exchanged by POST (distribution
+            // token spec, "OAuth2 Token Authentication"); only a service without that endpoint
+            // (404, 405) gets the GET flow instead.
+            let mut form = vec![
+                ("grant_type", "refresh_token".to_string()),
+                ("refresh_token", creds.password.clone()),
+                ("client_id", "signet".to_string()),
+                ("scope", scopes.join(" ")),
+            ];
             if let Some(service) = service {
-                query.append_pair("service", service);
+                form.push(("service", service.to_string()));
             }
-            query.append_pair("scope", scope);
-            if let Some(extra) = challenge_scope.filter(|s| *s != scope) {
-                query.append_pair("scope", extra);
+            let post = self
+                .token_request(call, Method::POST, url.clone(), &registry, |r| r.form(&form))
+                .await?;
+            if post.status() != StatusCode::NOT_FOUND
+                && post.status() != StatusCode::METHOD_NOT_ALLOWED
+            {
+                response = Some(post);
             }
         }
-        let mut request = self
-            .http
-            .get(url)
-            .timeout(self.options.timeout)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(creds) = self.credentials(call.reference)? {
-            request = request.header(reqwest::header::AUTHORIZATION, Self::basic_header(&creds)?);
-        }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| fail(transport_message(&e)))?;
+        let mut response = match response {
+            Some(response) => response,
+            None => {
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    for scope in &scopes {
+                        query.append_pair("scope", scope);
+                    }
+                }
+                let basic = match &creds {
+                    Some(creds) => Some(Self::basic_header(creds)?),
+                    None => None,
+                };
+                self.token_request(call, Method::GET, url, &registry, |r| match &basic {
+                    Some(value) => r.header(reqwest::header::AUTHORIZATION, value.clone()),
+                    None => r,
+                })
+                .await?
+            }
+        };
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Error::Unauthorized {
@@ -433,6 +489,99 @@ impl RegistryClient {
             .unwrap_or(DEFAULT_TOKEN_SECONDS)
             .clamp(1, MAX_TOKEN_SECONDS);
         Ok((token, Duration::from_secs(seconds)))
+    }
+
+    /// Credentials are never sent where a proxy could read them: a plain-HTTP destination
+    /// reached through a proxy (https goes through a `CONNECT` tunnel the proxy cannot read).
+    fn refuse_credentials_via_proxy(
+        &self,
+        registry: &str,
+        what: &str,
+        url: &Url,
+    ) -> Result<(), Error> {
+        if url.scheme() != "http" {
+            return Ok(());
+        }
+        match self.proxy.proxy_for(url) {
+            None => Ok(()),
+            Some(proxy) => Err(Error::Unauthorized {
+                registry: registry.to_string(),
+                message: format!(
+                    "{what}: credentials are not sent over plain HTTP through proxy {}; \
+                     list {} in NO_PROXY or reach the registry over https",
+                    super::proxy::ProxyRules::shown(proxy),
+                    url_host(url)
+                ),
+            }),
+        }
+    }
+
+    /// One request to a token service, waiting out `429` answers as [`Self::send`] does.
+    async fn token_request(
+        &self,
+        call: &Call<'_>,
+        method: Method,
+        url: Url,
+        registry: &str,
+        decorate: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error> {
+        let attempts = self.options.retries.saturating_add(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = self
+                .http
+                .request(method.clone(), url.clone())
+                .timeout(self.options.timeout)
+                .header(reqwest::header::ACCEPT, "application/json");
+            let response = decorate(request)
+                .send()
+                .await
+                .map_err(|e| Error::Registry {
+                    registry: registry.to_string(),
+                    message: format!("{}: token service: {}", call.what, transport_message(&e)),
+                })?;
+            if response.status() != StatusCode::TOO_MANY_REQUESTS {
+                return Ok(response);
+            }
+            let what = format!("{}: token service", call.what);
+            let wait = self.rate_limit_wait(registry, &what, response.headers(), attempt, attempts)?;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// How long to wait before retrying a `429` answer (its `Retry-After`, else the back-off),
+    /// or the error that ends the request: the wait asked for is longer than the client's
+    /// time-out, or the retries are used up.
+    pub(super) fn rate_limit_wait(
+        &self,
+        registry: &str,
+        what: &str,
+        headers: &HeaderMap,
+        attempt: u32,
+        attempts: u32,
+    ) -> Result<Duration, Error> {
+        let cap = self.options.timeout;
+        let asked = retry_after(headers, std::time::SystemTime::now());
+        let error = |why: String| Error::Registry {
+            registry: registry.to_string(),
+            message: format!("{what}: rate limited (HTTP 429 Too Many Requests): {why}"),
+        };
+        if let Some(asked) = asked.filter(|a| *a > cap) {
+            return Err(error(format!(
+                "the registry asks to wait {} s, longer than the {} s limit (--timeout)",
+                asked.as_secs(),
+                cap.as_secs()
+            )));
+        }
+        if attempt >= attempts {
+            return Err(error(format!(
+                "still limited after {} retries",
+                attempts.saturating_sub(1)
+            )));
+        }
+        tracing::debug!(what, attempt, ?asked, "rate limited; waiting");
+        Ok(asked.unwrap_or_else(|| backoff(attempt)))
     }
 
     /// Send `call` once, authenticating up front when the registry's challenge is known and
@@ -468,6 +617,7 @@ impl RegistryClient {
                 request = request.timeout(self.options.timeout + extra);
             }
             if let Some(value) = &auth {
+                self.refuse_credentials_via_proxy(registry, call.what, &call.url)?;
                 request = request.header(reqwest::header::AUTHORIZATION, value.clone());
             }
             if let Some(body) = &call.body {
@@ -513,6 +663,21 @@ impl RegistryClient {
         loop {
             attempt += 1;
             let outcome = self.send_once(call).await?;
+            if let Ok(response) = &outcome {
+                if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                    // Not processed: safe to repeat whatever the method.
+                    let attempts = self.options.retries.saturating_add(1);
+                    let wait = self.rate_limit_wait(
+                        call.reference.registry(),
+                        call.what,
+                        response.headers(),
+                        attempt,
+                        attempts,
+                    )?;
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
             let retry = match &outcome {
                 Ok(response) => response.status().is_server_error(),
                 Err(_) => true,
