@@ -46,6 +46,8 @@ enum Command {
     Sign(commands::sign::SignArgs),
     /// Verify an image's signatures (exit 10: none, 11: image not found, 12: none verifies).
     Verify(commands::verify::VerifyArgs),
+    /// Verify a Sigstore bundle over a file or digest (exit 12: not verified, 2: malformed input).
+    VerifyBlob(commands::verify_blob::VerifyBlobArgs),
     /// Copy an image with its signatures between registries and OCI layouts.
     Copy(commands::copy::CopyArgs),
     /// Lint, explain and convert trust policies.
@@ -72,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => {
             commands::runtime()?.block_on(commands::verify::run(args, &global))
         }
+        Command::VerifyBlob(args) => commands::verify_blob::run(args, &global),
         Command::Copy(args) => commands::runtime()?.block_on(commands::copy::run(args, &global)),
         Command::Policy(args) => commands::policy::run(args, &global),
         Command::Serve(args) => commands::runtime()?.block_on(commands::serve::run(args, &global)),

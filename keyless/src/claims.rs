@@ -132,6 +132,15 @@ pub(crate) fn has_sct(leaf_der: &[u8]) -> Result<bool, KeylessError> {
         .any(|ext| ext.extn_id == SCT_LIST_OID))
 }
 
+/// Whether the certificate names itself as issuer (a root). Bundles must not carry roots: trust
+/// anchors come from the trusted root only.
+pub(crate) fn is_self_issued(der: &[u8]) -> Result<bool, KeylessError> {
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| {
+        KeylessError::refused(Check::Certificate, format!("chain certificate: {e}"))
+    })?;
+    Ok(cert.tbs_certificate.subject == cert.tbs_certificate.issuer)
+}
+
 pub(crate) fn from_info(
     info: &sigstore_crypto::CertificateInfo,
     subjects: Vec<SubjectName>,

@@ -19,11 +19,13 @@
 //! ```
 
 mod bundle;
+pub mod cache;
 mod claims;
 mod crypto;
 mod error;
 mod json;
 mod trust;
+pub mod tuf;
 mod verify;
 
 pub use bundle::{
@@ -34,4 +36,4 @@ pub use error::{Check, Input, KeylessError};
 pub use trust::{
     load_trusted_root, Instance, TrustSource, TrustedRoot, TrustedRootCache, MAX_TRUSTED_ROOT_BYTES,
 };
-pub use verify::{Artifact, PublicKey, Sha256Digest, Signer, VerifiedBundle, Verifier};
+pub use verify::{rfc3339, Artifact, PublicKey, Sha256Digest, Signer, VerifiedBundle, Verifier};

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use sigstore_types::bundle::VerificationMaterialContent;
 use sigstore_types::SignatureContent;
 
 use crate::bundle::{Bundle, BundleVersion, ContentKind, LogEntry};
@@ -269,6 +270,20 @@ impl Verifier {
                 ))
             }
             (Signer::Certificate, Some(leaf)) => {
+                // sigstore-verify builds the path from the root's anchors and ignores a root the
+                // bundle carries; the bundle specification forbids carrying one, so refuse it.
+                if let VerificationMaterialContent::X509CertificateChain { certificates } =
+                    &b.verification_material.content
+                {
+                    for cert in certificates {
+                        if crate::claims::is_self_issued(cert.raw_bytes.as_bytes())? {
+                            return Err(KeylessError::refused(
+                                Check::Certificate,
+                                "the bundle carries a self-issued (root) certificate",
+                            ));
+                        }
+                    }
+                }
                 if !self.root.has_ct_logs() && crate::claims::has_sct(leaf.as_bytes())? {
                     return Err(KeylessError::refused(
                         Check::CertificateTransparency,
@@ -359,4 +374,12 @@ impl From<sigstore_verify::Error> for KeylessError {
     fn from(error: sigstore_verify::Error) -> Self {
         refusal(error)
     }
+}
+
+/// Unix seconds as RFC 3339 UTC (`2025-01-02T03:04:05Z`), for reports; out-of-range values are
+/// printed as the number.
+pub fn rfc3339(unix_seconds: i64) -> String {
+    jiff::Timestamp::from_second(unix_seconds)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| unix_seconds.to_string())
 }

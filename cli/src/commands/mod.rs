@@ -9,6 +9,7 @@ pub mod serve;
 pub mod sign;
 pub mod validate;
 pub mod verify;
+pub mod verify_blob;
 pub mod verify_policy;
 
 /// A runtime for commands that talk to registries or hash in parallel.
