@@ -16,6 +16,8 @@ pub enum ExitCode {
     ImageNotFound,
     /// 12: `verify`: signatures exist but none passes every check.
     NoValidSignature,
+    /// 13: `audit`: some image does not pass (denied, warned, unknown or unverifiable).
+    NotAllPass,
 }
 
 impl ExitCode {
@@ -28,6 +30,7 @@ impl ExitCode {
             ExitCode::NoSignatures => 10,
             ExitCode::ImageNotFound => 11,
             ExitCode::NoValidSignature => 12,
+            ExitCode::NotAllPass => 13,
         }
     }
 }

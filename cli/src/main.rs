@@ -56,6 +56,8 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// containerd's image-verifier hook (bindir protocol): exit 0 allows the pull.
     ContainerdVerifier(commands::serve::ContainerdArgs),
+    /// Judge the images Docker, containerd or podman use (exit 0: all pass, 13: some do not).
+    Audit(commands::audit::AuditArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -81,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ContainerdVerifier(args) => {
             commands::runtime()?.block_on(commands::serve::containerd(args, &global))
         }
+        Command::Audit(args) => commands::runtime()?.block_on(commands::audit::run(args, &global)),
     }
 }
 

@@ -131,7 +131,7 @@ impl Assessment {
 }
 
 /// The stable finding codes of a judge's report (`verdict.findings[].code`), sorted, bounded.
-fn finding_codes(report: &Value) -> Vec<String> {
+pub(crate) fn finding_codes(report: &Value) -> Vec<String> {
     let mut codes: Vec<String> = report
         .pointer("/verdict/findings")
         .and_then(Value::as_array)

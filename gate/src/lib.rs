@@ -34,6 +34,7 @@
 
 mod admission;
 mod api;
+pub mod audit;
 mod cache;
 pub mod config;
 mod containerd;
@@ -287,6 +288,10 @@ pub enum GateError {
     /// The clock cannot be used (it reads before 1970): nothing time-bound can be checked.
     #[error(transparent)]
     Clock(signet_oci::Error),
+    /// A container engine could not be listed (`signet audit`): missing socket, an answer that
+    /// does not parse, a time-out.
+    #[error("{0}")]
+    Engine(String),
     /// Something took longer than the gate allows.
     #[error("{what} timed out after {seconds} s")]
     Timeout {
