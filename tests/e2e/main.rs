@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
 
 mod cache_time;
+mod continuous;
 mod gate;
 mod golden;
 mod hostile;
