@@ -611,3 +611,527 @@ fn a_hanging_notification_endpoint_blocks_nothing() {
     );
     drop(rt);
 }
+
+// ---- `signet audit` against real engines, and its faults ----
+
+/// A daemon of the test's own, stopped (SIGTERM, then SIGKILL after 20 s) when dropped.
+struct Daemon {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(program: &str, args: impl FnOnce(&Path) -> Vec<String>, socket: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(format!("{program}.log"));
+        let child = std::process::Command::new(program)
+            .args(args(dir.path()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        let daemon = Daemon { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !daemon.path(socket).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{program} did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        daemon
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Whether the engines can run here (root); under CI their absence is a failure.
+fn as_root(test: &str) -> bool {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if uid.stdout == b"0\n" {
+        return true;
+    }
+    let ci = std::env::var("CI")
+        .is_ok_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false"));
+    assert!(!ci, "{test}: container engines need root, and CI is set");
+    eprintln!("{test}: SKIPPED, container engines need root (under CI this fails)");
+    false
+}
+
+fn ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A registry with `team/signed:v1` (signed) and `team/unsigned:v1`, and a policy trusting
+/// the key for `team/`.
+struct AuditLab {
+    reg: TestRegistry,
+    dir: tempfile::TempDir,
+    policy: PathBuf,
+}
+
+fn audit_lab() -> AuditLab {
+    let reg = TestRegistry::start();
+    push_sample_image(&reg, "team/signed:v1");
+    push_sample_image(&reg, "team/unsigned:v1");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "release");
+    let signed = format!("{}/team/signed:v1", reg.host());
+    assert_eq!(code(&run(&["sign", "--key", s(&key), &signed])), 0);
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "keys:\n  release: {{path: {}}}\nscopes:\n  \"{}/team\":\n    signed: {{keys: [release]}}\n",
+            s(&public),
+            reg.host()
+        ),
+    )
+    .unwrap();
+    AuditLab { reg, dir, policy }
+}
+
+/// `signet audit --policy … --output json ARGS`: exit code and the report.
+fn audit_json(lab: &AuditLab, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["audit", "--policy", s(&lab.policy), "--output", "json"];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code(&out), report)
+}
+
+/// The row whose `name` ends with `suffix`: its verdict and reasons.
+fn row(report: &Value, suffix: &str) -> (String, Vec<String>) {
+    let r = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"].as_str().unwrap().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no {suffix} in {report:#}"));
+    (
+        r["verdict"].as_str().unwrap().to_string(),
+        r["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+#[test]
+fn audit_judges_what_docker_runs_and_stores() {
+    if !as_root("audit_judges_what_docker_runs_and_stores") {
+        return;
+    }
+    let lab = audit_lab();
+    let engine = Daemon::start(
+        "dockerd",
+        |p| {
+            vec![
+                format!("--host=unix://{}", p.join("d.sock").display()),
+                format!("--data-root={}", p.join("data").display()),
+                format!("--exec-root={}", p.join("x").display()),
+                format!("--pidfile={}", p.join("dockerd.pid").display()),
+                "--iptables=false".into(),
+                "--ip6tables=false".into(),
+                "--bridge=none".into(),
+                "--storage-driver=vfs".into(),
+                "--containerd-namespace=signet-audit".into(),
+                "--containerd-plugins-namespace=signet-audit-plugins".into(),
+            ]
+        },
+        "d.sock",
+    );
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", engine.path("d.sock").display()),
+            )
+            .env("DOCKER_CONFIG", engine.path("client"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let host = lab.reg.host();
+    for image in ["team/signed:v1", "team/unsigned:v1"] {
+        ok(
+            &docker(&["pull", &format!("{host}/{image}")]),
+            "docker pull",
+        );
+    }
+    ok(
+        &docker(&[
+            "create",
+            "--name",
+            "good",
+            &format!("{host}/team/signed:v1"),
+            "x",
+        ]),
+        "create",
+    );
+    // Built locally: no registry digest.
+    let tar = lab.dir.path().join("rootfs.tar");
+    std::fs::write(&tar, support::tar_of("hello", b"hi")).unwrap();
+    ok(
+        &docker(&["import", s(&tar), "local/built:v1"]),
+        "docker import",
+    );
+    let socket = engine.path("d.sock");
+
+    // Only the signed image in a container: everything passes, exit 0.
+    let (code, report) = audit_json(&lab, &["--docker", s(&socket)]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["images"].as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(row(&report, "team/signed:v1").0, "pass");
+    assert_eq!(
+        report["images"][0]["containers"],
+        serde_json::json!(["good"])
+    );
+
+    ok(
+        &docker(&[
+            "create",
+            "--name",
+            "bad",
+            &format!("{host}/team/unsigned:v1"),
+            "x",
+        ]),
+        "create",
+    );
+    ok(
+        &docker(&["create", "--name", "local", "local/built:v1", "x"]),
+        "create",
+    );
+    let (code, report) = audit_json(&lab, &["--docker", s(&socket)]);
+    assert_eq!(code, 13, "{report:#}");
+    assert_eq!(row(&report, "team/signed:v1").0, "pass");
+    assert_eq!(
+        row(&report, "team/unsigned:v1"),
+        ("deny".to_string(), vec!["no-valid-signature".to_string()])
+    );
+    assert_eq!(
+        row(&report, "local/built:v1"),
+        (
+            "unverifiable".to_string(),
+            vec!["no-registry-digest".to_string()]
+        )
+    );
+    // The digest judged is the registry's manifest digest.
+    let signed_digest = support::runtime()
+        .block_on(support::client().get_manifest(&lab.reg.reference("team/signed:v1")))
+        .unwrap()
+        .digest;
+    let signed_row = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"].as_str().unwrap().ends_with("team/signed:v1"))
+        .unwrap();
+    assert_eq!(signed_row["digest"], signed_digest.to_string());
+
+    // --stored lists what is stored, used or not, the same way; the text table says it too.
+    let (code, report) = audit_json(&lab, &["--docker", s(&socket), "--stored"]);
+    assert_eq!(code, 13);
+    assert_eq!(report["images"].as_array().unwrap().len(), 3, "{report:#}");
+    let out = run(&["audit", "--policy", s(&lab.policy), "--docker", s(&socket)]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("3 images: 1 pass, 0 warn, 1 deny, 0 unknown, 1 unverifiable"),
+        "{table}"
+    );
+}
+
+#[test]
+fn audit_judges_what_containerd_and_podman_hold() {
+    if !as_root("audit_judges_what_containerd_and_podman_hold") {
+        return;
+    }
+    let lab = audit_lab();
+    let host = lab.reg.host();
+    let containerd = Daemon::start(
+        "containerd",
+        |p| {
+            let config = p.join("config.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+                     disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                     [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+                    root = p.join("root").display(),
+                    state = p.join("state").display(),
+                    sock = p.join("c.sock").display(),
+                ),
+            )
+            .unwrap();
+            vec!["--config".into(), s(&config).into()]
+        },
+        "c.sock",
+    );
+    let socket = containerd.path("c.sock");
+    let ctr = |args: &[&str]| {
+        std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for (ns, image, name) in [
+        ("good", "team/signed:v1", "c-good"),
+        ("mixed", "team/signed:v1", "c-signed"),
+        ("mixed", "team/unsigned:v1", "c-unsigned"),
+    ] {
+        let reference = format!("{host}/{image}");
+        ok(
+            &ctr(&[
+                "-n",
+                ns,
+                "images",
+                "pull",
+                "--plain-http",
+                "--snapshotter",
+                "native",
+                &reference,
+            ]),
+            "ctr pull",
+        );
+        ok(
+            &ctr(&[
+                "-n",
+                ns,
+                "containers",
+                "create",
+                "--snapshotter",
+                "native",
+                &reference,
+                name,
+            ]),
+            "ctr create",
+        );
+    }
+    let (code, report) = audit_json(&lab, &["--containerd", s(&socket), "--namespace", "good"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(row(&report, "team/signed:v1").0, "pass");
+    assert_eq!(report["images"][0]["namespace"], "good");
+    let (code, report) = audit_json(&lab, &["--containerd", s(&socket), "--namespace", "mixed"]);
+    assert_eq!(code, 13, "{report:#}");
+    assert_eq!(row(&report, "team/signed:v1").0, "pass");
+    assert_eq!(
+        row(&report, "team/unsigned:v1"),
+        ("deny".to_string(), vec!["no-valid-signature".to_string()])
+    );
+    // Every namespace when none is named.
+    let (_, report) = audit_json(&lab, &["--containerd", s(&socket)]);
+    assert_eq!(report["images"].as_array().unwrap().len(), 3, "{report:#}");
+
+    // podman: its API service over a socket of the test's own, images stored.
+    let podman_dir = tempfile::tempdir().unwrap();
+    let podman = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("podman");
+        cmd.arg("--root")
+            .arg(podman_dir.path().join("root"))
+            .arg("--runroot")
+            .arg(podman_dir.path().join("run"))
+            .args(["--storage-driver", "vfs", "--events-backend", "file"])
+            .args(args);
+        cmd
+    };
+    for image in ["team/signed:v1", "team/unsigned:v1"] {
+        let out = podman(&["pull", "--tls-verify=false", &format!("{host}/{image}")])
+            .output()
+            .unwrap();
+        ok(&out, "podman pull");
+    }
+    let podman_socket = podman_dir.path().join("podman.sock");
+    let mut service = podman(&[
+        "system",
+        "service",
+        "--time=0",
+        &format!("unix://{}", podman_socket.display()),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !podman_socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, report) = audit_json(&lab, &["--podman", s(&podman_socket), "--stored"]);
+    let _ = service.kill();
+    let _ = service.wait();
+    assert_eq!(code, 13, "{report:#}");
+    assert_eq!(row(&report, "team/signed:v1").0, "pass");
+    assert_eq!(
+        row(&report, "team/unsigned:v1"),
+        ("deny".to_string(), vec!["no-valid-signature".to_string()])
+    );
+}
+
+/// A unix socket that answers every connection with `answer` and closes.
+fn fake_engine(dir: &Path, answer: &'static [u8]) -> PathBuf {
+    let path = dir.join("engine.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(answer);
+        }
+    });
+    path
+}
+
+#[test]
+fn audit_faults_are_reported_not_passed() {
+    let lab = audit_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing.sock");
+    let audit = |args: &[&str]| {
+        let mut all = vec!["audit", "--policy", s(&lab.policy)];
+        all.extend_from_slice(args);
+        let out = run(&all);
+        (
+            code(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (c, err) = audit(&["--docker", s(&missing)]);
+    assert_eq!(c, 2, "{err}");
+    assert!(
+        err.contains("docker at") && err.contains("cannot connect"),
+        "{err}"
+    );
+    let (c, err) = audit(&["--containerd", s(&missing)]);
+    assert_eq!(c, 2, "{err}");
+    assert!(
+        err.contains("containerd at") && err.contains("cannot use the socket"),
+        "{err}"
+    );
+
+    let sub = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        d
+    };
+    let not_http = fake_engine(&sub("a"), b"\x00\x01\x02 garbage\r\n\r\n");
+    let (c, err) = audit(&["--podman", s(&not_http)]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("not an HTTP answer"), "{err}");
+    let not_json = fake_engine(
+        &sub("b"),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n<html>hi!",
+    );
+    let (c, err) = audit(&["--docker", s(&not_json)]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("not the answer expected (not JSON"), "{err}");
+    let wrong_shape = fake_engine(
+        &sub("c"),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n[{\"Id\": \"abc\"}]\n",
+    );
+    let (c, err) = audit(&["--docker", s(&wrong_shape)]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("unexpected JSON"), "{err}");
+    // No engine named.
+    let (c, err) = audit(&[]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("say which engines"), "{err}");
+}
+
+#[test]
+fn audit_with_the_registry_down_is_unknown_not_pass() {
+    let lab = audit_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let digest = support::runtime()
+        .block_on(support::client().get_manifest(&lab.reg.reference("team/signed:v1")))
+        .unwrap()
+        .digest;
+    // An engine that reports one container of the signed image (canned answers, as Docker's).
+    let path = dir.path().join("docker.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let host = lab.reg.host();
+    let containers = format!(
+        "[{{\"Id\":\"c1\",\"Names\":[\"/web\"],\"Image\":\"{host}/team/signed:v1\",\"ImageID\":\"sha256:{}\"}}]",
+        "cd".repeat(32)
+    );
+    let image = format!(
+        "{{\"Id\":\"sha256:{}\",\"RepoTags\":[\"{host}/team/signed:v1\"],\"RepoDigests\":[\"{host}/team/signed@{digest}\"]}}",
+        "cd".repeat(32)
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let body = if head.starts_with("GET /containers/json") {
+                &containers
+            } else {
+                &image
+            };
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let (code, report) = audit_json(&lab, &["--docker", s(&path)]);
+    assert_eq!(code, 0, "the registry is up: {report:#}");
+    assert_eq!(row(&report, "team/signed:v1").0, "pass");
+    let AuditLab {
+        reg,
+        dir: keep,
+        policy,
+    } = lab;
+    drop(reg);
+    let lab = AuditLab {
+        reg: TestRegistry::start(),
+        dir: keep,
+        policy,
+    };
+    let (code, report) = audit_json(&lab, &["--docker", s(&path)]);
+    assert_eq!(code, 13, "{report:#}");
+    let (verdict, reasons) = row(&report, "team/signed:v1");
+    assert_eq!(
+        (verdict.as_str(), reasons),
+        ("unknown", vec!["could-not-check".to_string()])
+    );
+}

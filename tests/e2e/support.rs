@@ -247,6 +247,22 @@ impl TestRegistry {
         format!("{}/{repo_and_tag}", self.host()).parse().unwrap()
     }
 
+    /// The identity token (OAuth2 refresh token) the token server accepts for the user, in the
+    /// refresh-token grant (`POST`, `grant_type=refresh_token`).
+    pub fn identity_token(&self) -> String {
+        self.token_server
+            .as_ref()
+            .map(|s| s.identity_token.clone())
+            .expect("not a token-auth registry")
+    }
+
+    /// How many refresh-token grants (`POST`) the token server answered.
+    pub fn refresh_grants(&self) -> usize {
+        self.token_server
+            .as_ref()
+            .map_or(0, |s| s.refresh_grants.load(Ordering::SeqCst))
+    }
+
     /// How many token requests the token server answered (0 without token auth).
     pub fn token_requests(&self) -> usize {
         self.token_server
@@ -484,6 +500,8 @@ struct TokenServer {
     port: u16,
     cert_path: PathBuf,
     requests: Arc<AtomicUsize>,
+    refresh_grants: Arc<AtomicUsize>,
+    identity_token: String,
     stop: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
 }
@@ -529,8 +547,11 @@ impl TokenServer {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let refresh_grants = Arc::new(AtomicUsize::new(0));
+        let identity_token = format!("{pass}-identity-token");
         let (user, pass) = (user.to_string(), pass.to_string());
         let (thread_requests, thread_stop) = (requests.clone(), stop.clone());
+        let (thread_grants, thread_identity) = (refresh_grants.clone(), identity_token.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if thread_stop.load(Ordering::SeqCst) {
@@ -538,13 +559,21 @@ impl TokenServer {
                 }
                 let Ok(stream) = stream else { continue };
                 thread_requests.fetch_add(1, Ordering::SeqCst);
-                serve_token(stream, &user, &pass, &signing_key, &cert_b64);
+                let account = Account {
+                    user: &user,
+                    pass: &pass,
+                    identity_token: &thread_identity,
+                    refresh_grants: &thread_grants,
+                };
+                serve_token(stream, &account, &signing_key, &cert_b64);
             }
         });
         TokenServer {
             port,
             cert_path,
             requests,
+            refresh_grants,
+            identity_token,
             stop,
             _dir: dir,
         }
@@ -599,15 +628,26 @@ fn respond(mut stream: TcpStream, status: &str, body: &str) {
     );
 }
 
+/// Who the token server grants access to, and how.
+struct Account<'a> {
+    user: &'a str,
+    pass: &'a str,
+    /// Accepted as `refresh_token` in the OAuth2 refresh-token grant.
+    identity_token: &'a str,
+    refresh_grants: &'a AtomicUsize,
+}
+
 /// Answer one token request: 401 for wrong credentials, else a JWT granting the requested
-/// scopes to the right user and nothing to anonymous callers.
+/// scopes to the right user and nothing to anonymous callers. A `POST` is the OAuth2
+/// refresh-token grant (distribution token spec): `grant_type=refresh_token` with the
+/// account's identity token, the scopes space-separated; the answer's field is `access_token`.
 fn serve_token(
     mut stream: TcpStream,
-    user: &str,
-    pass: &str,
+    account: &Account<'_>,
     key: &p256::ecdsa::SigningKey,
     cert_b64: &str,
 ) {
+    let (user, pass) = (account.user, account.pass);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
@@ -617,12 +657,60 @@ fn serve_token(
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
+    let head_end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |i| i + 4);
+    let mut body = head.split_off(head_end);
     let head = String::from_utf8_lossy(&head).into_owned();
     let target = head
         .lines()
         .next()
         .and_then(|l| l.split(' ').nth(1))
         .unwrap_or("");
+    if head.starts_with("POST ") {
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0)
+            .min(64 * 1024);
+        while body.len() < length {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => body.extend_from_slice(&buf[..n]),
+            }
+        }
+        let form = String::from_utf8_lossy(&body).into_owned();
+        let field = |name: &str| {
+            form.split('&')
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| percent_decode(v))
+        };
+        if field("grant_type").as_deref() != Some("refresh_token") {
+            respond(stream, "400 Bad Request", r#"{"error":"unsupported_grant_type"}"#);
+            return;
+        }
+        if field("refresh_token").as_deref() != Some(account.identity_token) {
+            respond(stream, "401 Unauthorized", r#"{"error":"invalid_grant"}"#);
+            return;
+        }
+        account.refresh_grants.fetch_add(1, Ordering::SeqCst);
+        let scopes: Vec<String> = field("scope")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        let token = grant(user, &scopes, key, cert_b64);
+        let body = serde_json::json!({"access_token": token, "expires_in": 300}).to_string();
+        respond(stream, "200 OK", &body);
+        return;
+    }
     let query = target.split_once('?').map_or("", |(_, q)| q);
     let scopes: Vec<String> = query
         .split('&')
@@ -655,6 +743,18 @@ fn serve_token(
         }
         None => String::new(),
     };
+    let token = grant(&subject, &scopes, key, cert_b64);
+    let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+    respond(stream, "200 OK", &body);
+}
+
+/// A JWT for `subject` granting `scopes` (nothing when `subject` is empty: anonymous).
+fn grant(
+    subject: &str,
+    scopes: &[String],
+    key: &p256::ecdsa::SigningKey,
+    cert_b64: &str,
+) -> String {
     let access: Vec<serde_json::Value> = if subject.is_empty() {
         Vec::new()
     } else {
@@ -694,9 +794,7 @@ fn serve_token(
     );
     let signature: p256::ecdsa::Signature =
         p256::ecdsa::signature::Signer::sign(key, signing_input.as_bytes());
-    let token = format!("{signing_input}.{}", b64(&signature.to_bytes()));
-    let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
-    respond(stream, "200 OK", &body);
+    format!("{signing_input}.{}", b64(&signature.to_bytes()))
 }
 
 /// The password every e2e key pair is encrypted with (given as `SIGNET_PASSWORD`).
@@ -750,4 +848,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// A one-file tar archive (deterministic), e.g. a root filesystem to `docker import`.
+pub fn tar_of(name: &str, contents: &[u8]) -> Vec<u8> {
+    sample_tar(name, contents)
 }
