@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need (Debian's docker-registry,
 # htpasswd, openssl, skopeo, containerd, podman, docker.io; PyNaCl for the independent key-file
-# check), then runs every test. The Docker, containerd and podman tests need root (CI is root).
+# check; python-tuf for the TUF repositories), then runs every test. The Docker, containerd and
+# podman tests need root (CI is root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_if_needed apt-get install -y -q "${missing[@]}"
 fi
 python3 -c 'import nacl.secret' 2>/dev/null || python3 -m pip install -q pynacl
+# python-tuf builds the TUF repositories the `signet trust update` tests run against (7.0.1 with
+# securesystemslib 1.6.0 on Python 3.11).
+python3 -c 'import tuf.api.metadata, securesystemslib.signer' 2>/dev/null || python3 -m pip install -q 'tuf==7.0.1'
 
 cargo test --workspace --locked

@@ -58,6 +58,8 @@ enum Command {
     ContainerdVerifier(commands::serve::ContainerdArgs),
     /// Judge the images Docker, containerd or podman use (exit 0: all pass, 13: some do not).
     Audit(commands::audit::AuditArgs),
+    /// Refresh (through TUF) and show the cached Sigstore trusted roots keyless verification uses.
+    Trust(commands::trust::TrustArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -84,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::runtime()?.block_on(commands::serve::containerd(args, &global))
         }
         Command::Audit(args) => commands::runtime()?.block_on(commands::audit::run(args, &global)),
+        Command::Trust(args) => commands::trust::run(args, &global),
     }
 }
 

@@ -20,3 +20,4 @@ mod signing;
 mod ssrf;
 mod soak;
 mod support;
+mod tuf;

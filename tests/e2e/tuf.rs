@@ -296,6 +296,11 @@ fn trust_update_caches_the_verified_root_for_the_loader() {
         signet_keyless::load_trusted_root(None, signet_keyless::Instance::PublicGood, Some(&cache))
             .unwrap();
     assert_eq!(root.sha256(), github);
+    // Each instance has its own cache file: public-good's update left github's empty.
+    assert!(cache
+        .read(signet_keyless::Instance::GitHub)
+        .unwrap()
+        .is_none());
     assert!(
         matches!(root.source(), signet_keyless::TrustSource::Cache { .. }),
         "{:?}",
@@ -472,5 +477,76 @@ fn trust_update_refuses_oversized_metadata_and_plain_http_elsewhere() {
         stderr.contains("plain HTTP only to a loopback address"),
         "{stderr}"
     );
+    assert_eq!(fx.cache_contents(), before);
+}
+
+#[test]
+fn trust_update_of_the_github_instance_fills_its_own_cache_file() {
+    let fx = Fixture::new();
+    let root = fx.dir.path().join("root.json");
+    let out = fx.trust(&[
+        "update",
+        "--instance",
+        "github",
+        "--tuf-url",
+        &fx.server.url(),
+        "--tuf-root",
+        s(&root),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["instance"], "github");
+    assert_eq!(doc["changed"], true);
+    assert_eq!(
+        doc["cache_file"],
+        s(&fx.cache_root.join("signet/trust/github.json"))
+    );
+    assert_eq!(fx.status()["cached"], false, "public-good untouched");
+    let out = fx.trust(&["status", "--instance", "github", "--output", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        status["trusted_root_sha256"],
+        sha256_of_file(PUBLIC_GOOD_ROOT).as_str()
+    );
+
+    let out = fx.trust(&["update", "--instance", "staging"]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown Sigstore instance \"staging\""));
+}
+
+#[test]
+fn trust_update_gives_up_on_a_silent_repository() {
+    let fx = Fixture::new();
+    assert_eq!(code(&fx.update()), 0);
+    let before = fx.cache_contents();
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let root = fx.dir.path().join("root.json");
+    let started = std::time::Instant::now();
+    let out = fx.trust(&[
+        "update",
+        "--timeout",
+        "1",
+        "--tuf-url",
+        &format!("http://127.0.0.1:{port}"),
+        "--tuf-root",
+        s(&root),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr.contains("TUF repository:") && stderr.contains("timed out"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
     assert_eq!(fx.cache_contents(), before);
 }

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod policy;
 pub mod serve;
 pub mod sign;
+pub mod trust;
 pub mod validate;
 pub mod verify;
 pub mod verify_blob;
