@@ -164,6 +164,23 @@ pub struct NetworkConfig {
     /// Token services (`host` or `host:port`) a registry's bearer challenge may send the gate
     /// to, besides the registry's own host (any port) and `auth.docker.io` for Docker Hub.
     pub token_realms: Vec<String>,
+    /// An HTTP proxy for every upstream request. The gate never takes one from its environment
+    /// (`HTTPS_PROXY` etc. are ignored): only this. Loopback destinations are never proxied.
+    pub proxy: Option<UpstreamProxy>,
+}
+
+/// The proxy the gate's upstream requests go through.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamProxy {
+    /// Proxy for https upstreams (`http://host:port`): requests go through a `CONNECT` tunnel,
+    /// so the proxy sees host names, never credentials or content.
+    pub https: Option<String>,
+    /// Proxy for plain-HTTP upstreams; credentials are never sent through it (the gate refuses
+    /// such a request instead).
+    pub http: Option<String>,
+    /// Hosts reached directly (`NO_PROXY` syntax: `host`, `.domain`, `host:port`, IP, CIDR).
+    pub no_proxy: Vec<String>,
 }
 
 /// One upstream registry and the proxy repository names it serves.
@@ -191,6 +208,11 @@ pub struct Upstream {
     /// one upstream is trusted for every registry the gate reaches.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// A docker credential helper to ask for this upstream's credentials (`ecr-login` runs
+    /// `docker-credential-ecr-login` from `PATH`), when `credentials` are not given. The gate
+    /// runs no helper that its configuration does not name (it reads no docker config).
+    #[serde(default)]
+    pub credential_helper: Option<String>,
 }
 
 /// Pull credentials; the password is read from a file (a mounted Secret), never from the config.
@@ -325,6 +347,7 @@ impl GateConfig {
                 credentials: None,
                 allow_http: false,
                 ca_file: None,
+                credential_helper: None,
             }],
             tls: None,
             cache: CacheConfig::default(),
@@ -368,6 +391,11 @@ impl GateConfig {
                 if c.username.is_empty() || c.username.contains(':') {
                     return Err(bad(format!("upstream {}: invalid username", upstream.url)));
                 }
+            }
+            if let Some(name) = &upstream.credential_helper {
+                signet_oci::registry::CredentialHelper::new(name).map_err(|why| {
+                    bad(format!("upstream {}: credential_helper: {why}", upstream.url))
+                })?;
             }
             routes.push(Route {
                 prefix,
@@ -567,6 +595,16 @@ impl GateConfig {
             ca_files: self.ca_files.clone(),
             internal_hosts: Some(internal),
             token_realm_hosts: Some(network.token_realms.clone()),
+            proxy: match &network.proxy {
+                None => signet_oci::registry::ProxySettings::Direct,
+                Some(p) => signet_oci::registry::ProxySettings::Explicit(
+                    signet_oci::registry::ProxyConfig {
+                        https: p.https.clone(),
+                        http: p.http.clone(),
+                        no_proxy: p.no_proxy.clone(),
+                    },
+                ),
+            },
             ..signet_oci::RegistryOptions::default()
         };
         for (upstream, route) in self.upstreams.iter().zip(&routes) {
@@ -576,6 +614,13 @@ impl GateConfig {
             }
             if let Some(ca) = &upstream.ca_file {
                 options.ca_files.push(ca.clone());
+            }
+            if let Some(name) = &upstream.credential_helper {
+                let helper = signet_oci::registry::CredentialHelper::new(name)
+                    .map_err(|why| GateError::Config(format!("credential_helper: {why}")))?;
+                options
+                    .credential_helpers
+                    .push((route.registry.clone(), helper));
             }
             if let Some(c) = &upstream.credentials {
                 let password = std::fs::read_to_string(&c.password_file)

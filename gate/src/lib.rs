@@ -58,7 +58,7 @@ use signet_oci::{Digest, Reference};
 pub use admission::{extract_images, pin_patch, PodImage};
 pub use config::{
     ApiConfig, CacheConfig, ContinuousConfig, GateConfig, Limits, NetworkConfig, Timeouts,
-    TlsConfig, Upstream, UpstreamCredentials, WebhookConfig,
+    TlsConfig, Upstream, UpstreamCredentials, UpstreamProxy, WebhookConfig,
 };
 pub use containerd::{
     containerd_verify, CONTAINERD_DESCRIPTOR_MEDIA_TYPE, CONTAINERD_INPUT_MEDIA_TYPE,

@@ -776,3 +776,50 @@ async fn sighup_reloads_the_policy() {
     tx.send(()).unwrap();
     watcher.await.unwrap();
 }
+
+/// The gate runs a credential helper only when its configuration names one, reads no docker
+/// config, takes no proxy from its environment, and refuses helper names that are paths.
+#[test]
+fn credential_helpers_and_proxies_only_from_the_gate_config() {
+    let plain = GateConfig::from_yaml(
+        "listen: 127.0.0.1:0\nupstreams: [{url: 'https://reg.example'}]\n",
+    )
+    .unwrap();
+    let options = plain.registry_options().unwrap();
+    assert!(!options.use_auth_files);
+    assert!(options.credential_helpers.is_empty());
+    assert_eq!(options.proxy, signet_oci::registry::ProxySettings::Direct);
+
+    let named = GateConfig::from_yaml(
+        "listen: 127.0.0.1:0\nupstreams:\n  - url: https://123.dkr.ecr.example\n    credential_helper: ecr-login\nnetwork:\n  proxy: {https: 'http://proxy.corp:3128', no_proxy: [.internal]}\n",
+    )
+    .unwrap();
+    let options = named.registry_options().unwrap();
+    assert_eq!(options.credential_helpers.len(), 1);
+    assert_eq!(options.credential_helpers[0].0, "123.dkr.ecr.example");
+    assert_eq!(
+        options.credential_helpers[0].1.program(),
+        "docker-credential-ecr-login"
+    );
+    assert_eq!(
+        options.proxy,
+        signet_oci::registry::ProxySettings::Explicit(signet_oci::registry::ProxyConfig {
+            https: Some("http://proxy.corp:3128".into()),
+            http: None,
+            no_proxy: vec![".internal".into()],
+        })
+    );
+
+    for bad in ["../../bin/sh", "/usr/bin/evil", "a/b", ".."] {
+        let err = GateConfig::from_yaml(&format!(
+            "listen: 127.0.0.1:0\nupstreams:\n  - url: https://reg.example\n    credential_helper: '{bad}'\n"
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("upstream https://reg.example: credential_helper:")
+                && text.contains("refused"),
+            "{bad}: {text}"
+        );
+    }
+}

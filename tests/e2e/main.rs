@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
 
 mod cache_time;
+mod credentials;
 mod continuous;
 mod gate;
 mod golden;
@@ -10,6 +11,7 @@ mod hostile;
 mod hostile_server;
 mod image;
 mod interop;
+mod keyless_blob;
 mod keys;
 mod policy;
 mod proxy_edges;
