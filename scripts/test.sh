@@ -18,6 +18,12 @@ command -v podman >/dev/null || missing+=(podman)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+# Credential helpers (docker-credential-pass over pass and gpg) and an HTTP proxy for the
+# registry-access tests (tests/e2e/credentials.rs, tests/e2e/proxy_env.rs).
+command -v docker-credential-pass >/dev/null || missing+=(golang-docker-credential-helpers)
+command -v pass >/dev/null || missing+=(pass)
+command -v gpg >/dev/null || missing+=(gnupg)
+command -v tinyproxy >/dev/null || missing+=(tinyproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   sudo_if_needed apt-get update -q
