@@ -167,8 +167,8 @@ impl OciLayout {
     }
 
     /// The descriptor `selector` names: a tag, a digest listed in `index.json` (or a child of an
-    /// index listed there), or with `None` the layout's only entry that is not a cosign
-    /// `sha256-….sig` tag.
+    /// index listed there), or with `None` the layout's only entry that is neither a cosign
+    /// `sha256-….sig` tag nor an artifact (a referrer, listed with its `artifactType`).
     pub fn resolve(&self, selector: Option<&LayoutSelector>) -> Result<Descriptor, Error> {
         let index = self.index()?;
         match selector {
@@ -205,7 +205,7 @@ impl OciLayout {
                 let candidates: Vec<&Descriptor> = index
                     .manifests
                     .iter()
-                    .filter(|d| !is_signature_tag(d))
+                    .filter(|d| !is_signature_tag(d) && !is_artifact(d))
                     .collect();
                 match candidates.as_slice() {
                     [only] => Ok((*only).clone()),
@@ -585,6 +585,12 @@ fn is_signature_tag(desc: &Descriptor) -> bool {
                 .iter()
                 .any(|suffix| name.ends_with(suffix))
     })
+}
+
+/// Whether an `index.json` entry is an artifact (a referrer: signature bundle, attestation)
+/// rather than an image: referrers are listed with their `artifactType`.
+fn is_artifact(desc: &Descriptor) -> bool {
+    desc.extra.contains_key("artifactType")
 }
 
 fn find_ref_name(index: &ImageIndex, tag: &str) -> Option<Descriptor> {

@@ -26,6 +26,7 @@ pub mod registry;
 pub use registry::{FetchedManifest, RegistryClient, RegistryOptions};
 pub mod archive;
 pub mod layout;
+pub mod referrers;
 pub mod store;
 pub mod stream;
 pub mod validate;

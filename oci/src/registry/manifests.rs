@@ -149,6 +149,21 @@ impl RegistryClient {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<Digest, Error> {
+        Ok(self
+            .put_manifest_answer(reference, bytes, media_type)
+            .await?
+            .0)
+    }
+
+    /// [`RegistryClient::put_manifest`], also returning the `OCI-Subject` header of the answer:
+    /// a registry that implements the referrers API names there the subject it indexed the
+    /// manifest under (OCI distribution spec 1.1, "Pushing Manifests with Subject").
+    pub async fn put_manifest_answer(
+        &self,
+        reference: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(Digest, Option<String>), Error> {
         let what = format!("manifest {reference}");
         let digest = match reference.digest() {
             Some(expected) => {
@@ -191,7 +206,12 @@ impl RegistryClient {
                 });
             }
         }
-        Ok(digest)
+        let subject = response
+            .headers()
+            .get("oci-subject")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string());
+        Ok((digest, subject))
     }
 
     /// Delete the manifest `reference` names (by digest; registries refuse tags here).

@@ -10,6 +10,7 @@ mod helpers;
 mod manifests;
 mod network;
 mod proxy;
+mod referrers;
 mod transport;
 mod uploads;
 
