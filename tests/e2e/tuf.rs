@@ -550,3 +550,62 @@ fn trust_update_gives_up_on_a_silent_repository() {
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     assert_eq!(fx.cache_contents(), before);
 }
+
+/// `signet verify-blob` of a public-good cosign bundle (no `--trusted-root`), with this fixture's
+/// cache: (exit code, its JSON report or stderr).
+fn verify_blob_with_cache(fx: &Fixture) -> (i32, String) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tuf");
+    let out = signet()
+        .env("XDG_CACHE_HOME", &fx.cache_root)
+        .args([
+            "verify-blob",
+            "--bundle",
+            &format!("{dir}/cosign-v3-blob.sigstore.json"),
+            "--certificate-identity",
+            "w.vollprecht@gmail.com",
+            "--certificate-oidc-issuer",
+            "https://github.com/login/oauth",
+            "--output",
+            "json",
+            &format!("{dir}/cosign-v3-blob.txt"),
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("verify-blob -> {:?}: {text}", out.status.code());
+    (code(&out), text)
+}
+
+#[test]
+fn verify_blob_uses_the_root_trust_update_cached() {
+    let fx = Fixture::new();
+    // The repository first publishes GitHub's root as public-good's: once cached, verify-blob of a
+    // public-good bundle must use it, and so fail (its Fulcio and Rekor are not in that root).
+    fx.make(&["publish", "--trusted-root", GITHUB_ROOT]);
+    let (exit, _) = verify_blob_with_cache(&fx);
+    assert_eq!(exit, 0, "before any update: the embedded public-good root");
+    assert_eq!(code(&fx.update()), 0);
+    let (exit, text) = verify_blob_with_cache(&fx);
+    assert_eq!(exit, 12, "the cached (GitHub) root is used: {text}");
+
+    // Public-good's root published and fetched: verified, against the cached root.
+    fx.make(&["publish", "--trusted-root", PUBLIC_GOOD_ROOT]);
+    assert_eq!(code(&fx.update()), 0);
+    let (exit, text) = verify_blob_with_cache(&fx);
+    assert_eq!(exit, 0, "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        report["trustedRoot"]["sha256"],
+        sha256_of_file(PUBLIC_GOOD_ROOT).as_str()
+    );
+    let source = report["trustedRoot"]["source"].as_str().unwrap();
+    assert!(
+        source.starts_with("public-good root from the TUF cache")
+            && source.ends_with("signet/trust/public-good.json"),
+        "{source}"
+    );
+}
