@@ -1135,3 +1135,162 @@ fn audit_with_the_registry_down_is_unknown_not_pass() {
         ("unknown", vec!["could-not-check".to_string()])
     );
 }
+
+/// A loopback TCP relay in front of `upstream` that records each request line (`GET /v2/…`)
+/// and each answer's status, in order.
+struct Relay {
+    host: String,
+    requests: Arc<Mutex<Vec<String>>>,
+    statuses: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Relay {
+    fn start(upstream: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let statuses = Arc::new(Mutex::new(Vec::new()));
+        let (req, st) = (requests.clone(), statuses.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (req, st) = (req.clone(), st.clone());
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    pump(client, server, |text| {
+                        for line in text.split("\r\n") {
+                            let method = line.split(' ').next().unwrap_or_default();
+                            if matches!(
+                                method,
+                                "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE"
+                            ) && line.ends_with(" HTTP/1.1")
+                            {
+                                req.lock()
+                                    .unwrap()
+                                    .push(line.trim_end_matches(" HTTP/1.1").to_string());
+                            }
+                        }
+                    })
+                });
+                std::thread::spawn(move || {
+                    pump(s2, c2, |text| {
+                        for part in text.split("HTTP/1.1 ").skip(1) {
+                            if let Ok(code) = part.get(..3).unwrap_or_default().parse() {
+                                st.lock().unwrap().push(code);
+                            }
+                        }
+                    })
+                });
+            }
+        });
+        Relay {
+            host,
+            requests,
+            statuses,
+        }
+    }
+
+    /// Requests and statuses recorded so far, then forget them.
+    fn take(&self) -> (Vec<String>, Vec<u16>) {
+        std::thread::sleep(Duration::from_millis(100));
+        (
+            std::mem::take(&mut *self.requests.lock().unwrap()),
+            std::mem::take(&mut *self.statuses.lock().unwrap()),
+        )
+    }
+}
+
+/// Copy `from` → `to`, showing each chunk (as text) to `see`.
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, see: impl Fn(&str)) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                see(&String::from_utf8_lossy(&buf[..n]));
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn re_judging_an_unchanged_upstream_asks_only_whether_it_changed() {
+    let reg = TestRegistry::start();
+    let relay = Relay::start(reg.host());
+    let host = relay.host.clone();
+    let direct = push_sample_image(&reg, "app:v1");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "release");
+    assert_eq!(
+        code(&run(&["sign", "--key", s(&key), &format!("{host}/app:v1")])),
+        0
+    );
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!("keys:\n  release: {{path: {}}}\nscopes:\n  \"{host}/app\":\n    signed: {{keys: [release]}}\n", s(&public)),
+    )
+    .unwrap();
+    let config = GateConfig::simple(
+        policy.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        &format!("http://{host}"),
+    )
+    .unwrap();
+    let client = RegistryClient::new(config.registry_options().unwrap())
+        .unwrap()
+        .with_revalidation(100);
+    let judge = PolicyJudge::new(
+        signet_verifier::enforce::load_policy_file(&policy).unwrap(),
+        client,
+    );
+    let gate = Gate::new(config, judge).unwrap();
+    let rt = support::runtime();
+    let image = format!("{host}/app@{direct}");
+    assert!(rt.block_on(gate.decide(&image, Source::Admission)).allowed);
+    let (first, _) = relay.take();
+    assert!(
+        first
+            .iter()
+            .any(|r| r.starts_with("GET ") && r.contains("/blobs/")),
+        "the first judgement fetches the payload: {first:?}"
+    );
+
+    // Unchanged upstream: a HEAD of the manifest by digest and a conditional GET of the
+    // signature tag answered 304; no blob.
+    let cycle = rt.block_on(gate.rejudge_all());
+    assert_eq!((cycle.judged, cycle.changed), (1, 0));
+    let (requests, statuses) = relay.take();
+    let sig = format!("/v2/app/manifests/{}", direct.signature_tag());
+    assert_eq!(
+        requests,
+        vec![
+            format!("HEAD /v2/app/manifests/{direct}"),
+            format!("GET {sig}")
+        ],
+        "{statuses:?}"
+    );
+    assert_eq!(statuses, vec![200, 304]);
+
+    // The signature manifest deleted: the conditional GET finds nothing, the verdict flips.
+    rt.block_on(async {
+        let c = support::client();
+        let sig = reg.reference(&format!("app:{}", direct.signature_tag()));
+        let d = c.get_manifest(&sig).await.unwrap().digest;
+        c.delete_manifest(&sig.with_digest(d)).await.unwrap();
+    });
+    let cycle = rt.block_on(gate.rejudge_all());
+    assert_eq!((cycle.judged, cycle.changed), (1, 1));
+    let audit = gate.metrics_text();
+    assert!(
+        audit.contains("signet_running_images{verdict=\"deny\"} 1"),
+        "{audit}"
+    );
+}

@@ -120,7 +120,11 @@ pub async fn run(args: ServeArgs, global: &GlobalOptions) -> anyhow::Result<Exit
         );
     }
     config.ca_files.extend(global.ca_file.iter().cloned());
-    let client = RegistryClient::new(config.registry_options()?)?;
+    // The judge's client keeps what it fetched and afterwards asks only whether it changed
+    // (HEAD by digest, If-None-Match by tag): continuous verification re-judges every remembered
+    // image on a schedule. Two manifests per image (the image's, its `.sig`), one payload.
+    let client = RegistryClient::new(config.registry_options()?)?
+        .with_revalidation(config.continuous.max_images.saturating_mul(2).max(1000));
     let judge = judge_for(&policy_path, &client)?;
     let mut watched = vec![policy_path.clone()];
     watched.extend(judge.policy().key_paths());

@@ -25,13 +25,45 @@ impl RegistryClient {
     pub async fn get_manifest(&self, reference: &Reference) -> Result<FetchedManifest, Error> {
         let what = format!("manifest {reference}");
         let url = self.url(reference, &Self::manifest_tail(reference))?;
-        let mut call = Self::call(reference, &what, Access::Pull, Method::GET, url);
+        let kept = self
+            .revalidation
+            .as_ref()
+            .and_then(|r| r.manifest(url.as_str()));
+        if let (Some(kept), Some(_)) = (&kept, reference.digest()) {
+            // The digest proves the bytes kept; ask only whether the registry still has them.
+            let mut call = Self::call(reference, &what, Access::Pull, Method::HEAD, url.clone());
+            call.headers.insert(
+                reqwest::header::ACCEPT,
+                HeaderValue::from_static(ACCEPT_MANIFESTS),
+            );
+            let response = self.send(&call).await?;
+            if response.status() == StatusCode::OK {
+                return Ok(kept.clone());
+            }
+            if let Some(r) = &self.revalidation {
+                r.forget_manifest(url.as_str());
+            }
+            return Err(self.status_error(&call, response).await);
+        }
+        let mut call = Self::call(reference, &what, Access::Pull, Method::GET, url.clone());
         call.headers.insert(
             reqwest::header::ACCEPT,
             HeaderValue::from_static(ACCEPT_MANIFESTS),
         );
+        if let Some(kept) = &kept {
+            if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", kept.digest)) {
+                call.headers.insert(reqwest::header::IF_NONE_MATCH, etag);
+            }
+        }
         let mut response = self.send(&call).await?;
+        if let (Some(kept), StatusCode::NOT_MODIFIED) = (&kept, response.status()) {
+            // The tag still names the bytes kept (whose digest we computed ourselves).
+            return Ok(kept.clone());
+        }
         if response.status() != StatusCode::OK {
+            if let Some(r) = &self.revalidation {
+                r.forget_manifest(url.as_str());
+            }
             return Err(self.status_error(&call, response).await);
         }
         let declared_type = content_type(response.headers());
@@ -78,12 +110,16 @@ impl RegistryClient {
             Some(t) if is_manifest_type(&t) => t,
             _ => manifest.media_type().to_string(),
         };
-        Ok(FetchedManifest {
+        let fetched = FetchedManifest {
             bytes,
             digest,
             media_type,
             manifest,
-        })
+        };
+        if let Some(r) = &self.revalidation {
+            r.keep_manifest(url.to_string(), &fetched);
+        }
+        Ok(fetched)
     }
 
     /// HEAD the manifest `reference` names: its descriptor, or `None` if it does not exist.

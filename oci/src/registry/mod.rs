@@ -11,6 +11,7 @@ mod manifests;
 mod network;
 mod proxy;
 mod referrers;
+mod revalidate;
 mod transport;
 mod uploads;
 
@@ -180,6 +181,8 @@ pub struct RegistryClient {
     auth_files: Arc<Vec<PathBuf>>,
     proxy: Arc<proxy::ProxyRules>,
     chunk_bytes: usize,
+    /// Set by [`RegistryClient::with_revalidation`].
+    revalidation: Option<Arc<revalidate::Revalidation>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -271,7 +274,18 @@ impl RegistryClient {
             auth_files: Arc::new(auth_files),
             proxy: Arc::new(proxy_rules),
             chunk_bytes: DEFAULT_UPLOAD_CHUNK_BYTES,
+            revalidation: None,
         })
+    }
+
+    /// The same client keeping up to `entries` manifests and small blobs it fetched, and
+    /// afterwards only asking whether they still hold (`revalidate.rs`): a manifest by digest
+    /// with a `HEAD`, one by tag with a conditional `GET` (`If-None-Match`), a small blob by
+    /// digest not at all. For callers that ask about the same images again and again (the
+    /// gate's continuous verification). Clones share what is kept.
+    pub fn with_revalidation(mut self, entries: usize) -> RegistryClient {
+        self.revalidation = Some(Arc::new(revalidate::Revalidation::new(entries)));
+        self
     }
 
     /// The same client sending `put_blob_stream` uploads in chunks of `bytes` (at least 1).
@@ -350,11 +364,26 @@ impl RegistryClient {
                 limit: format!("{max_bytes} bytes"),
             });
         }
+        let kept_url = match &self.revalidation {
+            Some(r) => {
+                let url = self
+                    .url(reference, &format!("blobs/{}", descriptor.digest))?
+                    .to_string();
+                if let Some(bytes) = r.blob(&url) {
+                    return Ok(bytes);
+                }
+                Some(url)
+            }
+            None => None,
+        };
         let mut stream = self.get_blob(reference, descriptor).await?;
         // The stream already stops at descriptor.size, which is within max_bytes.
         let mut out = Vec::with_capacity(usize::try_from(descriptor.size).unwrap_or(0));
         while let Some(chunk) = stream.next().await {
             out.extend_from_slice(&chunk?);
+        }
+        if let (Some(r), Some(url)) = (&self.revalidation, kept_url) {
+            r.keep_blob(url, &out);
         }
         Ok(out)
     }
