@@ -69,12 +69,12 @@ impl Judge for ClockJudge {
             reference: reference.clone(),
             digest: digest.clone(),
             reference_had_digest: true,
-            signatures: vec![SignatureEvidence {
-                key_id: key.id().clone(),
-                docker_reference: reference.name(),
-                manifest_digest_matches: true,
-                annotations: BTreeMap::new(),
-            }],
+            signatures: vec![SignatureEvidence::legacy_key(
+                key.id().clone(),
+                reference.name(),
+                true,
+                BTreeMap::new(),
+            )],
             configs: Vec::new(),
         };
         let verdict = signet_policy::evaluate(&self.policy, &evidence, now);

@@ -98,12 +98,12 @@ fn main() {
             reference: r.clone(),
             digest: digest.clone(),
             reference_had_digest: false,
-            signatures: vec![SignatureEvidence {
-                key_id: key_id.clone(),
-                docker_reference: r.to_string(),
-                manifest_digest_matches: true,
-                annotations: BTreeMap::new(),
-            }],
+            signatures: vec![SignatureEvidence::legacy_key(
+                key_id.clone(),
+                r.to_string(),
+                true,
+                BTreeMap::new(),
+            )],
             configs: vec![],
         })
         .collect();

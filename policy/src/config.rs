@@ -508,12 +508,12 @@ mod tests {
                 reference: "reg.io/app:1".parse().unwrap(),
                 digest: DIGEST.parse().unwrap(),
                 reference_had_digest: false,
-                signatures: vec![SignatureEvidence {
-                    key_id: key.id().clone(),
-                    docker_reference: "reg.io/app:1".into(),
-                    manifest_digest_matches: true,
-                    annotations: BTreeMap::new(),
-                }],
+                signatures: vec![SignatureEvidence::legacy_key(
+                    key.id().clone(),
+                    "reg.io/app:1".into(),
+                    true,
+                    BTreeMap::new(),
+                )],
                 configs,
             }
         }

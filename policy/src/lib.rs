@@ -37,6 +37,7 @@ pub mod key;
 pub mod pattern;
 pub mod policy;
 mod tree;
+pub mod trust;
 pub mod verdict;
 
 pub use config::ConfigFacts;
@@ -49,7 +50,9 @@ pub use pattern::{PatternKind, Specificity};
 pub use policy::{
     detect_format, lint, parse_document, Format, KeyLoader, Loaded, Policy, Prejudgement,
 };
+pub use trust::{CertificateAuthority, LogSource, Material, SigstoreRoot, TrustSource};
 pub use verdict::{
-    evaluate, explain, judge_claims, Candidate, ClaimVerdict, Decision, Evidence, Explanation,
-    Finding, SignatureEvidence, Verdict,
+    evaluate, explain, judge_claims, Candidate, CertificateEvidence, ClaimVerdict, Decision,
+    Evidence, Explanation, Finding, SignatureEvidence, SignatureFormat, Signer, TlogEvidence,
+    Verdict,
 };

@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use signet_oci::{Digest, Reference};
 
+use crate::certificate::CertificateClaims;
 use crate::config::{find_secrets, runs_as_root, ConfigFacts, CREATED_SKEW_SECONDS};
 use crate::document::Mode;
 use crate::identity::IdentityRule;
 use crate::key::KeyId;
 use crate::pattern::PatternKind;
 use crate::policy::{Policy, Requirements, SignatureRule, SignedRule};
+use crate::trust::{LogSource, TrustSource};
 
 /// What the verifier established about an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,17 +32,119 @@ pub struct Evidence {
     pub configs: Vec<ConfigFacts>,
 }
 
-/// One cryptographically verified signature.
+/// One cryptographically verified signature: the verifier has done every cryptographic check
+/// (signature, certificate chain, transparency log, timestamps) against trust material the policy
+/// names; the policy decides whether the signer is one it trusts (identity, which trust source,
+/// which log), how many distinct signers signed, and whether the signed claims fit the image.
+///
+/// One signature verified under two sources (or by two keys) is reported once per source (key);
+/// the policy counts it as one signer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureEvidence {
-    /// Which trusted key verified it.
-    pub key_id: KeyId,
-    /// The payload's `critical.identity.docker-reference`.
-    pub docker_reference: String,
-    /// Whether the payload's `docker-manifest-digest` equals the image's manifest digest.
+    /// Who signed: a trusted key, or a certificate whose chain verified.
+    pub signer: Signer,
+    /// How the signature is stored: cosign's legacy `.sig` layer (signs a docker reference) or a
+    /// Sigstore bundle (signs only the digest).
+    pub format: SignatureFormat,
+    /// The signed `critical.identity.docker-reference`. `None` when the format signs no
+    /// reference (a cosign 3 bundle's in-toto statement names only the digest): such a signature
+    /// never satisfies an identity rule the policy writes out, and a signer or scope with
+    /// `formats: [legacy]` refuses it.
+    pub docker_reference: Option<String>,
+    /// Whether the signed manifest digest (payload's `docker-manifest-digest`, or the bundle's
+    /// in-toto subject) equals the image's manifest digest.
     pub manifest_digest_matches: bool,
-    /// String members of the payload's `optional` section.
+    /// String members of the payload's `optional` section (empty for a bundle).
     pub annotations: BTreeMap<String, String>,
+    /// The transparency log entry that verified for this signature, if any.
+    pub tlog: Option<TlogEvidence>,
+}
+
+impl SignatureEvidence {
+    /// A legacy-format (`.sig` layer) signature verified by the trusted key `key_id`, with no
+    /// transparency log entry: the evidence Signet produced before keyless signers existed.
+    pub fn legacy_key(
+        key_id: KeyId,
+        docker_reference: String,
+        manifest_digest_matches: bool,
+        annotations: BTreeMap<String, String>,
+    ) -> SignatureEvidence {
+        SignatureEvidence {
+            signer: Signer::Key(key_id),
+            format: SignatureFormat::Legacy,
+            docker_reference: Some(docker_reference),
+            manifest_digest_matches,
+            annotations,
+            tlog: None,
+        }
+    }
+
+    /// The trusted key that verified the signature, for a key signer.
+    pub fn key_id(&self) -> Option<&KeyId> {
+        match &self.signer {
+            Signer::Key(id) => Some(id),
+            Signer::Certificate(_) => None,
+        }
+    }
+}
+
+/// Who produced a signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// The trusted key with this id verified the signature (the policy names its keys).
+    Key(KeyId),
+    /// The signature verified with a certificate's public key, and the certificate chain verified
+    /// under [`CertificateEvidence::trust`].
+    Certificate(Box<CertificateEvidence>),
+}
+
+/// A signing certificate whose chain, validity and transparency evidence verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateEvidence {
+    /// Keyless claims: every email, URI and Fulcio-username SAN, the OIDC issuer (Fulcio
+    /// extension `.1.8`, else `.1.1`), the GitHub workflow claims.
+    pub claims: CertificateClaims,
+    /// The `rfc822Name` SANs alone (containers/image's `subjectEmail` matches these).
+    pub emails: Vec<String>,
+    /// The `dNSName` SANs (containers/image's `pki.subjectHostname` matches these).
+    pub hostnames: Vec<String>,
+    /// The trust source, as the policy names it ([`crate::Policy::trust_sources`]), under which
+    /// the chain verified.
+    pub trust: TrustSource,
+    /// The instant (unix seconds) at which the certificate was checked to be valid: the log's
+    /// integrated time or a timestamp authority's time, never "now" for Fulcio certificates.
+    pub verified_time: i64,
+}
+
+/// A transparency log entry that verified for a signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlogEvidence {
+    /// Which log (key) verified it, as the policy names it.
+    pub log: LogSource,
+    /// The entry's integrated time (unix seconds).
+    pub integrated_time: i64,
+}
+
+/// How a signature is stored with the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureFormat {
+    /// cosign's `sha256-<hex>.sig` manifest: a simple-signing payload naming a docker reference
+    /// and the manifest digest (plus `dev.sigstore.cosign/*` annotations when keyless).
+    Legacy,
+    /// A Sigstore bundle (cosign 3, an OCI 1.1 referrer): an in-toto statement whose subject is
+    /// the manifest digest — it names no repository.
+    Bundle,
+}
+
+impl SignatureFormat {
+    /// The name policies use (`legacy`, `bundle`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureFormat::Legacy => "legacy",
+            SignatureFormat::Bundle => "bundle",
+        }
+    }
 }
 
 /// Allow or deny.
@@ -356,7 +460,7 @@ fn signed(
                 policy
                     .keys
                     .get(*n)
-                    .is_some_and(|k| k.key.id() == &sig.key_id)
+                    .is_some_and(|k| Some(k.key.id()) == sig.key_id())
             })
             .map(String::as_str)
             .collect();
@@ -394,7 +498,7 @@ fn signed(
             &rule.identity,
             &rule.annotations,
             &evidence.reference,
-            &sig.docker_reference,
+            sig.docker_reference.as_deref().unwrap_or_default(),
             &sig.annotations,
         );
         if !claims.identity_accepted {
@@ -402,7 +506,7 @@ fn signed(
                 "identity-mismatch",
                 format!(
                     "signature by key {who} for identity {:?} is not accepted for {} under {}",
-                    sig.docker_reference,
+                    sig.docker_reference.as_deref().unwrap_or_default(),
                     evidence.reference,
                     rule.identity.describe()
                 ),
@@ -420,7 +524,9 @@ fn signed(
             continue;
         }
         debug_assert!(claims.passed());
-        satisfied.insert(&sig.key_id);
+        if let Some(key_id) = sig.key_id() {
+            satisfied.insert(key_id);
+        }
     }
     let required_missing: Vec<&String> = rule
         .required

@@ -53,12 +53,7 @@ const NOW: i64 = 1_795_910_400;
 
 /// A signature by `key` (file in testdata/policies/keys) for `identity`.
 fn sig(key: &str, identity: &str) -> SignatureEvidence {
-    SignatureEvidence {
-        key_id: key_id(key),
-        docker_reference: identity.to_string(),
-        manifest_digest_matches: true,
-        annotations: BTreeMap::new(),
-    }
+    SignatureEvidence::legacy_key(key_id(key), identity.to_string(), true, BTreeMap::new())
 }
 
 fn evidence(reference: &str, sigs: Vec<SignatureEvidence>) -> Evidence {
@@ -537,7 +532,7 @@ fn annotations_digest_pinning_and_modes() {
         &["digest-not-pinned"],
     );
     let pinned = format!("reg.io/app@{D8C}");
-    s.docker_reference = pinned.clone();
+    s.docker_reference = Some(pinned.clone());
     check(
         &p,
         &evidence(&pinned, vec![s]),

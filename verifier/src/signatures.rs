@@ -169,11 +169,13 @@ impl LayerChecks {
         payload
             .verified_by
             .iter()
-            .map(|key_id| SignatureEvidence {
-                key_id: key_id.clone(),
-                docker_reference: payload.claims.docker_reference.clone(),
-                manifest_digest_matches: payload.manifest_digest_matches,
-                annotations: annotations.clone(),
+            .map(|key_id| {
+                SignatureEvidence::legacy_key(
+                    key_id.clone(),
+                    payload.claims.docker_reference.clone(),
+                    payload.manifest_digest_matches,
+                    annotations.clone(),
+                )
             })
             .collect()
     }
