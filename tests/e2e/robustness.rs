@@ -415,14 +415,6 @@ fn eight_concurrent_signers_lose_no_signature_in_a_layout() {
     assert_eq!(lost, 0);
 }
 
-/// Run `args` once to completion and return how long it took (kill times are drawn up to a bit
-/// more than that, so kills land everywhere from process start to after the end).
-fn duration_of(args: &[&str]) -> Duration {
-    let t = Instant::now();
-    ok(args);
-    t.elapsed()
-}
-
 /// A kill time for a command whose quickest full run took `full`: uniform over 30%..110% of it
 /// (the first part of a run is process start and key decryption, where nothing is written yet,
 /// and some kills should land just after the end).
@@ -574,21 +566,31 @@ impl std::fmt::Display for KillCounts {
 const WATCH_POLL: Duration = Duration::from_micros(200);
 
 /// Three full runs of `signet sign` with `args` (each with its own annotation, so each really
-/// writes), watched through `watch`: the quickest run, and the shortest time from a run's first
-/// write being seen to its commit being seen (the shortest, so that aimed kills fall inside the
-/// write even when a run is quick; a slow run only moves them towards its start).
+/// writes), watched through `watch`: see [`measure_runs`].
 fn measure_sign(args: &[&str], watch: &WriteWatch) -> (Duration, Duration) {
+    let runs: Vec<(Vec<String>, &WriteWatch)> = (0..3)
+        .map(|n| {
+            let mut full = vec!["sign".to_string(), "-a".into(), format!("measure={n}")];
+            full.extend(args.iter().map(|a| a.to_string()));
+            (full, watch)
+        })
+        .collect();
+    measure_runs(&runs)
+}
+
+/// Full runs of `signet ARGS`, each watched through its `WriteWatch`: the quickest run, and the
+/// shortest time from a run's first write being seen to its commit being seen (the shortest, so
+/// that aimed kills fall inside the write even when a run is quick; a slow run only moves them
+/// towards its start).
+fn measure_runs(runs: &[(Vec<String>, &WriteWatch)]) -> (Duration, Duration) {
     let mut quickest = Duration::MAX;
     let mut window = Duration::MAX;
-    for n in 0..3 {
-        let note = format!("measure={n}");
-        let mut full = vec!["sign", "-a", &note];
-        full.extend_from_slice(args);
+    for (args, watch) in runs {
         let before = watch.state();
         let started = Instant::now();
         let mut child = signet()
             .env("SIGNET_PASSWORD", PASSWORD)
-            .args(&full)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -609,7 +611,7 @@ fn measure_sign(args: &[&str], watch: &WriteWatch) -> (Duration, Duration) {
         };
         let elapsed = started.elapsed();
         let out = child.wait_with_output().unwrap();
-        assert!(status.success(), "signet {full:?}: {}", text(&out));
+        assert!(status.success(), "signet {args:?}: {}", text(&out));
         quickest = quickest.min(elapsed);
         let first_write = first_write.expect("a full run's first write was seen");
         let commit = commit.unwrap_or(elapsed);
@@ -661,14 +663,15 @@ fn assert_landed_matches(landed: usize, points: &KillCounts) {
 /// Every other kill is aimed at the write (drawn over the measured time from first write to
 /// commit, after the first write is seen); the rest fall anywhere in the run. At least this many
 /// of the 30 kills must land inside the write, in each store, or the test proves nothing about a
-/// kill mid-write. Measured on a 2-core machine, alone and beside the other robustness tests: 11
-/// to 15 inside the write in the registry, 15 to 17 in the layout (almost all of them aimed), so
-/// 5 leaves room for a slow machine without letting a test that stopped aiming pass.
+/// kill mid-write. Measured on a 2-core machine, alone and beside the other robustness tests:
+/// signers 11 to 18 inside the write in the registry, 15 to 17 in the layout; copies 14 to 16 and
+/// 19 to 21 (almost all of them aimed: unaimed, no copy to a registry was ever killed inside its
+/// write), so 5 leaves room for a slow machine without letting a test that stopped aiming pass.
 const MIN_KILLS_INSIDE_WRITE: usize = 5;
 
-/// Kill `args` (a `sign` run) once, aimed at the write for odd `i`, anywhere in the run (by
-/// `kill_delay`) for even `i`; says where the kill landed.
-fn kill_signer(
+/// Kill `args` (a `sign` or `copy` run) once, aimed at the write for odd `i`, anywhere in the run
+/// (by `kill_delay`) for even `i`; says where the kill landed.
+fn kill_run(
     i: usize,
     args: &[&str],
     watch: &WriteWatch,
@@ -713,7 +716,7 @@ fn killed_signers_leave_registry_and_layout_consistent() {
     let mut aimed = KillCounts::default();
     for i in 0..KILLS {
         let note = format!("killed={i}");
-        let (point, delay) = kill_signer(
+        let (point, delay) = kill_run(
             i,
             &["sign", "--key", s(&key_b), "-a", &note, &image],
             &watch,
@@ -777,7 +780,7 @@ fn killed_signers_leave_registry_and_layout_consistent() {
     let mut temps = 0;
     for i in 0..KILLS {
         let note = format!("killed={i}");
-        let (point, delay) = kill_signer(
+        let (point, delay) = kill_run(
             i,
             &[
                 "sign",
@@ -904,22 +907,29 @@ fn killed_copies_leave_registry_and_layout_consistent() {
             (src, format!("oci:{}:copied-{i}", layout.display()))
         })
         .collect();
-    // Kill times: up to the quickest of three full runs into a scratch layout.
-    let full = (0..3)
-        .map(|n| {
-            let scratch = format!(
-                "oci:{}:v1",
-                dir.path().join(format!("scratch{n}")).display()
-            );
-            duration_of(&["copy", &sources[KILLS].0, &scratch])
+    // Kill times from three full runs into scratch layouts: up to the quickest of them, or aimed
+    // at the write (see `kill_run`).
+    let scratch: Vec<PathBuf> = (0..3)
+        .map(|n| dir.path().join(format!("scratch{n}")))
+        .collect();
+    let scratch_watches: Vec<WriteWatch> = scratch.iter().map(|d| WriteWatch::layout(d)).collect();
+    let runs: Vec<(Vec<String>, &WriteWatch)> = scratch
+        .iter()
+        .zip(&scratch_watches)
+        .map(|(d, w)| {
+            let dst = format!("oci:{}:v1", d.display());
+            (vec!["copy".into(), sources[KILLS].0.clone(), dst], w)
         })
-        .min()
-        .unwrap();
+        .collect();
+    let timing = measure_runs(&runs);
+    let (full, window) = timing;
     let (min_ms, max_ms) = (full.as_millis() * 3 / 10, full.as_millis() * 11 / 10);
-    let (mut finished, mut temps) = (0, 0);
+    let mut temps = 0;
+    let watch = WriteWatch::layout(&layout);
+    let mut points = KillCounts::default();
     for (i, (src, dst)) in sources.iter().take(KILLS).enumerate() {
-        let delay = kill_delay(&mut rng, full);
-        finished += usize::from(spawn_and_kill(&["copy", src, dst], delay));
+        let (point, _) = kill_run(i, &["copy", src, dst], &watch, &mut rng, timing);
+        points.add(point);
         temps = temps.max(assert_layout_consistent(&layout));
         ok(&[
             "verify",
@@ -976,10 +986,16 @@ fn killed_copies_leave_registry_and_layout_consistent() {
         1 + KILLS
     );
     println!(
-        "copy to layout: {KILLS} copies killed {min_ms}..{max_ms} ms after start (the quickest full run took \
-         {full:?}; {finished} had finished before the kill); consistent after every kill, every \
-         copy completed when run again; {temps} temporary file(s) left behind at most, {aged} \
-         at the end, swept by the next copy once old"
+        "copy to layout: {KILLS} copies killed, half {min_ms}..{max_ms} ms after start (the quickest \
+         full run took {full:?}), half aimed at the write (up to {window:?} after its first write \
+         was seen): {points}; consistent after every kill, every copy completed when run again; \
+         {temps} temporary file(s) left behind at most, {aged} at the end, swept by the next copy \
+         once old"
+    );
+    assert!(
+        points.inside_write >= MIN_KILLS_INSIDE_WRITE,
+        "copy to layout: only {} of {KILLS} kills landed inside the write ({points})",
+        points.inside_write
     );
 
     // Layout to registry: each destination already holds the image signed by A; the copy brings
@@ -995,24 +1011,40 @@ fn killed_copies_leave_registry_and_layout_consistent() {
             (sources[i].1.clone(), dst)
         })
         .collect();
-    // Kill times from the quickest of three full runs onto the same kind of destination (image
-    // there, signed by A; B's signature to merge in).
-    let full = targets[KILLS..]
+    // Kill times from three full runs onto the same kind of destination (image there, signed by
+    // A; B's signature to merge in). Such a copy commits B's signature early and then spends most
+    // of its run confirming it (in a registry nothing locks out a concurrent writer), so the
+    // aimed half is what reaches the write.
+    let digest_of = |src: &str| -> Digest {
+        String::from_utf8(ok(&["digest", src]).stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let target_watches: Vec<WriteWatch> = targets[KILLS..]
         .iter()
-        .map(|(src, dst)| duration_of(&["copy", src, dst]))
-        .min()
-        .unwrap();
+        .map(|(src, _)| WriteWatch::registry(&reg, "copydst/app", &digest_of(src)))
+        .collect();
+    let runs: Vec<(Vec<String>, &WriteWatch)> = targets[KILLS..]
+        .iter()
+        .zip(&target_watches)
+        .map(|((src, dst), w)| (vec!["copy".into(), src.clone(), dst.clone()], w))
+        .collect();
+    let timing = measure_runs(&runs);
+    let (full, window) = timing;
     let (min_ms, max_ms) = (full.as_millis() * 3 / 10, full.as_millis() * 11 / 10);
-    let mut finished = 0;
+    let mut points = KillCounts::default();
     for (i, (src, dst)) in targets.iter().take(KILLS).enumerate() {
         let identity = &sources[i].0;
-        let delay = kill_delay(&mut rng, full);
-        finished += usize::from(spawn_and_kill(&["copy", src, dst], delay));
+        let watch = WriteWatch::registry(&reg, "copydst/app", &digest_of(src));
+        let (point, delay) = kill_run(i, &["copy", src, dst], &watch, &mut rng, timing);
+        points.add(point);
         let out = run(&["verify", "--key", s(&pub_a), "--identity", identity, dst]);
         assert_eq!(
             code(&out),
             0,
-            "kill {i} after {delay:?}: A intact: {}",
+            "kill {i} ({point:?}, {delay:?}): A intact: {}",
             text(&out)
         );
         ok(&["validate", dst]);
@@ -1030,9 +1062,15 @@ fn killed_copies_leave_registry_and_layout_consistent() {
             "A's and B's"
         );
     }
+    assert!(
+        points.inside_write >= MIN_KILLS_INSIDE_WRITE,
+        "copy to registry: only {} of {KILLS} kills landed inside the write ({points})",
+        points.inside_write
+    );
     println!(
-        "copy to registry: {KILLS} copies killed {min_ms}..{max_ms} ms after start (the quickest full run \
-         took {full:?}; {finished} had finished before the kill); A verified after every kill, \
+        "copy to registry: {KILLS} copies killed, half {min_ms}..{max_ms} ms after start (the \
+         quickest full run took {full:?}), half aimed at the write (up to {window:?} after its first \
+         write was seen): {points}; A verified after every kill, \
          every copy completed when run again"
     );
 }
