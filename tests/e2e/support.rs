@@ -52,6 +52,15 @@ impl TestRegistry {
     /// [`TLS_NAME`] and `127.0.0.1` issued by a CA made with the `openssl` CLI at start
     /// ([`TestRegistry::ca_file`]).
     pub fn start_with_tls() -> TestRegistry {
+        Self::start_with_tls_and(&[], None)
+    }
+
+    /// [`TestRegistry::start_with_tls`] whose certificate also names `extra_ips`, demanding
+    /// basic credentials `user`/`pass` when given.
+    pub fn start_with_tls_and(
+        extra_ips: &[std::net::IpAddr],
+        basic: Option<(&str, &str)>,
+    ) -> TestRegistry {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
         run_openssl(&[
@@ -88,7 +97,13 @@ impl TestRegistry {
         ]);
         std::fs::write(
             dir.path().join("ext.cnf"),
-            format!("subjectAltName=DNS:{TLS_NAME},IP:127.0.0.1\n"),
+            format!(
+                "subjectAltName=DNS:{TLS_NAME},IP:127.0.0.1{}\n",
+                extra_ips
+                    .iter()
+                    .map(|ip| format!(",IP:{ip}"))
+                    .collect::<String>()
+            ),
         )
         .unwrap();
         run_openssl(&[
@@ -113,7 +128,16 @@ impl TestRegistry {
             path("server.pem"),
             path("server-key.pem")
         );
-        let mut reg = Self::start_with_config(move |_| tls.clone(), None, true);
+        let basic = basic.map(|(u, p)| (u.to_string(), p.to_string()));
+        let mut reg = Self::start_with_config(
+            move |reg_dir| match &basic {
+                // At column 0: a top-level key after the `http:` block.
+                Some((user, pass)) => format!("{tls}{}", htpasswd_yaml(reg_dir, user, pass)),
+                None => tls.clone(),
+            },
+            None,
+            true,
+        );
         let ca = reg.dir.path().join("ca.pem");
         std::fs::copy(dir.path().join("ca.pem"), &ca).unwrap();
         reg.ca_file = Some(ca);
@@ -124,22 +148,7 @@ impl TestRegistry {
     /// with Debian's `htpasswd` from apache2-utils).
     pub fn start_with_htpasswd(user: &str, pass: &str) -> TestRegistry {
         let (user, pass) = (user.to_string(), pass.to_string());
-        Self::start_with_auth(
-            move |dir| {
-                let out = Command::new("htpasswd")
-                    .args(["-Bbn", &user, &pass])
-                    .output()
-                    .expect("run htpasswd (install Debian's apache2-utils)");
-                assert!(out.status.success(), "htpasswd failed: {out:?}");
-                let file = dir.join("htpasswd");
-                std::fs::write(&file, &out.stdout).unwrap();
-                format!(
-                    "auth:\n  htpasswd:\n    realm: signet-test\n    path: {}\n",
-                    file.display()
-                )
-            },
-            None,
-        )
+        Self::start_with_auth(move |dir| htpasswd_yaml(dir, &user, &pass), None)
     }
 
     /// A registry using the distribution token flow: its realm is a token server in this process
@@ -588,6 +597,22 @@ impl Drop for TokenServer {
     }
 }
 
+/// The `auth:` section for basic credentials `user`/`pass` (a bcrypt htpasswd file in `dir`,
+/// made with Debian's `htpasswd` from apache2-utils).
+fn htpasswd_yaml(dir: &Path, user: &str, pass: &str) -> String {
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", user, pass])
+        .output()
+        .expect("run htpasswd (install Debian's apache2-utils)");
+    assert!(out.status.success(), "htpasswd failed: {out:?}");
+    let file = dir.join("htpasswd");
+    std::fs::write(&file, &out.stdout).unwrap();
+    format!(
+        "auth:\n  htpasswd:\n    realm: signet-test\n    path: {}\n",
+        file.display()
+    )
+}
+
 fn run_openssl(args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
@@ -692,7 +717,11 @@ fn serve_token(
                 .map(|(_, v)| percent_decode(v))
         };
         if field("grant_type").as_deref() != Some("refresh_token") {
-            respond(stream, "400 Bad Request", r#"{"error":"unsupported_grant_type"}"#);
+            respond(
+                stream,
+                "400 Bad Request",
+                r#"{"error":"unsupported_grant_type"}"#,
+            );
             return;
         }
         if field("refresh_token").as_deref() != Some(account.identity_token) {
