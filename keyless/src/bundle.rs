@@ -191,6 +191,7 @@ impl Bundle {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn malformed_reason(json: &[u8]) -> String {

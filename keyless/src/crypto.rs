@@ -178,6 +178,7 @@ impl CryptoProvider for RingProvider {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use p256::ecdsa::signature::Signer as _;
 

@@ -62,6 +62,7 @@ pub(crate) fn check_depth(json: &[u8], input: Input) -> Result<(), KeylessError>
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -151,6 +151,12 @@ impl TrustedRoot {
         &self.sha256
     }
 
+    /// Whether the root lists any transparency log (GitHub's root lists none: its private
+    /// attestations are timestamped by its TSAs instead of logged).
+    pub fn has_tlogs(&self) -> bool {
+        !self.inner.tlogs.is_empty()
+    }
+
     /// Whether the root lists any certificate-transparency log. Without one, a certificate
     /// must carry no SCT at all (evidence Signet cannot check is refused, not ignored).
     pub fn has_ct_logs(&self) -> bool {
@@ -190,6 +196,7 @@ pub fn load_trusted_root(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     struct FixedCache(Option<Vec<u8>>);
@@ -213,6 +220,21 @@ mod tests {
         assert_ne!(good.sha256(), github.sha256());
         assert!(good.has_ct_logs());
         assert_eq!(good.source(), &TrustSource::Embedded(Instance::PublicGood));
+    }
+
+    #[test]
+    fn embedded_roots_match_the_recorded_hashes() {
+        // keyless/README.md records these; a crate bump must update the provenance table.
+        assert_eq!(
+            TrustedRoot::embedded(Instance::PublicGood)
+                .unwrap()
+                .sha256(),
+            "6494e21ea73fa7ee769f85f57d5a3e6a08725eae1e38c755fc3517c9e6bc0b66"
+        );
+        assert_eq!(
+            TrustedRoot::embedded(Instance::GitHub).unwrap().sha256(),
+            "484cdfe1a7c65479c5ba2a22193d1be90f0020db1997de696ab207434c62fbb7"
+        );
     }
 
     #[test]

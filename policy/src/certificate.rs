@@ -274,6 +274,7 @@ impl CertificateIdentity {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     const WORKFLOW: &str =
