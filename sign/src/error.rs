@@ -126,6 +126,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A DSSE envelope is malformed.
+    #[error("invalid DSSE envelope: {reason}")]
+    Envelope {
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// An in-toto statement is malformed (or a predicate type is not a URI).
+    #[error("invalid in-toto statement: {reason}")]
+    Statement {
+        /// What was wrong.
+        reason: String,
+    },
+
     /// A string is not a key id (64 lowercase hex digits).
     #[error("invalid key id {input:?}: expected 64 lowercase hex digits")]
     InvalidKeyId {

@@ -19,7 +19,9 @@
 //! assert_eq!(SimpleSigningPayload::parse_strict(&payload).unwrap().manifest_digest, digest);
 //! ```
 
+pub mod dsse;
 pub mod error;
+pub mod intoto;
 mod json;
 pub mod keys;
 pub mod password;
