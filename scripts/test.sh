@@ -24,6 +24,9 @@ command -v docker-credential-pass >/dev/null || missing+=(golang-docker-credenti
 command -v pass >/dev/null || missing+=(pass)
 command -v gpg >/dev/null || missing+=(gnupg)
 command -v tinyproxy >/dev/null || missing+=(tinyproxy)
+# `unshare -n`: the keyless bundle tests run with no network at all (tests/e2e/keyless_blob.rs;
+# set SIGNET_CONFORMANCE_DIR=<sigstore-conformance>/test/assets/bundle-verify to add that suite).
+command -v unshare >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   sudo_if_needed apt-get update -q
