@@ -20,6 +20,7 @@ pub mod copy;
 pub mod enforce;
 pub mod error;
 pub mod identity;
+pub mod keyless;
 pub mod sign;
 pub mod signatures;
 pub mod verify;

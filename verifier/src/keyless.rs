@@ -1,0 +1,1187 @@
+//! Keyless (certificate-signed) image signatures, in the two forms cosign writes:
+//!
+//! - **legacy**: a layer of the `sha256-<hex>.sig` manifest whose blob is the simple-signing
+//!   payload and whose annotations carry the signature, the Fulcio (or private-PKI) certificate
+//!   (`dev.sigstore.cosign/certificate`), its chain (`/chain`, root last), the Rekor SET over a
+//!   `hashedrekord` entry (`/bundle`) and optionally an RFC 3161 timestamp
+//!   (`/rfc3161timestamp`). These annotations are exactly a Sigstore v0.1 bundle spelled
+//!   differently, so they are rewritten into one ([`legacy_bundle_json`]) and verified by
+//!   `signet-keyless` like any bundle: the certificate at the SET's integrated time (or the
+//!   timestamp's time), never "now". The payload names the image digest *and* the repository.
+//! - **bundle**: cosign 3 attaches a Sigstore bundle v0.3 as an OCI 1.1 referrer (artifactType
+//!   [`BUNDLE_ARTIFACT_TYPE`]) holding a DSSE in-toto statement, predicateType
+//!   [`COSIGN_SIGN_PREDICATE`], whose subject is the image digest. It binds **only the
+//!   digest**, not the repository: whoever can push the same bytes elsewhere carries the
+//!   signature along. Reports say so (`binds_repository: false`, finding
+//!   `repository-not-signed`), and [`FormatRequirement::Legacy`] refuses such signatures where
+//!   the signed repository matters.
+//!
+//! Every mandatory check is a private field of [`KeylessChecks`], built only here; a check that
+//! could not run is [`CheckResult::Skipped`], which never passes.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{json, Value};
+use signet_keyless::{
+    Artifact, Bundle, CertificateClaims, Sha256Digest, Signer, SubjectName, Verifier,
+};
+use signet_oci::manifest::SIMPLE_SIGNING;
+use signet_oci::store::ImageStore;
+use signet_oci::{Descriptor, Digest, Manifest, Reference};
+use signet_policy::certificate::{
+    CertificateClaims as PolicyClaims, CertificateIdentity, GitHubClaims,
+};
+use signet_policy::IdentityRule;
+use signet_sign::payload::SimpleSigningPayload;
+use signet_sign::SIGNATURE_ANNOTATION;
+
+use crate::signatures::{read_signature_manifest, CheckResult, MAX_PAYLOAD_BYTES};
+use crate::Error;
+
+/// The artifactType of a cosign 3 signature bundle referrer.
+pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// The predicateType of cosign 3's image-signature statement.
+pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+/// The legacy layer annotation holding the PEM signing certificate.
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The legacy layer annotation holding the PEM chain (intermediates, root last).
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+/// The legacy layer annotation holding the Rekor SET and entry.
+pub const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// The legacy layer annotation holding an RFC 3161 timestamp.
+pub const RFC3161_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
+/// Largest annotation value read (certificates, chains and SETs are a few KiB).
+const MAX_ANNOTATION_BYTES: usize = 64 * 1024;
+/// Most certificates in a chain annotation.
+const MAX_CHAIN_CERTIFICATES: usize = 8;
+/// Largest bundle blob read from a referrer (real ones are a few KiB).
+pub const MAX_REFERRER_BUNDLE_BYTES: u64 = 1024 * 1024;
+
+/// Which storage form a keyless signature came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureFormat {
+    /// A `.sig` layer with certificate annotations (binds digest and repository).
+    Legacy,
+    /// A Sigstore bundle attached as an OCI 1.1 referrer (binds only the digest).
+    Bundle,
+}
+
+/// Which formats are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FormatRequirement {
+    /// Either (a bundle then counts without a signed repository).
+    #[default]
+    Any,
+    /// Only the legacy format, whose payload signs the repository too; referrers are not read.
+    Legacy,
+}
+
+impl std::str::FromStr for FormatRequirement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "any" => Ok(FormatRequirement::Any),
+            "legacy" => Ok(FormatRequirement::Legacy),
+            other => Err(format!("unknown signature format {other:?}: any or legacy")),
+        }
+    }
+}
+
+/// What a keyless signature must satisfy.
+#[derive(Debug)]
+pub struct KeylessOptions {
+    /// The verifier over the trusted root (parsed once).
+    pub verifier: Verifier,
+    /// Who must have signed (certificate subject, issuer, GitHub claims).
+    pub identity: CertificateIdentity,
+    /// How a legacy payload's signed `docker-reference` must relate to the image.
+    pub identity_rule: IdentityRule,
+    /// Which formats count.
+    pub formats: FormatRequirement,
+    /// Most candidates examined per format.
+    pub max_signatures: usize,
+}
+
+/// The checks made on one keyless signature. Every mandatory check is a field; only this module
+/// builds one.
+#[derive(Debug, Clone)]
+pub struct KeylessChecks {
+    format: SignatureFormat,
+    /// The `.sig` layer index, or the referrer's position.
+    index: usize,
+    /// The payload blob (legacy) or referrer manifest (bundle) digest.
+    source_digest: Digest,
+    material: CheckResult,
+    payload: CheckResult,
+    manifest_digest: CheckResult,
+    signature: CheckResult,
+    certificate_identity: CheckResult,
+    docker_reference: CheckResult,
+    claims: Option<CertificateClaims>,
+    verified_times: Vec<i64>,
+    payload_bytes: Option<Vec<u8>>,
+}
+
+impl KeylessChecks {
+    fn new(format: SignatureFormat, index: usize, source_digest: Digest) -> KeylessChecks {
+        let pending = || CheckResult::Skipped("not checked".into());
+        KeylessChecks {
+            format,
+            index,
+            source_digest,
+            material: pending(),
+            payload: pending(),
+            manifest_digest: pending(),
+            signature: pending(),
+            certificate_identity: pending(),
+            docker_reference: pending(),
+            claims: None,
+            verified_times: Vec::new(),
+            payload_bytes: None,
+        }
+    }
+
+    /// Mark every check after `failed` as skipped because of it.
+    fn stop_after(&mut self, failed: &str) {
+        let after = || CheckResult::Skipped(format!("not checked: {failed} failed"));
+        let names = [
+            "material",
+            "payload",
+            "manifest-digest",
+            "signature",
+            "certificate-identity",
+            "docker-reference",
+        ];
+        let position = names.iter().position(|n| *n == failed).unwrap_or(0);
+        let fields = [
+            &mut self.material,
+            &mut self.payload,
+            &mut self.manifest_digest,
+            &mut self.signature,
+            &mut self.certificate_identity,
+            &mut self.docker_reference,
+        ];
+        for (i, field) in fields.into_iter().enumerate() {
+            if i > position {
+                *field = after();
+            }
+        }
+    }
+
+    /// The storage form.
+    pub fn format(&self) -> SignatureFormat {
+        self.format
+    }
+
+    /// Position of the candidate (layer index or referrer position).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Whether this signature signs the repository as well as the digest.
+    pub fn binds_repository(&self) -> bool {
+        self.format == SignatureFormat::Legacy
+    }
+
+    /// Every check with its stable kebab-case name, in the order they are made.
+    pub fn checks(&self) -> [(&'static str, &CheckResult); 6] {
+        [
+            ("material", &self.material),
+            ("payload", &self.payload),
+            ("manifest-digest", &self.manifest_digest),
+            ("signature", &self.signature),
+            ("certificate-identity", &self.certificate_identity),
+            ("docker-reference", &self.docker_reference),
+        ]
+    }
+
+    /// Whether every check ran and passed.
+    pub fn passed(&self) -> bool {
+        self.checks().iter().all(|(_, c)| c.passed()) && self.claims.is_some()
+    }
+
+    /// The verified certificate's claims (only once the signature check passed).
+    pub fn claims(&self) -> Option<&CertificateClaims> {
+        self.claims.as_ref()
+    }
+
+    /// The exact payload bytes (legacy) or in-toto statement (bundle), once digest-checked.
+    pub fn payload_bytes(&self) -> Option<&[u8]> {
+        self.payload_bytes.as_deref()
+    }
+}
+
+#[derive(Serialize)]
+struct CheckView<'a> {
+    name: &'static str,
+    passed: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    skipped: bool,
+    detail: &'a str,
+}
+
+impl Serialize for KeylessChecks {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let subjects: Vec<Value> = self
+            .claims
+            .iter()
+            .flat_map(|c| c.subjects.iter())
+            .map(|s| match s {
+                SubjectName::Email(v) => json!({"email": v}),
+                SubjectName::Uri(v) => json!({"uri": v}),
+                SubjectName::OtherName(v) => json!({"otherName": v}),
+            })
+            .collect();
+        json!({
+            "format": self.format,
+            "index": self.index,
+            "digest": self.source_digest,
+            "binds_repository": self.binds_repository(),
+            "checks": self.checks().iter().map(|(name, c)| CheckView {
+                name,
+                passed: c.passed(),
+                skipped: matches!(c, CheckResult::Skipped(_)),
+                detail: c.detail(),
+            }).collect::<Vec<_>>(),
+            "certificate": self.claims.as_ref().map(|c| json!({
+                "subjects": subjects,
+                "issuer": c.issuer,
+                "github": {
+                    "repository": c.github.repository, "ref": c.github.git_ref,
+                    "sha": c.github.sha, "trigger": c.github.trigger, "name": c.github.name,
+                },
+            })),
+            "verified_times": self.verified_times.iter().map(|t| signet_keyless::rfc3339(*t)).collect::<Vec<_>>(),
+        })
+        .serialize(serializer)
+    }
+}
+
+/// A finding about the image as a whole (stable kebab-case code).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeylessFinding {
+    /// The code.
+    pub code: &'static str,
+    /// What it means.
+    pub message: String,
+}
+
+/// Everything found while verifying one image's keyless signatures.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeylessReport {
+    /// The image as named.
+    pub image: String,
+    /// The identity legacy payloads were checked against.
+    pub identity: String,
+    /// The manifest digest verified.
+    pub digest: Digest,
+    /// The outcome.
+    pub outcome: crate::verify::Outcome,
+    /// Where referrers were read from, when they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrers_source: Option<signet_oci::referrers::ReferrersSource>,
+    /// Image-level findings (`repository-not-signed` when only a bundle verified).
+    pub findings: Vec<KeylessFinding>,
+    /// Every candidate with its checks.
+    pub signatures: Vec<KeylessChecks>,
+}
+
+impl KeylessReport {
+    /// The candidates that passed every check.
+    pub fn verified(&self) -> impl Iterator<Item = &KeylessChecks> {
+        self.signatures.iter().filter(|c| c.passed())
+    }
+}
+
+/// Verify the keyless signatures of the image `digest` (resolved and digest-checked by the
+/// caller), read from `signatures`: the legacy `.sig` layers first; the referrer bundles only
+/// when no legacy signature verified and the options accept bundles (so a legacy-signed image
+/// costs no referrers request).
+pub async fn verify_keyless_digest(
+    image_name: String,
+    signatures: &ImageStore,
+    identity: &Reference,
+    digest: &Digest,
+    options: &KeylessOptions,
+) -> Result<KeylessReport, Error> {
+    let mut candidates = legacy_candidates(signatures, identity, digest, options).await?;
+    let mut referrers_source = None;
+    let legacy_verified = candidates.iter().any(KeylessChecks::passed);
+    if !legacy_verified && options.formats == FormatRequirement::Any {
+        let (source, found) = bundle_candidates(signatures, digest, options).await?;
+        referrers_source = Some(source);
+        candidates.extend(found);
+    }
+    let mut findings = Vec::new();
+    let verified: Vec<&KeylessChecks> = candidates.iter().filter(|c| c.passed()).collect();
+    if !verified.is_empty() && verified.iter().all(|c| !c.binds_repository()) {
+        findings.push(KeylessFinding {
+            code: "repository-not-signed",
+            message: format!(
+                "only cosign bundle signatures verified: they bind the digest {digest}, not the repository {}",
+                identity.name()
+            ),
+        });
+    }
+    let outcome = if candidates.is_empty() {
+        crate::verify::Outcome::NoSignatures
+    } else if !verified.is_empty() {
+        crate::verify::Outcome::Verified
+    } else {
+        crate::verify::Outcome::NoneVerified
+    };
+    Ok(KeylessReport {
+        image: image_name,
+        identity: identity.to_string(),
+        digest: digest.clone(),
+        outcome,
+        referrers_source,
+        findings,
+        signatures: candidates,
+    })
+}
+
+/// [`verify_keyless_digest`] after resolving the image in `image`.
+pub async fn verify_keyless_image(
+    image: &ImageStore,
+    signatures: &ImageStore,
+    identity: &Reference,
+    options: &KeylessOptions,
+) -> Result<KeylessReport, Error> {
+    let resolved = image.resolve().await?;
+    verify_keyless_digest(
+        image.display_name(),
+        signatures,
+        identity,
+        &resolved.digest,
+        options,
+    )
+    .await
+}
+
+async fn legacy_candidates(
+    store: &ImageStore,
+    identity: &Reference,
+    digest: &Digest,
+    options: &KeylessOptions,
+) -> Result<Vec<KeylessChecks>, Error> {
+    let Some((_, manifest)) = read_signature_manifest(store, digest).await? else {
+        return Ok(Vec::new());
+    };
+    let layers: Vec<(usize, &Descriptor)> = manifest
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.media_type == SIMPLE_SIGNING)
+        .filter(|(_, l)| l.annotation(CERTIFICATE_ANNOTATION).is_some())
+        .collect();
+    if layers.len() > options.max_signatures {
+        return Err(Error::LimitExceeded {
+            what: format!(
+                "signature manifest {} with {} certificate signatures",
+                digest.signature_tag(),
+                layers.len()
+            ),
+            limit: format!("{} signatures", options.max_signatures),
+        });
+    }
+    let mut out = Vec::with_capacity(layers.len());
+    for (index, layer) in layers {
+        let fetched = if layer.size > MAX_PAYLOAD_BYTES {
+            Err(format!(
+                "payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
+                layer.size
+            ))
+        } else {
+            match store.blob_bytes(layer, MAX_PAYLOAD_BYTES).await {
+                Ok(bytes) => Ok(bytes),
+                Err(
+                    e @ (signet_oci::Error::DigestMismatch { .. }
+                    | signet_oci::Error::SizeMismatch { .. }),
+                ) => Err(e.to_string()),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        out.push(assess_legacy(
+            index, layer, fetched, identity, digest, options,
+        ));
+        if out.last().is_some_and(KeylessChecks::passed) {
+            // One verified signature decides; the rest cost requests and change nothing.
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Every check on one legacy keyless layer (pure; the fetch is the caller's).
+pub(crate) fn assess_legacy(
+    index: usize,
+    layer: &Descriptor,
+    fetched: Result<Vec<u8>, String>,
+    identity: &Reference,
+    digest: &Digest,
+    options: &KeylessOptions,
+) -> KeylessChecks {
+    let mut checks = KeylessChecks::new(SignatureFormat::Legacy, index, layer.digest.clone());
+    let bundle = match legacy_bundle(layer) {
+        Ok(bundle) => {
+            checks.material = CheckResult::Passed(
+                "certificate, chain and Rekor annotations form a Sigstore bundle".into(),
+            );
+            bundle
+        }
+        Err(why) => {
+            checks.material = CheckResult::Failed(why);
+            checks.stop_after("material");
+            return checks;
+        }
+    };
+    let payload = match fetched {
+        Ok(bytes) => bytes,
+        Err(why) => {
+            checks.payload = CheckResult::Failed(why);
+            checks.stop_after("payload");
+            return checks;
+        }
+    };
+    let parsed = match SimpleSigningPayload::parse_strict(&payload) {
+        Ok(parsed) => {
+            checks.payload = CheckResult::Passed(format!(
+                "payload blob matches {}; cosign simple-signing payload",
+                layer.digest
+            ));
+            parsed
+        }
+        Err(e) => {
+            checks.payload = CheckResult::Failed(e.to_string());
+            checks.stop_after("payload");
+            return checks;
+        }
+    };
+    checks.manifest_digest = if &parsed.manifest_digest == digest {
+        CheckResult::Passed(format!("payload names {digest}"))
+    } else {
+        CheckResult::Failed(format!(
+            "payload names {}, not the image's {digest}",
+            parsed.manifest_digest
+        ))
+    };
+    verify_bundle(&mut checks, &bundle, Artifact::Bytes(&payload), options);
+    checks.docker_reference = {
+        let verdict = signet_policy::judge_claims(
+            &options.identity_rule,
+            &BTreeMap::new(),
+            identity,
+            &parsed.docker_reference,
+            &BTreeMap::new(),
+        );
+        let signed = &parsed.docker_reference;
+        let rule = options.identity_rule.describe();
+        if verdict.identity_accepted {
+            CheckResult::Passed(format!("{signed} accepted for {identity} by {rule}"))
+        } else {
+            CheckResult::Failed(format!("{signed} not accepted for {identity} by {rule}"))
+        }
+    };
+    checks.payload_bytes = Some(payload);
+    checks
+}
+
+/// The signature and certificate-identity checks, shared by both formats.
+fn verify_bundle(
+    checks: &mut KeylessChecks,
+    bundle: &Bundle,
+    artifact: Artifact<'_>,
+    options: &KeylessOptions,
+) {
+    match options
+        .verifier
+        .verify(artifact, bundle, Signer::Certificate)
+    {
+        Ok(verified) => {
+            let times: Vec<String> = verified
+                .verified_times
+                .iter()
+                .map(|t| signet_keyless::rfc3339(*t))
+                .collect();
+            checks.signature = CheckResult::Passed(format!(
+                "certificate chain, transparency-log and timestamp evidence verified; certificate valid at {}",
+                times.join(", ")
+            ));
+            checks.verified_times = verified.verified_times.clone();
+            match &verified.certificate {
+                Some(claims) => {
+                    checks.certificate_identity =
+                        match options.identity.matches(&policy_claims(claims)) {
+                            Ok(()) => CheckResult::Passed(format!(
+                                "certificate names {} (issuer {})",
+                                claims.subjects.first().map_or("?", |s| s.as_str()),
+                                claims.issuer.as_deref().unwrap_or("?")
+                            )),
+                            Err(mismatch) => {
+                                CheckResult::Failed(format!("{}: {mismatch}", mismatch.code()))
+                            }
+                        };
+                    checks.claims = Some(claims.clone());
+                }
+                None => {
+                    checks.certificate_identity =
+                        CheckResult::Failed("the bundle carries no certificate".into());
+                }
+            }
+        }
+        Err(e) => {
+            let code = e.check().map_or("not-verified", |c| c.code());
+            checks.signature = CheckResult::Failed(format!("{code}: {e}"));
+            checks.certificate_identity =
+                CheckResult::Skipped("not checked: signature failed".into());
+        }
+    }
+}
+
+/// The verifier's claims in the policy's terms.
+pub fn policy_claims(claims: &CertificateClaims) -> PolicyClaims {
+    PolicyClaims {
+        subjects: claims
+            .subjects
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
+        issuer: claims.issuer.clone(),
+        github: GitHubClaims {
+            trigger: claims.github.trigger.clone(),
+            sha: claims.github.sha.clone(),
+            name: claims.github.name.clone(),
+            repository: claims.github.repository.clone(),
+            git_ref: claims.github.git_ref.clone(),
+        },
+    }
+}
+
+fn annotation<'a>(layer: &'a Descriptor, key: &str) -> Result<Option<&'a str>, String> {
+    match layer.annotation(key) {
+        Some(v) if v.len() > MAX_ANNOTATION_BYTES => Err(format!(
+            "annotation {key} of {} bytes exceeds {MAX_ANNOTATION_BYTES}",
+            v.len()
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The DER certificates of a PEM text (at most `max`), in order. Anything but `CERTIFICATE`
+/// blocks and whitespace between them is refused.
+pub fn pem_certificates(pem: &str, max: usize) -> Result<Vec<Vec<u8>>, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = pem.trim();
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let body = rest
+            .strip_prefix(BEGIN)
+            .ok_or("not a PEM CERTIFICATE block")?;
+        let end = body.find(END).ok_or("PEM block without its END line")?;
+        let b64: String = body[..end].split_whitespace().collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|_| "PEM certificate is not valid base64".to_string())?;
+        out.push(der);
+        if out.len() > max {
+            return Err(format!("more than {max} certificates"));
+        }
+        rest = body[end + END.len()..].trim_start();
+    }
+    if out.is_empty() {
+        return Err("no certificate".into());
+    }
+    Ok(out)
+}
+
+/// The Sigstore v0.1 bundle (JSON) that a legacy cosign layer's annotations spell: message
+/// signature over the payload, the certificate plus the chain's intermediates (all but the last,
+/// the root, as containers/image does: trust anchors come from the trusted root only), the Rekor
+/// entry with its SET, and the RFC 3161 timestamp when present.
+pub fn legacy_bundle_json(layer: &Descriptor) -> Result<Value, String> {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let signature: String = annotation(layer, SIGNATURE_ANNOTATION)?
+        .ok_or_else(|| format!("no {SIGNATURE_ANNOTATION} annotation"))?
+        .split_whitespace()
+        .collect();
+    let leaf = annotation(layer, CERTIFICATE_ANNOTATION)?
+        .ok_or_else(|| format!("no {CERTIFICATE_ANNOTATION} annotation"))?;
+    let leaf = pem_certificates(leaf, 1).map_err(|e| format!("{CERTIFICATE_ANNOTATION}: {e}"))?;
+    let mut certificates: Vec<Value> = leaf.iter().map(|d| json!({"rawBytes": b64(d)})).collect();
+    if let Some(chain) = annotation(layer, CHAIN_ANNOTATION)? {
+        let chain = pem_certificates(chain, MAX_CHAIN_CERTIFICATES)
+            .map_err(|e| format!("{CHAIN_ANNOTATION}: {e}"))?;
+        let intermediates = chain.len().saturating_sub(1);
+        certificates.extend(
+            chain[..intermediates]
+                .iter()
+                .map(|d| json!({"rawBytes": b64(d)})),
+        );
+    }
+    let set = annotation(layer, REKOR_BUNDLE_ANNOTATION)?
+        .ok_or_else(|| format!("no {REKOR_BUNDLE_ANNOTATION} annotation (no Rekor entry)"))?;
+    let set: Value = serde_json::from_str(set)
+        .map_err(|e| format!("{REKOR_BUNDLE_ANNOTATION}: not JSON: {e}"))?;
+    let field = |v: &Value, name: &str| -> Result<Value, String> {
+        v.get(name)
+            .cloned()
+            .ok_or_else(|| format!("{REKOR_BUNDLE_ANNOTATION}: no {name}"))
+    };
+    let promise = field(&set, "SignedEntryTimestamp")?;
+    let entry = field(&set, "Payload")?;
+    let body = field(&entry, "body")?;
+    let body_text = body
+        .as_str()
+        .ok_or_else(|| format!("{REKOR_BUNDLE_ANNOTATION}: body is not a string"))?;
+    let body_json: Value = base64::engine::general_purpose::STANDARD
+        .decode(body_text)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| format!("{REKOR_BUNDLE_ANNOTATION}: body is not base64 JSON"))?;
+    let kind = body_json.get("kind").and_then(Value::as_str);
+    let version = body_json.get("apiVersion").and_then(Value::as_str);
+    let (Some(kind), Some(version)) = (kind, version) else {
+        return Err(format!(
+            "{REKOR_BUNDLE_ANNOTATION}: body has no kind and apiVersion"
+        ));
+    };
+    let integer = |name: &str| -> Result<String, String> {
+        field(&entry, name)?
+            .as_i64()
+            .filter(|n| *n >= 0)
+            .map(|n| n.to_string())
+            .ok_or_else(|| format!("{REKOR_BUNDLE_ANNOTATION}: {name} is not a whole number"))
+    };
+    let log_id = field(&entry, "logID")?;
+    let log_id = log_id
+        .as_str()
+        .and_then(|h| hex::decode(h).ok())
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| format!("{REKOR_BUNDLE_ANNOTATION}: logID is not 64 hex digits"))?;
+    let mut timestamps = Vec::new();
+    if let Some(ts) = annotation(layer, RFC3161_ANNOTATION)? {
+        let ts: Value =
+            serde_json::from_str(ts).map_err(|e| format!("{RFC3161_ANNOTATION}: not JSON: {e}"))?;
+        let token = ts
+            .get("SignedRFC3161Timestamp")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("{RFC3161_ANNOTATION}: no SignedRFC3161Timestamp"))?;
+        timestamps.push(json!({"signedTimestamp": token}));
+    }
+    // The payload blob's digest is the SHA-256 of the signed bytes (the blob is checked
+    // against it when read).
+    let payload_digest = match layer.digest.algorithm() {
+        signet_oci::Algorithm::Sha256 => {
+            hex::decode(layer.digest.hex()).map_err(|_| "payload digest is not hex".to_string())?
+        }
+        other => {
+            return Err(format!(
+                "payload blob digest {other:?}: cosign signs SHA-256 payload digests"
+            ))
+        }
+    };
+    let signature_bytes = base64::engine::general_purpose::STANDARD
+        .decode(signature.as_bytes())
+        .map_err(|_| format!("{SIGNATURE_ANNOTATION}: not base64"))?;
+    Ok(json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": {
+            "x509CertificateChain": {"certificates": certificates},
+            "tlogEntries": [{
+                "logIndex": integer("logIndex")?,
+                "logId": {"keyId": b64(&log_id)},
+                "kindVersion": {"kind": kind, "version": version},
+                "integratedTime": integer("integratedTime")?,
+                "inclusionPromise": {"signedEntryTimestamp": promise},
+                "canonicalizedBody": body,
+            }],
+            "timestampVerificationData": {"rfc3161Timestamps": timestamps},
+        },
+        "messageSignature": {
+            "messageDigest": {
+                "algorithm": "SHA2_256",
+                "digest": b64(&payload_digest),
+            },
+            "signature": b64(&signature_bytes),
+        }
+    }))
+}
+
+fn legacy_bundle(layer: &Descriptor) -> Result<Bundle, String> {
+    let json = legacy_bundle_json(layer)?;
+    let bytes = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
+    Bundle::from_json(&bytes).map_err(|e| e.to_string())
+}
+
+async fn bundle_candidates(
+    store: &ImageStore,
+    digest: &Digest,
+    options: &KeylessOptions,
+) -> Result<(signet_oci::referrers::ReferrersSource, Vec<KeylessChecks>), Error> {
+    let referrers = store.referrers(digest, Some(BUNDLE_ARTIFACT_TYPE)).await?;
+    if referrers.descriptors.len() > options.max_signatures {
+        return Err(Error::LimitExceeded {
+            what: format!(
+                "{} signature bundle referrers of {digest}",
+                referrers.descriptors.len()
+            ),
+            limit: format!("{} signatures", options.max_signatures),
+        });
+    }
+    let mut out = Vec::new();
+    for (index, descriptor) in referrers.descriptors.iter().enumerate() {
+        let mut checks =
+            KeylessChecks::new(SignatureFormat::Bundle, index, descriptor.digest.clone());
+        let bundle_bytes = match referrer_bundle_bytes(store, descriptor, digest).await {
+            Ok(bytes) => bytes,
+            Err(ReferrerProblem::Invalid(why)) => {
+                checks.material = CheckResult::Failed(why);
+                checks.stop_after("material");
+                out.push(checks);
+                continue;
+            }
+            Err(ReferrerProblem::Error(e)) => return Err(e),
+        };
+        assess_bundle(&mut checks, &bundle_bytes, digest, options);
+        let passed = checks.passed();
+        out.push(checks);
+        if passed {
+            break;
+        }
+    }
+    Ok((referrers.source, out))
+}
+
+enum ReferrerProblem {
+    /// The referrer is not a bundle Signet accepts (a finding, not an error).
+    Invalid(String),
+    /// It could not be read.
+    Error(Error),
+}
+
+/// The bundle blob a referrer manifest holds: the manifest is fetched by digest (checked), must
+/// name `digest` as its subject and hold one layer of the bundle media type.
+async fn referrer_bundle_bytes(
+    store: &ImageStore,
+    descriptor: &Descriptor,
+    digest: &Digest,
+) -> Result<Vec<u8>, ReferrerProblem> {
+    let fetched = store
+        .manifest(descriptor)
+        .await
+        .map_err(|e| ReferrerProblem::Error(e.into()))?;
+    let subject = signet_oci::referrers::subject_of(&fetched.manifest)
+        .map_err(|e| ReferrerProblem::Invalid(e.to_string()))?;
+    if subject.as_ref() != Some(digest) {
+        return Err(ReferrerProblem::Invalid(format!(
+            "the referrer's subject is not {digest}"
+        )));
+    }
+    let Manifest::Image(manifest) = &fetched.manifest else {
+        return Err(ReferrerProblem::Invalid(
+            "the referrer is an index, not a bundle manifest".into(),
+        ));
+    };
+    let layers: Vec<&Descriptor> = manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == BUNDLE_ARTIFACT_TYPE)
+        .collect();
+    let [layer] = layers.as_slice() else {
+        return Err(ReferrerProblem::Invalid(format!(
+            "the referrer holds {} bundle layers, not one",
+            layers.len()
+        )));
+    };
+    if layer.size > MAX_REFERRER_BUNDLE_BYTES {
+        return Err(ReferrerProblem::Invalid(format!(
+            "bundle of {} bytes exceeds {MAX_REFERRER_BUNDLE_BYTES}",
+            layer.size
+        )));
+    }
+    match store.blob_bytes(layer, MAX_REFERRER_BUNDLE_BYTES).await {
+        Ok(bytes) => Ok(bytes),
+        Err(
+            e @ (signet_oci::Error::DigestMismatch { .. } | signet_oci::Error::SizeMismatch { .. }),
+        ) => Err(ReferrerProblem::Invalid(e.to_string())),
+        Err(e) => Err(ReferrerProblem::Error(e.into())),
+    }
+}
+
+/// Every check on one referrer bundle's bytes (pure apart from the verifier).
+pub(crate) fn assess_bundle(
+    checks: &mut KeylessChecks,
+    bundle_bytes: &[u8],
+    digest: &Digest,
+    options: &KeylessOptions,
+) {
+    let bundle = match Bundle::from_json(bundle_bytes) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            checks.material = CheckResult::Failed(format!("bundle: {e}"));
+            checks.stop_after("material");
+            return;
+        }
+    };
+    checks.material =
+        CheckResult::Passed(format!("Sigstore bundle v{}", bundle.version().as_str()));
+    let statement = match bundle.dsse_payload() {
+        Some((_, payload)) => payload.to_vec(),
+        None => {
+            checks.payload = CheckResult::Failed(
+                "not a DSSE envelope (cosign signs images with an in-toto statement)".into(),
+            );
+            checks.stop_after("payload");
+            return;
+        }
+    };
+    match cosign_statement_subject(&statement, digest) {
+        Ok(()) => {
+            checks.payload = CheckResult::Passed(format!(
+                "in-toto statement, predicateType {COSIGN_SIGN_PREDICATE}"
+            ));
+            checks.manifest_digest =
+                CheckResult::Passed(format!("statement subject names {digest}"));
+        }
+        Err(StatementProblem::Shape(why)) => {
+            checks.payload = CheckResult::Failed(why);
+            checks.stop_after("payload");
+            return;
+        }
+        Err(StatementProblem::Subject(why)) => {
+            checks.payload = CheckResult::Passed(format!(
+                "in-toto statement, predicateType {COSIGN_SIGN_PREDICATE}"
+            ));
+            checks.manifest_digest = CheckResult::Failed(why);
+        }
+    }
+    let Ok(image_digest) = digest.to_string().parse::<Sha256Digest>() else {
+        checks.signature = CheckResult::Failed(format!(
+            "{digest}: only SHA-256 image digests can be verified against a bundle"
+        ));
+        checks.stop_after("signature");
+        return;
+    };
+    verify_bundle(checks, &bundle, Artifact::Digest(image_digest), options);
+    checks.docker_reference = match options.formats {
+        FormatRequirement::Legacy => CheckResult::Failed(
+            "a bundle binds only the digest; the policy requires the signed repository (legacy format)"
+                .into(),
+        ),
+        FormatRequirement::Any => CheckResult::Passed(
+            "not signed: a bundle binds only the digest, not the repository".into(),
+        ),
+    };
+    checks.payload_bytes = Some(statement);
+}
+
+enum StatementProblem {
+    /// Not a cosign image-signature statement.
+    Shape(String),
+    /// A statement, but not about this image.
+    Subject(String),
+}
+
+/// Check that `statement` is an in-toto statement of predicateType [`COSIGN_SIGN_PREDICATE`]
+/// whose subjects include `digest`.
+fn cosign_statement_subject(statement: &[u8], digest: &Digest) -> Result<(), StatementProblem> {
+    let value: Value = serde_json::from_slice(statement)
+        .map_err(|e| StatementProblem::Shape(format!("statement is not JSON: {e}")))?;
+    let predicate = value.get("predicateType").and_then(Value::as_str);
+    if predicate != Some(COSIGN_SIGN_PREDICATE) {
+        return Err(StatementProblem::Shape(format!(
+            "predicateType {predicate:?} is not {COSIGN_SIGN_PREDICATE}"
+        )));
+    }
+    let subjects = value
+        .get("subject")
+        .and_then(Value::as_array)
+        .ok_or_else(|| StatementProblem::Shape("statement has no subject list".into()))?;
+    let algorithm = digest.algorithm().as_str();
+    let names_image = subjects.iter().any(|s| {
+        s.get("digest")
+            .and_then(|d| d.get(algorithm))
+            .and_then(Value::as_str)
+            == Some(digest.hex())
+    });
+    if names_image {
+        Ok(())
+    } else {
+        Err(StatementProblem::Subject(format!(
+            "no statement subject names {digest}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pem_blocks_are_read_bounded_and_junk_refused() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n";
+        assert_eq!(pem_certificates(one, 1).unwrap(), vec![vec![0u8, 1, 2]]);
+        let two = format!("{one}{one}");
+        assert_eq!(pem_certificates(&two, 2).unwrap().len(), 2);
+        assert!(pem_certificates(&two, 1)
+            .unwrap_err()
+            .contains("more than 1"));
+        assert!(pem_certificates("junk", 1)
+            .unwrap_err()
+            .contains("not a PEM"));
+        assert!(pem_certificates(
+            "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----",
+            1
+        )
+        .unwrap_err()
+        .contains("base64"));
+        assert!(pem_certificates("-----BEGIN CERTIFICATE-----\nAAEC\n", 1)
+            .unwrap_err()
+            .contains("END"));
+        assert_eq!(pem_certificates("", 1).unwrap_err(), "no certificate");
+    }
+
+    #[test]
+    fn statements_must_be_cosign_signatures_naming_the_image() {
+        let digest = Digest::sha256(b"image");
+        let statement = |predicate: &str, hex: &str| {
+            serde_json::to_vec(&json!({
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": "x", "digest": {"sha256": hex}}],
+                "predicateType": predicate,
+                "predicate": {},
+            }))
+            .unwrap()
+        };
+        assert!(
+            cosign_statement_subject(&statement(COSIGN_SIGN_PREDICATE, digest.hex()), &digest)
+                .is_ok()
+        );
+        match cosign_statement_subject(
+            &statement("https://slsa.dev/provenance/v1", digest.hex()),
+            &digest,
+        ) {
+            Err(StatementProblem::Shape(why)) => assert!(why.contains("predicateType"), "{why}"),
+            _ => panic!("another predicate type must be refused"),
+        }
+        let other = Digest::sha256(b"other");
+        match cosign_statement_subject(&statement(COSIGN_SIGN_PREDICATE, other.hex()), &digest) {
+            Err(StatementProblem::Subject(why)) => {
+                assert!(why.contains("no statement subject"), "{why}")
+            }
+            _ => panic!("another subject must be refused"),
+        }
+    }
+
+    #[test]
+    fn legacy_annotations_without_rekor_or_certificate_are_named() {
+        let mut d = Descriptor::of(SIMPLE_SIGNING, b"{}");
+        d.annotations = Some(BTreeMap::from([(
+            SIGNATURE_ANNOTATION.to_string(),
+            "AAAA".to_string(),
+        )]));
+        assert!(legacy_bundle_json(&d)
+            .unwrap_err()
+            .contains(CERTIFICATE_ANNOTATION));
+    }
+
+    /// The `cosign-real` fixtures (containers/image's, see testdata/cosign-real/README.md).
+    mod cosign_real {
+        use super::*;
+        use signet_keyless::{Instance, TrustSource, TrustedRoot};
+        use signet_policy::certificate::{GitHubRequirements, Match};
+
+        const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/cosign-real");
+        const FULCIO_REF: &str = "192.168.64.2:5000/cosign-signed/fulcio-rekor-1";
+        const FULCIO_DIGEST: &str =
+            "sha256:0489474da8ea22426ece86ace6c1c0026ab2fd3cdfbbd62b7e94650266c37d9a";
+        const GITHUB: &str = "https://github.com/login/oauth";
+
+        /// A `signature-N` file (sigstore-json): the layer descriptor and the payload bytes.
+        pub(crate) fn signature_file(dir: &str) -> (Descriptor, Vec<u8>) {
+            let raw = std::fs::read(format!("{FIXTURES}/{dir}/signature-1")).unwrap();
+            let json: Value = serde_json::from_slice(&raw[15..]).unwrap();
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(json["payload"].as_str().unwrap())
+                .unwrap();
+            let mut d = Descriptor::of(json["mimeType"].as_str().unwrap(), &payload);
+            d.annotations = Some(serde_json::from_value(json["annotations"].clone()).unwrap());
+            (d, payload)
+        }
+
+        fn pem_file_der(name: &str) -> Vec<u8> {
+            let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
+            if text.contains("PUBLIC KEY") {
+                let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+                return base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap();
+            }
+            pem_certificates(&text, 8).unwrap().remove(0)
+        }
+
+        /// The public-good root, changed by `edit`.
+        pub(crate) fn root_with(edit: impl FnOnce(&mut Value)) -> TrustedRoot {
+            let mut root: Value =
+                serde_json::from_str(Instance::PublicGood.embedded_json()).unwrap();
+            edit(&mut root);
+            TrustedRoot::from_json(
+                &serde_json::to_vec(&root).unwrap(),
+                TrustSource::File("test".into()),
+            )
+            .unwrap()
+        }
+
+        /// A root whose only Fulcio CA is fulcio_v1.crt.pem (containers/image's `caPath`).
+        pub(crate) fn fulcio_v1_only(root: &mut Value) {
+            let der = pem_file_der("fulcio_v1.crt.pem");
+            root["certificateAuthorities"] = json!([{
+                "subject": {"organization": "sigstore.dev", "commonName": "sigstore"},
+                "uri": "https://fulcio.sigstore.dev",
+                "certChain": {"certificates": [{
+                    "rawBytes": base64::engine::general_purpose::STANDARD.encode(der)
+                }]},
+                "validFor": {"start": "2021-03-07T03:20:29Z"},
+            }]);
+        }
+
+        /// The Rekor log's key replaced by another (cosign.pub), its log id kept.
+        pub(crate) fn wrong_rekor_key(root: &mut Value) {
+            let der = pem_file_der("cosign.pub");
+            root["tlogs"][0]["publicKey"]["rawBytes"] =
+                Value::from(base64::engine::general_purpose::STANDARD.encode(der));
+        }
+
+        fn options(root: &TrustedRoot, email: &str) -> KeylessOptions {
+            KeylessOptions {
+                verifier: Verifier::new(root).unwrap(),
+                identity: CertificateIdentity {
+                    subject: Match::Exact(email.into()),
+                    issuer: Match::Exact(GITHUB.into()),
+                    github: GitHubRequirements::default(),
+                },
+                identity_rule: IdentityRule::MatchRepository,
+                formats: FormatRequirement::Any,
+                max_signatures: 10,
+            }
+        }
+
+        fn judge(
+            layer: &Descriptor,
+            payload: &[u8],
+            image: &str,
+            options: &KeylessOptions,
+        ) -> KeylessChecks {
+            assess_legacy(
+                0,
+                layer,
+                Ok(payload.to_vec()),
+                &image.parse().unwrap(),
+                &FULCIO_DIGEST.parse().unwrap(),
+                options,
+            )
+        }
+
+        fn failed(c: &KeylessChecks) -> Vec<(&'static str, String)> {
+            c.checks()
+                .iter()
+                .filter(|(_, r)| r.failed())
+                .map(|(n, r)| (*n, r.detail().to_string()))
+                .collect()
+        }
+
+        fn without(layer: &Descriptor, key: &str) -> Descriptor {
+            let mut d = layer.clone();
+            d.annotations.as_mut().unwrap().remove(key);
+            d
+        }
+
+        #[test]
+        fn fulcio_rekor_valid_gets_every_verdict_of_its_readme() {
+            let (layer, payload) = signature_file("dir-img-cosign-fulcio-rekor-valid");
+            let image = format!("{FULCIO_REF}:latest");
+            let public_good = TrustedRoot::embedded(Instance::PublicGood).unwrap();
+            let good = options(&public_good, "mitr@redhat.com");
+
+            // ACCEPT: checked at the SET's integrated time (the certificate expired in 2023).
+            let accepted = judge(&layer, &payload, &image, &good);
+            assert!(accepted.passed(), "{:?}", failed(&accepted));
+            assert_eq!(accepted.verified_times, [1674247893]);
+            assert!(accepted.binds_repository());
+
+            // REJECT without the bundle (no Rekor evidence) or without the certificate.
+            for (key, named) in [
+                (REKOR_BUNDLE_ANNOTATION, "no Rekor entry"),
+                (CERTIFICATE_ANNOTATION, CERTIFICATE_ANNOTATION),
+            ] {
+                let c = judge(&without(&layer, key), &payload, &image, &good);
+                let f = failed(&c);
+                assert_eq!(f.len(), 1, "{f:?}");
+                assert_eq!(f[0].0, "material");
+                assert!(f[0].1.contains(named), "{f:?}");
+                assert!(!c.passed());
+            }
+
+            // Without the chain: REJECT when the CA is only the root (the intermediate is
+            // missing), ACCEPT when the trusted CA is the chain itself (public-good lists it).
+            let v1_only = options(&root_with(fulcio_v1_only), "mitr@redhat.com");
+            let no_chain = without(&layer, CHAIN_ANNOTATION);
+            let c = judge(&no_chain, &payload, &image, &v1_only);
+            let f = failed(&c);
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].0, "signature");
+            assert!(f[0].1.starts_with("certificate-invalid"), "{f:?}");
+            let c = judge(&layer, &payload, &image, &v1_only);
+            assert!(c.passed(), "with the chain annotation: {:?}", failed(&c));
+            let c = judge(&no_chain, &payload, &image, &good);
+            assert!(c.passed(), "{:?}", failed(&c));
+
+            // REJECT with another email.
+            let c = judge(
+                &layer,
+                &payload,
+                &image,
+                &options(&public_good, "other@redhat.com"),
+            );
+            let f = failed(&c);
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].0, "certificate-identity");
+
+            // REJECT with the wrong Rekor key.
+            let c = judge(
+                &layer,
+                &payload,
+                &image,
+                &options(&root_with(wrong_rekor_key), "mitr@redhat.com"),
+            );
+            let f = failed(&c);
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].0, "signature");
+            assert!(f[0].1.starts_with("tlog-invalid"), "{f:?}");
+
+            // REJECT for another repository (matchRepository).
+            let c = judge(&layer, &payload, "192.168.64.2:5000/other:latest", &good);
+            let f = failed(&c);
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].0, "docker-reference");
+
+            // A SET whose entry was altered (another log index) is refused.
+            let mut altered = layer.clone();
+            let set = altered
+                .annotations
+                .as_mut()
+                .unwrap()
+                .get_mut(REKOR_BUNDLE_ANNOTATION)
+                .unwrap();
+            *set = set.replace("\"logIndex\":11605770", "\"logIndex\":11605771");
+            let c = judge(&altered, &payload, &image, &good);
+            assert_eq!(failed(&c)[0].0, "signature", "{:?}", failed(&c));
+        }
+    }
+}
