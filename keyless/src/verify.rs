@@ -331,7 +331,7 @@ impl Verifier {
     /// trusted log, never looks at the entry's `logId`, and for v2 ignores the proof's root hash
     /// and log index (found by the e2e mutation test, tests/e2e/keyless_blob.rs). So: every entry
     /// must name a log the root lists, its checkpoint must be signed by that log's key, the
-    /// proof's root hash and tree size must be the checkpoint's, its log index the entry's.
+    /// proof's root hash and tree size must be the checkpoint's, and (v2) its log index the entry's.
     fn every_entry_is_bound_to_its_log(
         &self,
         bundle: &sigstore_types::Bundle,
@@ -356,7 +356,10 @@ impl Verifier {
                     "inclusion proof's root hash is not the checkpoint's",
                 ));
             }
-            if proof.log_index.get() != entry.log_index.get() {
+            // Rekor v1 proofs index the shard's tree, its entries the whole log: they differ
+            // legitimately (the SET binds the entry's). Rekor v2 has one index for both.
+            let rekor_v2 = entry.kind_version == sigstore_types::KindVersion::HashedRekordV002;
+            if rekor_v2 && proof.log_index.get() != entry.log_index.get() {
                 return Err(unbound("inclusion proof's log index is not the entry's"));
             }
             if checkpoint.tree_size() != proof.tree_size {
