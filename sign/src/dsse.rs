@@ -150,11 +150,9 @@ impl Envelope {
                 .ok_or_else(|| invalid(format!("{key} must be a string")))
         };
         let payload_type = string("payloadType")?.to_string();
-        let payload = crate::signature::decode_base64_lenient(
-            string("payload")?,
-            MAX_ENVELOPE_BYTES,
-        )
-        .map_err(|reason| invalid(format!("payload: {reason}")))?;
+        let payload =
+            crate::signature::decode_base64_lenient(string("payload")?, MAX_ENVELOPE_BYTES)
+                .map_err(|reason| invalid(format!("payload: {reason}")))?;
         let signatures = object
             .get("signatures")
             .ok_or_else(|| invalid("missing key \"signatures\""))?
@@ -267,7 +265,10 @@ mod tests {
     fn malformed_envelopes_are_refused_with_the_reason() {
         for (bytes, reason) in [
             (&b"[]"[..], "not a JSON object"),
-            (b"{\"payloadType\":\"x\",\"payload\":\"\",\"signatures\":[]}", "no signatures"),
+            (
+                b"{\"payloadType\":\"x\",\"payload\":\"\",\"signatures\":[]}",
+                "no signatures",
+            ),
             (
                 b"{\"payloadType\":\"x\",\"payloadType\":\"y\",\"payload\":\"\",\"signatures\":[]}",
                 "duplicate key",
@@ -280,7 +281,10 @@ mod tests {
                 b"{\"payloadType\":\"x\",\"payload\":\"\",\"signatures\":[{\"sig\":\"\"}],\"x\":1}",
                 "unknown key",
             ),
-            (b"{\"payload\":\"\",\"signatures\":[{\"sig\":\"\"}]}", "missing key"),
+            (
+                b"{\"payload\":\"\",\"signatures\":[{\"sig\":\"\"}]}",
+                "missing key",
+            ),
         ] {
             let err = Envelope::parse(bytes).unwrap_err();
             assert!(matches!(err, Error::Envelope { .. }), "{err}");

@@ -113,6 +113,9 @@ pub struct Subject {
     pub name: Option<String>,
     /// Algorithm → lowercase hex.
     pub digest: BTreeMap<String, String>,
+    /// Annotations (cosign puts `sign -a` annotations here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Map<String, Value>>,
 }
 
 /// An in-toto statement.
@@ -161,6 +164,7 @@ impl Statement {
                     digest.algorithm().as_str().to_string(),
                     digest.hex().to_string(),
                 )]),
+                annotations: None,
             }],
             predicate_type,
             predicate,
@@ -291,7 +295,16 @@ fn parse_subject(value: &Value) -> Result<Subject, Error> {
                 .ok_or_else(|| invalid(format!("subject digest {k:?} is not a string")))
         })
         .collect::<Result<BTreeMap<_, _>, _>>()?;
-    Ok(Subject { name, digest })
+    let annotations = match object.get("annotations") {
+        None => None,
+        Some(Value::Object(a)) => Some(a.clone()),
+        Some(_) => return Err(invalid("a subject's annotations are not an object")),
+    };
+    Ok(Subject {
+        name,
+        digest,
+        annotations,
+    })
 }
 
 #[cfg(test)]
@@ -342,13 +355,46 @@ mod tests {
     fn malformed_statements_are_refused_with_the_reason() {
         let subject = r#"[{"digest":{"sha256":"ab"}}]"#;
         for (text, reason) in [
-            (format!(r#"{{"_type":"x","subject":{subject},"predicateType":"https://p","predicate":{{}}}}"#), "is not an in-toto statement"),
-            (format!(r#"{{"_type":"{STATEMENT_V1}","subject":[],"predicateType":"https://p"}}"#), "0 subjects"),
-            (format!(r#"{{"_type":"{STATEMENT_V1}","subject":[{{"digest":{{}}}}],"predicateType":"https://p"}}"#), "digest is empty"),
-            (format!(r#"{{"_type":"{STATEMENT_V1}","subject":{subject},"predicateType":"https://p","predicate":[]}}"#), "predicate is not a JSON object"),
-            (format!(r#"{{"_type":"{STATEMENT_V1}","subject":{subject},"predicateType":"https://p","x":1}}"#), "unknown key"),
-            (format!(r#"{{"_type":"{STATEMENT_V1}","_type":"{STATEMENT_V1}","subject":{subject},"predicateType":"https://p"}}"#), "duplicate key"),
-            (format!(r#"{{"_type":"{STATEMENT_V1}","subject":{subject},"predicateType":"no uri"}}"#), "is not a URI"),
+            (
+                format!(
+                    r#"{{"_type":"x","subject":{subject},"predicateType":"https://p","predicate":{{}}}}"#
+                ),
+                "is not an in-toto statement",
+            ),
+            (
+                format!(r#"{{"_type":"{STATEMENT_V1}","subject":[],"predicateType":"https://p"}}"#),
+                "0 subjects",
+            ),
+            (
+                format!(
+                    r#"{{"_type":"{STATEMENT_V1}","subject":[{{"digest":{{}}}}],"predicateType":"https://p"}}"#
+                ),
+                "digest is empty",
+            ),
+            (
+                format!(
+                    r#"{{"_type":"{STATEMENT_V1}","subject":{subject},"predicateType":"https://p","predicate":[]}}"#
+                ),
+                "predicate is not a JSON object",
+            ),
+            (
+                format!(
+                    r#"{{"_type":"{STATEMENT_V1}","subject":{subject},"predicateType":"https://p","x":1}}"#
+                ),
+                "unknown key",
+            ),
+            (
+                format!(
+                    r#"{{"_type":"{STATEMENT_V1}","_type":"{STATEMENT_V1}","subject":{subject},"predicateType":"https://p"}}"#
+                ),
+                "duplicate key",
+            ),
+            (
+                format!(
+                    r#"{{"_type":"{STATEMENT_V1}","subject":{subject},"predicateType":"no uri"}}"#
+                ),
+                "is not a URI",
+            ),
         ] {
             let err = Statement::parse(text.as_bytes()).unwrap_err();
             assert!(matches!(err, Error::Statement { .. }), "{err}");

@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attest;
+pub mod bundle_sign;
 pub mod copy;
 pub mod enforce;
 pub mod error;

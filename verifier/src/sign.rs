@@ -20,7 +20,7 @@ use signet_sign::keys::SigningKey;
 use signet_sign::payload::SimpleSigningPayload;
 use signet_sign::SIGNATURE_ANNOTATION;
 
-use crate::signatures::{read_signature_manifest, signature_manifest, DEFAULT_MAX_SIGNATURES};
+use crate::signatures::{signature_manifest, DEFAULT_MAX_SIGNATURES};
 use crate::Error;
 
 /// Which identity the payload's `docker-reference` carries.
@@ -204,7 +204,7 @@ pub async fn append_layer(
     let present = |existing: &[Descriptor]| holds_equivalent(existing, &layer, &payload, key);
     let added = ensure_layers(
         store,
-        digest,
+        digest.signature_tag(),
         std::slice::from_ref(&layer),
         &present,
         max_attempts,
@@ -227,7 +227,87 @@ pub async fn merge_layers(
             .iter()
             .all(|l| existing.iter().any(|e| same_signature(e, l)))
     };
-    ensure_layers(store, digest, incoming, &present, max_attempts).await
+    ensure_layers(
+        store,
+        digest.signature_tag(),
+        incoming,
+        &present,
+        max_attempts,
+    )
+    .await
+}
+
+/// The tag of cosign's legacy attestation manifest for `digest`: `sha256-<hex>.att`.
+pub fn attestation_tag(digest: &Digest) -> String {
+    format!("{}.att", digest.tag_form())
+}
+
+/// Append an attestation layer (a DSSE envelope blob, `envelope`) to the `sha256-<hex>.att`
+/// manifest of `digest` with the same grow-only protocol as signatures. An identical envelope
+/// (same statement, same key: ECDSA nonces are deterministic) counts as present. Returns false
+/// when it was already there.
+pub async fn append_attestation_layer(
+    store: &ImageStore,
+    digest: &Digest,
+    layer: Descriptor,
+    envelope: Vec<u8>,
+    max_attempts: u32,
+) -> Result<bool, Error> {
+    store
+        .put_blob(bytes::Bytes::from(envelope), &layer.media_type)
+        .await?;
+    let present = |existing: &[Descriptor]| existing.iter().any(|l| l.digest == layer.digest);
+    let added = ensure_layers(
+        store,
+        attestation_tag(digest),
+        std::slice::from_ref(&layer),
+        &present,
+        max_attempts,
+    )
+    .await?;
+    Ok(added > 0)
+}
+
+/// Merge `incoming` attestation layers into the `.att` manifest of `digest` (used by copy).
+pub async fn merge_attestation_layers(
+    store: &ImageStore,
+    digest: &Digest,
+    incoming: &[Descriptor],
+    max_attempts: u32,
+) -> Result<usize, Error> {
+    let present = |existing: &[Descriptor]| {
+        incoming
+            .iter()
+            .all(|l| existing.iter().any(|e| same_signature(e, l)))
+    };
+    ensure_layers(
+        store,
+        attestation_tag(digest),
+        incoming,
+        &present,
+        max_attempts,
+    )
+    .await
+}
+
+/// Read the image manifest tagged `tag` (a `.sig` or `.att` manifest); `Ok(None)` when absent.
+pub async fn read_tagged_manifest(
+    store: &ImageStore,
+    tag: &str,
+) -> Result<Option<(FetchedManifest, ImageManifest)>, Error> {
+    let Some(fetched) = store.manifest_by_tag(tag).await? else {
+        return Ok(None);
+    };
+    match &fetched.manifest {
+        Manifest::Image(m) => {
+            let manifest = m.clone();
+            Ok(Some((fetched, manifest)))
+        }
+        Manifest::Index(_) => Err(Error::InvalidSignatureManifest {
+            tag: tag.to_string(),
+            reason: "is an index, not an image manifest".into(),
+        }),
+    }
 }
 
 /// Registry errors tolerated per signature manifest before giving up. Under concurrent writers
@@ -256,7 +336,6 @@ enum Step {
 /// The state of one writer's read-merge-write rounds on one `.sig` manifest.
 struct Ensure<'a> {
     store: &'a ImageStore,
-    digest: &'a Digest,
     tag: String,
     wanted: &'a [Descriptor],
     /// Whether `wanted` (or equivalents) are all in the given layers.
@@ -270,11 +349,12 @@ struct Ensure<'a> {
     added: Option<usize>,
 }
 
-/// Make sure the `.sig` manifest of `digest` holds `wanted` (as judged by `present`) and keeps
-/// every layer seen meanwhile; returns how many of `wanted` were missing at our first write.
+/// Make sure the `.sig` (or `.att`) manifest `tag` of `digest` holds `wanted` (as judged by
+/// `present`) and keeps every layer seen meanwhile; returns how many of `wanted` were missing at
+/// our first write.
 async fn ensure_layers(
     store: &ImageStore,
-    digest: &Digest,
+    tag: String,
     wanted: &[Descriptor],
     present: &dyn Fn(&[Descriptor]) -> bool,
     max_attempts: u32,
@@ -285,8 +365,7 @@ async fn ensure_layers(
     let lock = lock_layout(store).await?;
     let mut state = Ensure {
         store,
-        digest,
-        tag: digest.signature_tag(),
+        tag,
         wanted,
         present,
         pause: lock.is_none(),
@@ -324,7 +403,7 @@ async fn ensure_layers(
 impl Ensure<'_> {
     /// Read the `.sig` manifest, remembering every layer in it.
     async fn read(&mut self) -> Result<Option<(FetchedManifest, ImageManifest)>, Error> {
-        let current = read_signature_manifest(self.store, self.digest).await?;
+        let current = read_tagged_manifest(self.store, &self.tag).await?;
         if let Some((_, manifest)) = &current {
             // Verifiers examine at most this many signatures (cosign too): one more would make
             // every signature of the image unverifiable, and a hostile manifest could hold 100,000.
@@ -407,7 +486,7 @@ impl Ensure<'_> {
             // Uploading the config took a while; if another writer got in meanwhile, writing now
             // would drop its signature. This check shrinks the window in which a write can be
             // stale to one GET and one PUT.
-            let fresh = read_signature_manifest(self.store, self.digest).await?;
+            let fresh = read_tagged_manifest(self.store, &self.tag).await?;
             if fresh.map(|(f, _)| f.digest) != current.as_ref().map(|(f, _)| f.digest.clone()) {
                 tracing::debug!(tag = %self.tag, attempt, "signature manifest changed while we prepared our write; starting over");
                 return Ok(Step::Changed);
