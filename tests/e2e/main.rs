@@ -15,6 +15,7 @@ mod keyless_blob;
 mod keys;
 mod policy;
 mod proxy_edges;
+mod referrers;
 mod registry;
 mod robustness;
 mod serve;
