@@ -6,8 +6,13 @@
 //! `sigstoreSigned` requirement holds when any one signature verified by any of its keys has an
 //! accepted identity; docker scopes are looked up as the full reference, then the repository and
 //! its namespaces from longest, then `host[:port]`, then `*.domain` wildcards from longest; the `""`
-//! scope is the docker transport's default. GPG `signedBy`, `signedBaseLayer`, Fulcio, PKI and
-//! Rekor are refused as not supported yet rather than silently accepted.
+//! scope is the docker transport's default. `fulcio` (CA certificates, OIDC issuer, email SAN;
+//! Rekor required), `pki` (CA roots and intermediates, email and/or hostname SAN) and the Rekor
+//! public keys (`rekorPublicKey{Path,Paths,Data,Datas}`: when set, a Rekor entry by one of them is
+//! required) become Signet `fulcio`/`pki` signers and `rekorKeys`; `…Data` fields are base64 of
+//! PEM and are decoded to inline PEM. containers/image reads only simple-signing (`.sig`)
+//! signatures, so every converted rule says `formats: [legacy]`. GPG `signedBy` and
+//! `signedBaseLayer` are refused as not supported yet rather than silently accepted.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -17,7 +22,10 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, Severity, Sink, Source};
-use crate::document::{self, Identity, KeySpec, OneOrMany, PolicyDocument, Signed, StrictMap};
+use crate::document::{
+    self, FulcioSpec, Identity, KeySpec, MaterialSpec, OneOrMany, PkiSpec, PolicyDocument,
+    SignatureFormat, Signed, StrictMap,
+};
 use crate::identity::IdentityRule;
 use crate::pattern::{Pattern, PatternKind};
 use crate::Error;
@@ -433,25 +441,6 @@ impl Converter<'_, '_> {
             "signedIdentity",
         ];
         let mut ok = self.check_fields(path, obj, &FIELDS, "sigstoreSigned");
-        for unsupported in [
-            "fulcio",
-            "pki",
-            "rekorPublicKeyPath",
-            "rekorPublicKeyPaths",
-            "rekorPublicKeyData",
-            "rekorPublicKeyDatas",
-        ] {
-            if obj.contains_key(unsupported) {
-                let mut p = path.to_vec();
-                p.push(unsupported.to_string());
-                self.err(
-                    "not-supported",
-                    &p,
-                    format!("not supported yet: {unsupported}"),
-                );
-                ok = false;
-            }
-        }
         let sources: Vec<&str> = [
             "keyPath", "keyPaths", "keyData", "keyDatas", "fulcio", "pki",
         ]
@@ -472,22 +461,65 @@ impl Converter<'_, '_> {
             self.err(
                 "missing-field",
                 path,
-                "sigstoreSigned needs one of keyPath, keyPaths, keyData or keyDatas".to_string(),
+                "sigstoreSigned needs one of keyPath, keyPaths, keyData, keyDatas, fulcio or pki"
+                    .to_string(),
+            );
+            ok = false;
+        }
+        let rekor = self.rekor_keys(path, obj);
+        let rekor_keys = match rekor {
+            Some(list) => list,
+            None => {
+                ok = false;
+                Vec::new()
+            }
+        };
+        if obj.contains_key("fulcio") && rekor_keys.is_empty() && ok {
+            let mut p = path.to_vec();
+            p.push("fulcio".to_string());
+            self.err(
+                "rekor-keys-required",
+                &p,
+                "fulcio needs one of rekorPublicKeyPath, rekorPublicKeyPaths, rekorPublicKeyData or rekorPublicKeyDatas".to_string(),
             );
             ok = false;
         }
         let mut names = Vec::new();
-        if let Some(v) = obj.get("keyPath") {
-            ok &= self.key_strings(path, "keyPath", v, false, &mut names);
+        for (field, many) in [
+            ("keyPath", false),
+            ("keyPaths", true),
+            ("keyData", false),
+            ("keyDatas", true),
+        ] {
+            if let Some(v) = obj.get(field) {
+                ok &= self.key_strings(path, field, v, many, &rekor_keys, &mut names);
+            }
         }
-        if let Some(v) = obj.get("keyPaths") {
-            ok &= self.key_strings(path, "keyPaths", v, true, &mut names);
+        if let Some(v) = obj.get("fulcio") {
+            match self.fulcio(path, v) {
+                Some(fulcio) => {
+                    let spec = KeySpec {
+                        fulcio: Some(fulcio),
+                        rekor_keys: rekor_keys.clone(),
+                        ..KeySpec::default()
+                    };
+                    names.push(self.name_for(spec, "fulcio", path, "fulcio"));
+                }
+                None => ok = false,
+            }
         }
-        if let Some(v) = obj.get("keyData") {
-            ok &= self.key_strings(path, "keyData", v, false, &mut names);
-        }
-        if let Some(v) = obj.get("keyDatas") {
-            ok &= self.key_strings(path, "keyDatas", v, true, &mut names);
+        if let Some(v) = obj.get("pki") {
+            match self.pki(path, v) {
+                Some(pki) => {
+                    let spec = KeySpec {
+                        pki: Some(pki),
+                        rekor_keys: rekor_keys.clone(),
+                        ..KeySpec::default()
+                    };
+                    names.push(self.name_for(spec, "pki", path, "pki"));
+                }
+                None => ok = false,
+            }
         }
         let identity = match obj.get("signedIdentity") {
             None => Some(Identity::MatchRepoDigestOrExact),
@@ -508,7 +540,298 @@ impl Converter<'_, '_> {
             required: Vec::new(),
             identity: Some(identity),
             annotations: BTreeMap::new(),
+            // containers/image reads only simple-signing payloads (`.sig` layers): a bundle,
+            // which signs no repository, never satisfies a containers-policy.json requirement.
+            formats: Some(vec![SignatureFormat::Legacy]),
         }))
+    }
+
+    /// The name of the signer `spec`: the same spec twice is one signer.
+    fn name_for(&mut self, spec: KeySpec, prefix: &str, path: &[String], field: &str) -> String {
+        if let Some((_, name)) = self.keys.iter().find(|(k, _)| *k == spec) {
+            return name.clone();
+        }
+        let name = format!("{prefix}-{}", self.keys.len() + 1);
+        self.keys.push((spec, name.clone()));
+        let mut origin = path.to_vec();
+        origin.push(field.to_string());
+        self.origins.insert(name.clone(), origin);
+        name
+    }
+
+    /// A base64 `…Data` value decoded to PEM text.
+    fn pem_data(&mut self, path: &[String], field: &str, value: &str) -> Option<String> {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(value.as_bytes());
+        match decoded.ok().and_then(|b| String::from_utf8(b).ok()) {
+            Some(pem) if !pem.trim().is_empty() => Some(pem),
+            _ => {
+                let mut p = path.to_vec();
+                p.push(field.to_string());
+                self.err(
+                    "material-invalid",
+                    &p,
+                    format!("{field} is not base64 of a PEM text"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `<base>Path` / `<base>Data` in `obj`: at most one (exactly one when `required`).
+    /// `Some(None)` when neither is set and that is allowed; `None` on an error.
+    fn path_or_data(
+        &mut self,
+        path: &[String],
+        obj: &Map<String, Value>,
+        base: &str,
+        required: bool,
+    ) -> Option<Option<MaterialSpec>> {
+        let path_field = format!("{base}Path");
+        let data_field = format!("{base}Data");
+        let string = |c: &mut Self, field: &str| -> Option<Option<String>> {
+            match obj.get(field) {
+                None => Some(None),
+                Some(Value::String(s)) if !s.is_empty() => Some(Some(s.clone())),
+                Some(other) => {
+                    let mut p = path.to_vec();
+                    p.push(field.to_string());
+                    c.err(
+                        "invalid-value",
+                        &p,
+                        format!(
+                            "{field} must be a non-empty string, not {}",
+                            type_name(other)
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let file = string(self, &path_field)?;
+        let data = string(self, &data_field)?;
+        match (file, data) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    "ambiguous-key-source",
+                    path,
+                    format!("both {path_field} and {data_field} are set; use one"),
+                );
+                None
+            }
+            (Some(file), None) => Some(Some(MaterialSpec {
+                path: Some(file),
+                pem: None,
+            })),
+            (None, Some(data)) => {
+                let pem = self.pem_data(path, &data_field, &data)?;
+                Some(Some(MaterialSpec {
+                    path: None,
+                    pem: Some(pem),
+                }))
+            }
+            (None, None) if required => {
+                self.err(
+                    "missing-field",
+                    path,
+                    format!("one of {path_field} and {data_field} is required"),
+                );
+                None
+            }
+            (None, None) => Some(None),
+        }
+    }
+
+    /// `rekorPublicKeyPath`, `…Paths`, `…Data`, `…Datas`: at most one of the four.
+    fn rekor_keys(
+        &mut self,
+        path: &[String],
+        obj: &Map<String, Value>,
+    ) -> Option<Vec<MaterialSpec>> {
+        const REKOR: [&str; 4] = [
+            "rekorPublicKeyPath",
+            "rekorPublicKeyPaths",
+            "rekorPublicKeyData",
+            "rekorPublicKeyDatas",
+        ];
+        let set: Vec<&str> = REKOR.into_iter().filter(|f| obj.contains_key(*f)).collect();
+        if set.len() > 1 {
+            self.err(
+                "ambiguous-key-source",
+                path,
+                format!("sigstoreSigned sets {}; use at most one", set.join(" and ")),
+            );
+            return None;
+        }
+        let Some(field) = set.first().copied() else {
+            return Some(Vec::new());
+        };
+        let mut p = path.to_vec();
+        p.push(field.to_string());
+        let value = obj.get(field).unwrap_or(&Value::Null);
+        let many = field.ends_with('s');
+        let items: Vec<&Value> = match (many, value) {
+            (false, v) => vec![v],
+            (true, Value::Array(list)) if !list.is_empty() => list.iter().collect(),
+            (true, _) => {
+                self.err(
+                    "invalid-value",
+                    &p,
+                    format!("{field} must be a non-empty array of strings"),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let s = match item {
+                Value::String(s) if !s.is_empty() => s,
+                other => {
+                    self.err(
+                        "invalid-value",
+                        &p,
+                        format!(
+                            "{field} entries must be non-empty strings, not {}",
+                            type_name(other)
+                        ),
+                    );
+                    return None;
+                }
+            };
+            let spec = if field.starts_with("rekorPublicKeyData") {
+                MaterialSpec {
+                    path: None,
+                    pem: Some(self.pem_data(path, field, s)?),
+                }
+            } else {
+                MaterialSpec {
+                    path: Some(s.clone()),
+                    pem: None,
+                }
+            };
+            if !out.contains(&spec) {
+                out.push(spec);
+            }
+        }
+        Some(out)
+    }
+
+    fn sub_object<'v>(
+        &mut self,
+        path: &[String],
+        field: &str,
+        value: &'v Value,
+        allowed: &[&str],
+    ) -> Option<(Vec<String>, &'v Map<String, Value>)> {
+        let mut p = path.to_vec();
+        p.push(field.to_string());
+        let Value::Object(obj) = value else {
+            self.err(
+                "invalid-value",
+                &p,
+                format!("{field} must be an object, not {}", type_name(value)),
+            );
+            return None;
+        };
+        self.check_fields(&p, obj, allowed, field)
+            .then_some((p, obj))
+    }
+
+    fn string_member(
+        &mut self,
+        path: &[String],
+        obj: &Map<String, Value>,
+        field: &str,
+    ) -> Option<Option<String>> {
+        match obj.get(field) {
+            None => Some(None),
+            Some(Value::String(s)) => Some(Some(s.clone())),
+            Some(other) => {
+                let mut p = path.to_vec();
+                p.push(field.to_string());
+                self.err(
+                    "invalid-value",
+                    &p,
+                    format!("{field} must be a string, not {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// containers/image's `fulcio`: `caPath` or `caData`, `oidcIssuer` and `subjectEmail` (both
+    /// required).
+    fn fulcio(&mut self, path: &[String], value: &Value) -> Option<FulcioSpec> {
+        let (p, obj) = self.sub_object(
+            path,
+            "fulcio",
+            value,
+            &["caPath", "caData", "oidcIssuer", "subjectEmail"],
+        )?;
+        let ca = self.path_or_data(&p, obj, "ca", true);
+        let issuer = self.string_member(&p, obj, "oidcIssuer");
+        let email = self.string_member(&p, obj, "subjectEmail");
+        let (Some(Some(ca)), Some(issuer), Some(email)) = (ca, issuer, email) else {
+            return None;
+        };
+        let mut ok = true;
+        for (field, v) in [("oidcIssuer", &issuer), ("subjectEmail", &email)] {
+            if v.as_deref().unwrap_or_default().is_empty() {
+                self.err(
+                    "missing-field",
+                    &p,
+                    format!("fulcio needs a non-empty {field}"),
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| FulcioSpec {
+            ca,
+            oidc_issuer: issuer.unwrap_or_default(),
+            subject_email: email.unwrap_or_default(),
+        })
+    }
+
+    /// containers/image's `pki`: `caRootsPath` or `caRootsData`; optionally `caIntermediatesPath`
+    /// or `caIntermediatesData`; at least one of `subjectEmail` and `subjectHostname`.
+    fn pki(&mut self, path: &[String], value: &Value) -> Option<PkiSpec> {
+        let (p, obj) = self.sub_object(
+            path,
+            "pki",
+            value,
+            &[
+                "caRootsPath",
+                "caRootsData",
+                "caIntermediatesPath",
+                "caIntermediatesData",
+                "subjectEmail",
+                "subjectHostname",
+            ],
+        )?;
+        let roots = self.path_or_data(&p, obj, "caRoots", true);
+        let intermediates = self.path_or_data(&p, obj, "caIntermediates", false);
+        let email = self.string_member(&p, obj, "subjectEmail");
+        let hostname = self.string_member(&p, obj, "subjectHostname");
+        let (Some(Some(roots)), Some(intermediates), Some(email), Some(hostname)) =
+            (roots, intermediates, email, hostname)
+        else {
+            return None;
+        };
+        let email = email.filter(|s| !s.is_empty());
+        let hostname = hostname.filter(|s| !s.is_empty());
+        if email.is_none() && hostname.is_none() {
+            self.err(
+                "missing-field",
+                &p,
+                "pki needs at least one of subjectEmail and subjectHostname".to_string(),
+            );
+            return None;
+        }
+        Some(PkiSpec {
+            ca_roots: roots,
+            ca_intermediates: intermediates,
+            subject_email: email,
+            subject_hostname: hostname,
+        })
     }
 
     fn key_strings(
@@ -517,6 +840,7 @@ impl Converter<'_, '_> {
         field: &str,
         value: &Value,
         many: bool,
+        rekor_keys: &[MaterialSpec],
         names: &mut Vec<String>,
     ) -> bool {
         let mut p = path.to_vec();
@@ -554,9 +878,9 @@ impl Converter<'_, '_> {
                 let decoded = base64::engine::general_purpose::STANDARD.decode(s.as_bytes());
                 match decoded.ok().and_then(|b| String::from_utf8(b).ok()) {
                     Some(pem) => KeySpec {
-                        path: None,
                         pem: Some(pem),
-                        not_after: None,
+                        rekor_keys: rekor_keys.to_vec(),
+                        ..KeySpec::default()
                     },
                     None => {
                         self.err(
@@ -571,8 +895,8 @@ impl Converter<'_, '_> {
             } else {
                 KeySpec {
                     path: Some(s.clone()),
-                    pem: None,
-                    not_after: None,
+                    rekor_keys: rekor_keys.to_vec(),
+                    ..KeySpec::default()
                 }
             };
             let name = match self.keys.iter().find(|(k, _)| *k == spec) {

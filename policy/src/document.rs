@@ -11,6 +11,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::verdict::SignatureFormat;
+
 /// A Signet policy document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -33,7 +35,9 @@ pub struct PolicyDocument {
     pub scopes: StrictMap<Requirements>,
 }
 
-/// A trusted public key: exactly one of `path` and `pem`.
+/// A trusted signer: a public key (exactly one of `path` and `pem`), or a certificate signer
+/// (exactly one of `keyless`, `pki` and `fulcio`). Every entry is one signer: signatures by the
+/// same signer count once toward `threshold`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KeySpec {
@@ -44,9 +48,133 @@ pub struct KeySpec {
     /// The PEM `PUBLIC KEY` inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pem: Option<String>,
+    /// A keyless signer: a Fulcio certificate for this OIDC identity, verified under a Sigstore
+    /// trusted root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessSpec>,
+    /// A private-PKI signer: a certificate chaining to these CA roots, for this subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pki: Option<PkiSpec>,
+    /// A Fulcio signer with fixed CA certificates instead of a trusted root (containers-policy.json's
+    /// `fulcio`); needs `rekorKeys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulcio: Option<FulcioSpec>,
+    /// Rekor public keys: a signature counts only with a Rekor entry whose signed entry timestamp
+    /// one of them verifies (containers-policy.json's `rekorPublicKey…`). Not with `keyless`,
+    /// whose trusted root names its logs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rekor_keys: Vec<MaterialSpec>,
+    /// Signature formats that count for this signer (`legacy`, `bundle`; default both). A
+    /// bundle signs only the image digest, never a repository: `[legacy]` where the signed
+    /// identity matters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formats: Option<Vec<SignatureFormat>>,
     /// RFC 3339 instant after which signatures by this key no longer count (key rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<String>,
+}
+
+/// Trust material: exactly one of `path` and `pem`.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MaterialSpec {
+    /// A PEM file; relative paths are resolved against the policy file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The PEM text inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<String>,
+}
+
+/// A keyless signer. The subject (`subject` or `subjectPattern`) and the issuer (`issuer` or
+/// `issuerPattern`) are both required; patterns must match the whole value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeylessSpec {
+    /// The OIDC issuer exactly (`https://token.actions.githubusercontent.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// A pattern (RE2 syntax, anchored at both ends) the issuer must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_pattern: Option<String>,
+    /// The subject exactly: one of the certificate's email, URI or username SANs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// A pattern (anchored at both ends) one of the SANs must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_pattern: Option<String>,
+    /// GitHub workflow claims that must hold too (exact values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GitHubSpec>,
+    /// Which embedded trusted root: `public-good` (the default) or `github`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<Instance>,
+    /// A `trusted_root.json` file instead of an embedded root (relative to the policy file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
+}
+
+/// An embedded Sigstore trusted root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Instance {
+    /// Sigstore's public-good instance.
+    PublicGood,
+    /// GitHub's instance.
+    Github,
+}
+
+/// Exact values of the GitHub workflow claims (Fulcio extensions `1.3.6.1.4.1.57264.1.2`–`.6`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitHubSpec {
+    /// `owner/repo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The git ref (`refs/heads/main`).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    /// The commit SHA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    /// The triggering event (`push`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    /// The workflow name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A private-PKI signer (containers-policy.json's `pki`): at least one of `subjectEmail` and
+/// `subjectHostname`; every one given must match.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PkiSpec {
+    /// The accepted root certificates (PEM).
+    pub ca_roots: MaterialSpec,
+    /// Intermediate certificates the chain may use (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_intermediates: Option<MaterialSpec>,
+    /// An email SAN the certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_email: Option<String>,
+    /// A DNS SAN the certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_hostname: Option<String>,
+}
+
+/// A Fulcio signer with fixed CA certificates (containers-policy.json's `fulcio`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FulcioSpec {
+    /// The Fulcio CA certificates (PEM).
+    pub ca: MaterialSpec,
+    /// The OIDC issuer Fulcio recorded, exactly.
+    pub oidc_issuer: String,
+    /// The email SAN, exactly.
+    pub subject_email: String,
 }
 
 /// What an image must satisfy. Exactly one of `reject`, `accept` and `signed` says how signatures
@@ -80,8 +208,8 @@ pub struct Requirements {
     pub cache_ttl: Option<String>,
 }
 
-/// Signature requirement: `threshold` distinct keys out of `keys` must each have a valid signature,
-/// and every key in `required` must be among them.
+/// Signature requirement: `threshold` distinct signers out of `keys` must each have a valid
+/// signature, and every signer in `required` must be among them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Signed {
@@ -99,6 +227,11 @@ pub struct Signed {
     /// Key/values every counted signature's payload must carry in its `optional` section.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Signature formats that count under this rule (`legacy`, `bundle`; default both). A
+    /// bundle signs only the digest: `[legacy]` makes every counted signature name its
+    /// repository, so `identity` always applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formats: Option<Vec<SignatureFormat>>,
 }
 
 /// How a signature's `docker-reference` must relate to the image (containers/image semantics).

@@ -36,6 +36,7 @@ pub mod identity;
 pub mod key;
 pub mod pattern;
 pub mod policy;
+pub mod signer;
 mod tree;
 pub mod trust;
 pub mod verdict;

@@ -13,7 +13,10 @@ use crate::document::{self, DigestRule, Mode, PolicyDocument};
 use crate::identity::IdentityRule;
 use crate::key::{KeyId, PublicKey, TrustedKey};
 use crate::pattern::{Pattern, ScopeIndex};
+use crate::signer::{CertificateSigner, SignerOptions};
 use crate::tree::{self, Node};
+use crate::trust::{Material, SigstoreRoot, TrustSource};
+use crate::verdict::SignatureFormat;
 use crate::Error;
 
 /// Largest policy document accepted.
@@ -58,6 +61,10 @@ pub fn detect_format(text: &str) -> Format {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub(crate) keys: BTreeMap<String, TrustedKey>,
+    /// Certificate signers (keyless, PKI, Fulcio), in the same namespace as `keys`.
+    pub(crate) certificates: BTreeMap<String, CertificateSigner>,
+    /// `rekorKeys` and `formats` of every signer that sets them.
+    pub(crate) options: BTreeMap<String, SignerOptions>,
     pub(crate) default: Requirements,
     pub(crate) default_is_builtin: bool,
     pub(crate) patterns: Vec<Pattern>,
@@ -121,7 +128,11 @@ pub struct SignedRule {
     pub(crate) threshold: usize,
     pub(crate) required: Vec<String>,
     pub(crate) identity: IdentityRule,
+    /// Whether `identity` was written out: then a signature that signs no reference (a bundle)
+    /// cannot satisfy it.
+    pub(crate) identity_explicit: bool,
     pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) formats: Option<Vec<SignatureFormat>>,
 }
 
 /// Image configuration checks, validated.
@@ -207,10 +218,14 @@ impl Policy {
             threshold: 1,
             required: Vec::new(),
             identity,
+            identity_explicit: true,
             annotations,
+            formats: None,
         };
         Ok(Policy {
             keys: trusted,
+            certificates: BTreeMap::new(),
+            options: BTreeMap::new(),
             default: Requirements {
                 signatures: SignatureRule::Signed(vec![rule]),
                 digest_pinned: false,
@@ -234,6 +249,64 @@ impl Policy {
     /// Every key the policy trusts, by name; the verifier tries these on each signature.
     pub fn trusted_keys(&self) -> impl Iterator<Item = &TrustedKey> {
         self.keys.values()
+    }
+
+    /// Every certificate signer (keyless, PKI, Fulcio), by name.
+    pub fn certificate_signers(&self) -> impl Iterator<Item = &CertificateSigner> {
+        self.certificates.values()
+    }
+
+    /// Every trust source a certificate signer names, once each: the verifier loads each, checks
+    /// every certificate signature under each, and reports the sources it verified under in
+    /// [`crate::CertificateEvidence::trust`].
+    pub fn trust_sources(&self) -> Vec<&TrustSource> {
+        let mut out: Vec<&TrustSource> = self.certificates.values().map(|c| &c.trust).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Every Rekor public key a signer names (`rekorKeys`), once each: the verifier checks a
+    /// signature's Rekor entry with each and reports the one that verified in
+    /// [`crate::TlogEvidence::log`].
+    pub fn rekor_keys(&self) -> Vec<&Material> {
+        let mut out: Vec<&Material> = self
+            .options
+            .values()
+            .flat_map(|o| o.rekor_keys.iter())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Every file of trust material the policy names (CA certificates, Rekor keys, trusted
+    /// roots), paths as written, once each. Key files are not included: the policy read those
+    /// through its loader. The verifier reads these (bounded) and hashes their content into the
+    /// policy's identity, so a changed CA file is a changed policy.
+    pub fn trust_files(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for source in self.trust_sources() {
+            match source {
+                TrustSource::Sigstore(SigstoreRoot::File(path)) => out.push(path.as_str()),
+                TrustSource::Sigstore(_) => {}
+                TrustSource::Authority(ca) => {
+                    for m in std::iter::once(&ca.roots).chain(ca.intermediates.iter()) {
+                        if let Material::Path(path) = m {
+                            out.push(path.as_str());
+                        }
+                    }
+                }
+            }
+        }
+        for m in self.rekor_keys() {
+            if let Material::Path(path) = m {
+                out.push(path.as_str());
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// The key with this id, if trusted under any name.
@@ -536,10 +609,38 @@ pub(crate) fn build(
     let global_mode = doc.mode.unwrap_or(Mode::Enforce);
 
     let mut keys = BTreeMap::new();
+    let mut certificates = BTreeMap::new();
+    let mut options = BTreeMap::new();
     let mut seen_ids: BTreeMap<KeyId, String> = BTreeMap::new();
     for (name, spec) in &doc.keys.0 {
         if name.is_empty() {
             sink.error("invalid-key-name", &["keys"], "key names must not be empty");
+            continue;
+        }
+        let Some(kind) = crate::signer::signer_kind(name, spec, sink, origins) else {
+            continue;
+        };
+        let not_after_early = match &spec.not_after {
+            None => Ok(None),
+            Some(text) => parse_rfc3339(text).map(Some),
+        };
+        if let Some(o) = crate::signer::options(name, spec, &kind, sink, origins) {
+            if o != SignerOptions::default() {
+                options.insert(name.clone(), o);
+            }
+        }
+        if kind != crate::signer::Kind::Key {
+            if let Some(mut signer) = crate::signer::certificate(name, spec, &kind, sink, origins) {
+                match not_after_early {
+                    Ok(t) => signer.not_after = t,
+                    Err(reason) => sink.error(
+                        "invalid-date",
+                        &["keys", name, "notAfter"],
+                        format!("key {name:?} notAfter: {reason}"),
+                    ),
+                }
+                certificates.insert(name.clone(), signer);
+            }
             continue;
         }
         let pem = match (&spec.path, &spec.pem) {
@@ -687,6 +788,8 @@ pub(crate) fn build(
     let index = ScopeIndex::build(&patterns);
     Some(Policy {
         keys,
+        certificates,
+        options,
         default,
         default_is_builtin: doc.default.is_none(),
         patterns,
@@ -825,7 +928,10 @@ fn requirements(
                     );
                     rule_ok = false;
                 } else if let Some(k) = keys.get(name) {
-                    distinct.insert(k.key.id().clone());
+                    distinct.insert(format!("key {}", k.key.id()));
+                } else {
+                    // A certificate signer (or a key that failed to load): one signer per name.
+                    distinct.insert(format!("name {name}"));
                 }
             }
             for name in &s.required {
@@ -839,16 +945,12 @@ fn requirements(
                 }
             }
             let threshold = s.threshold.unwrap_or(1) as usize;
-            let available = if distinct.is_empty() {
-                s.keys.len()
-            } else {
-                distinct.len()
-            };
+            let available = distinct.len();
             if threshold == 0 || threshold > available {
                 sink.error(
                     "threshold-invalid",
                     &at(&path(&["signed", &idx, "threshold"])),
-                    format!("threshold {threshold} must be between 1 and the number of distinct keys ({available})"),
+                    format!("threshold {threshold} must be between 1 and the number of distinct signers ({available})"),
                 );
                 rule_ok = false;
             }
@@ -866,13 +968,19 @@ fn requirements(
                     }
                 },
             };
+            if let Some(list) = &s.formats {
+                rule_ok &=
+                    crate::signer::formats_ok(list, &at(&path(&["signed", &idx, "formats"])), sink);
+            }
             match identity {
                 Some(identity) if rule_ok => signed_rules.push(SignedRule {
                     keys: s.keys.clone(),
                     threshold,
                     required: s.required.clone(),
                     identity,
+                    identity_explicit: s.identity.is_some(),
                     annotations: s.annotations.clone(),
+                    formats: s.formats.clone(),
                 }),
                 _ => ok = false,
             }

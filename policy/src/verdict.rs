@@ -13,6 +13,7 @@ use crate::identity::IdentityRule;
 use crate::key::KeyId;
 use crate::pattern::PatternKind;
 use crate::policy::{Policy, Requirements, SignatureRule, SignedRule};
+use crate::signer::{CertificateRefusal, OptionRefusal};
 use crate::trust::{LogSource, TrustSource};
 
 /// What the verifier established about an image.
@@ -126,7 +127,19 @@ pub struct TlogEvidence {
 }
 
 /// How a signature is stored with the image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureFormat {
     /// cosign's `sha256-<hex>.sig` manifest: a simple-signing payload naming a docker reference
@@ -285,13 +298,13 @@ pub fn explain(policy: &Policy, reference: &Reference) -> Explanation {
         scope,
         reason,
         candidates,
-        requirements: describe(req),
+        requirements: describe(policy, req),
         mode: req.mode,
         needs_config: req.config.any(),
     }
 }
 
-fn describe(req: &Requirements) -> Vec<String> {
+fn describe(policy: &Policy, req: &Requirements) -> Vec<String> {
     let mut out = Vec::new();
     match &req.signatures {
         SignatureRule::Reject(message) => out.push(format!("reject: {message}")),
@@ -303,6 +316,10 @@ fn describe(req: &Requirements) -> Vec<String> {
                     s.push_str(&format!(" (required: {})", r.required.join(", ")));
                 }
                 s.push_str(&format!(", identity {}", r.identity.describe()));
+                if let Some(formats) = &r.formats {
+                    let list: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
+                    s.push_str(&format!(", formats [{}]", list.join(", ")));
+                }
                 if !r.annotations.is_empty() {
                     let list: Vec<String> = r
                         .annotations
@@ -312,6 +329,25 @@ fn describe(req: &Requirements) -> Vec<String> {
                     s.push_str(&format!(", annotations {}", list.join(", ")));
                 }
                 out.push(s);
+                for name in &r.keys {
+                    if let Some(signer) = policy.certificates.get(name) {
+                        out.push(format!("signer {name}: {}", signer.describe()));
+                    }
+                    if let Some(o) = policy.options.get(name) {
+                        if !o.rekor_keys.is_empty() {
+                            let list: Vec<String> =
+                                o.rekor_keys.iter().map(|m| m.to_string()).collect();
+                            out.push(format!(
+                                "signer {name}: needs a Rekor entry verified by one of [{}]",
+                                list.join(", ")
+                            ));
+                        }
+                        if let Some(formats) = &o.formats {
+                            let list: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
+                            out.push(format!("signer {name}: formats [{}]", list.join(", ")));
+                        }
+                    }
+                }
             }
         }
     }
@@ -437,6 +473,84 @@ pub fn judge_claims(
     }
 }
 
+/// Whether signer `name` is live at `now` (its `notAfter` not passed), and when it retires.
+fn signer_live(policy: &Policy, name: &str, now: i64) -> (bool, Option<i64>) {
+    if let Some(k) = policy.keys.get(name) {
+        return (k.is_valid_at(now), k.not_after);
+    }
+    if let Some(c) = policy.certificates.get(name) {
+        return (c.is_valid_at(now), c.not_after);
+    }
+    (false, None)
+}
+
+/// Who made a signature, for messages: bounded, from verified claims.
+fn signer_label(sig: &SignatureEvidence, names: &[&str]) -> String {
+    match &sig.signer {
+        Signer::Key(_) => format!("key {}", names.join("/")),
+        Signer::Certificate(cert) => {
+            let subject = cert
+                .claims
+                .subjects
+                .first()
+                .or(cert.emails.first())
+                .or(cert.hostnames.first())
+                .map(|s| s.chars().take(200).collect::<String>())
+                .unwrap_or_default();
+            if names.is_empty() {
+                format!("certificate {subject:?}")
+            } else {
+                format!("certificate {subject:?} ({})", names.join("/"))
+            }
+        }
+    }
+}
+
+/// What makes two signatures "the same signer": the key, or the certificate's identity (issuer
+/// and subjects) — a second certificate for the same workflow is the same signer.
+fn signer_identity(sig: &SignatureEvidence) -> String {
+    match &sig.signer {
+        Signer::Key(id) => format!("key {id}"),
+        Signer::Certificate(cert) => {
+            let mut subjects: Vec<&String> = cert
+                .claims
+                .subjects
+                .iter()
+                .chain(&cert.emails)
+                .chain(&cert.hostnames)
+                .collect();
+            subjects.sort();
+            subjects.dedup();
+            format!("certificate {:?} {subjects:?}", cert.claims.issuer)
+        }
+    }
+}
+
+/// Kuhn's augmenting path: try to give identity `group` a signer name, moving others along.
+fn augment(
+    group: usize,
+    adjacency: &[Vec<usize>],
+    allowed: &dyn Fn(usize) -> bool,
+    seen: &mut [bool],
+    owner: &mut [Option<usize>],
+) -> bool {
+    for &name in &adjacency[group] {
+        if !allowed(name) || seen[name] {
+            continue;
+        }
+        seen[name] = true;
+        let free = match owner[name] {
+            None => true,
+            Some(other) => augment(other, adjacency, allowed, seen, owner),
+        };
+        if free {
+            owner[name] = Some(group);
+            return true;
+        }
+    }
+    false
+}
+
 fn signed(
     policy: &Policy,
     rule: &SignedRule,
@@ -445,7 +559,8 @@ fn signed(
     rule_name: &str,
     findings: &mut Vec<Finding>,
 ) {
-    let mut satisfied: BTreeSet<&KeyId> = BTreeSet::new();
+    // Distinct signer identities, each with the rule's names its signatures satisfy.
+    let mut groups: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     let mut reasons = Vec::new();
     let finding = |code: &'static str, message: String| Finding {
         code,
@@ -453,59 +568,154 @@ fn signed(
         rule: rule_name.to_string(),
     };
     for sig in &evidence.signatures {
-        let names: Vec<&str> = rule
-            .keys
-            .iter()
-            .filter(|n| {
-                policy
-                    .keys
-                    .get(*n)
-                    .is_some_and(|k| Some(k.key.id()) == sig.key_id())
-            })
-            .map(String::as_str)
-            .collect();
+        let mut names: Vec<&str> = Vec::new();
+        let mut identity_misses: Vec<String> = Vec::new();
+        for name in &rule.keys {
+            match &sig.signer {
+                Signer::Key(id) => {
+                    if policy.keys.get(name).is_some_and(|k| k.key.id() == id) {
+                        names.push(name);
+                    }
+                }
+                Signer::Certificate(cert) => {
+                    if let Some(signer) = policy.certificates.get(name) {
+                        match signer.matches(cert) {
+                            Ok(()) => names.push(name),
+                            Err(CertificateRefusal::Trust) => {}
+                            Err(CertificateRefusal::Identity(why)) => {
+                                identity_misses.push(format!("not {name}: {why}"))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        names.dedup();
         if names.is_empty() {
+            if !identity_misses.is_empty() {
+                reasons.push(finding(
+                    "certificate-identity-mismatch",
+                    format!(
+                        "signature by {} does not count: {}",
+                        signer_label(sig, &[]),
+                        identity_misses.join("; ")
+                    ),
+                ));
+            }
             continue;
         }
-        let who = names.join("/");
-        let live = names
+        let who = signer_label(sig, &names);
+        let live: Vec<&str> = names
             .iter()
-            .any(|n| policy.keys.get(*n).is_some_and(|k| k.is_valid_at(now)));
-        if !live {
+            .copied()
+            .filter(|n| signer_live(policy, n, now).0)
+            .collect();
+        if live.is_empty() {
             let until = names
                 .iter()
-                .filter_map(|n| policy.keys.get(*n).and_then(|k| k.not_after))
+                .filter_map(|n| signer_live(policy, n, now).1)
                 .max()
                 .map(format_time)
                 .unwrap_or_default();
-            reasons.push(finding(
-                "key-expired",
-                format!("signature by key {who} does not count: the key was retired at {until}"),
-            ));
+            let message = match sig.signer {
+                Signer::Key(_) => {
+                    format!("signature by {who} does not count: the key was retired at {until}")
+                }
+                Signer::Certificate(_) => {
+                    format!("signature by {who} does not count: the signer was retired at {until}")
+                }
+            };
+            reasons.push(finding("key-expired", message));
             continue;
+        }
+        let mut counted: Vec<&str> = Vec::new();
+        let mut refusals: Vec<(&'static str, String)> = Vec::new();
+        for name in live {
+            let checked = policy
+                .options
+                .get(name)
+                .map_or(Ok(()), |options| options.check(sig));
+            match checked {
+                Ok(()) => counted.push(name),
+                Err(OptionRefusal::Format(format)) => refusals.push((
+                    "signature-format-not-allowed",
+                    format!(
+                        "signature by {who} is in the {} format, which signer {name} does not accept",
+                        format.as_str()
+                    ),
+                )),
+                Err(OptionRefusal::Tlog) => refusals.push((
+                    "tlog-entry-missing",
+                    format!(
+                        "signature by {who} has no transparency log entry verified by a Rekor key signer {name} names"
+                    ),
+                )),
+            }
+        }
+        if counted.is_empty() {
+            reasons.extend(refusals.into_iter().map(|(c, m)| finding(c, m)));
+            continue;
+        }
+        if let Some(formats) = &rule.formats {
+            if !formats.contains(&sig.format) {
+                let allowed: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
+                reasons.push(finding(
+                    "signature-format-not-allowed",
+                    format!(
+                        "signature by {who} is in the {} format; this rule accepts only [{}]",
+                        sig.format.as_str(),
+                        allowed.join(", ")
+                    ),
+                ));
+                continue;
+            }
         }
         if !sig.manifest_digest_matches {
             reasons.push(finding(
                 "no-valid-signature",
                 format!(
-                    "signature by key {who} is for another manifest, not {}",
+                    "signature by {who} is for another manifest, not {}",
                     evidence.digest
                 ),
             ));
             continue;
         }
-        let claims = judge_claims(
-            &rule.identity,
-            &rule.annotations,
-            &evidence.reference,
-            sig.docker_reference.as_deref().unwrap_or_default(),
-            &sig.annotations,
-        );
+        let claims = match sig.docker_reference.as_deref() {
+            Some(signed_reference) => judge_claims(
+                &rule.identity,
+                &rule.annotations,
+                &evidence.reference,
+                signed_reference,
+                &sig.annotations,
+            ),
+            None if rule.identity_explicit => {
+                reasons.push(finding(
+                    "identity-not-signed",
+                    format!(
+                        "signature by {who} ({} format) signs no image reference, so it cannot meet identity {}",
+                        sig.format.as_str(),
+                        rule.identity.describe()
+                    ),
+                ));
+                continue;
+            }
+            // The default identity rule: a signature that signs only the digest is bound to
+            // the image by the digest alone (docs/policy.md, "Signature formats").
+            None => ClaimVerdict {
+                identity_accepted: true,
+                missing_annotations: rule
+                    .annotations
+                    .iter()
+                    .filter(|(k, v)| sig.annotations.get(*k) != Some(*v))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            },
+        };
         if !claims.identity_accepted {
             reasons.push(finding(
                 "identity-mismatch",
                 format!(
-                    "signature by key {who} for identity {:?} is not accepted for {} under {}",
+                    "signature by {who} for identity {:?} is not accepted for {} under {}",
                     sig.docker_reference.as_deref().unwrap_or_default(),
                     evidence.reference,
                     rule.identity.describe()
@@ -517,31 +727,60 @@ fn signed(
             reasons.push(finding(
                 "annotation-missing",
                 format!(
-                    "signature by key {who} lacks annotation(s) {}",
+                    "signature by {who} lacks annotation(s) {}",
                     claims.missing_annotations.join(", ")
                 ),
             ));
             continue;
         }
-        debug_assert!(claims.passed());
-        if let Some(key_id) = sig.key_id() {
-            satisfied.insert(key_id);
-        }
+        groups
+            .entry(signer_identity(sig))
+            .or_default()
+            .extend(counted);
     }
+    // One signer identity counts once, and one name once: the count is a maximum matching
+    // between identities and names. Required names are matched first; augmenting never unmatches
+    // a name, so they stay matched while the rest is filled.
+    let names: Vec<&str> = {
+        let mut v: Vec<&str> = rule.keys.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let index = |n: &str| names.iter().position(|m| *m == n);
+    let adjacency: Vec<Vec<usize>> = groups
+        .values()
+        .map(|set| set.iter().filter_map(|n| index(n)).collect())
+        .collect();
+    let required: BTreeSet<usize> = rule.required.iter().filter_map(|n| index(n)).collect();
+    let mut owner: Vec<Option<usize>> = vec![None; names.len()];
+    for group in 0..adjacency.len() {
+        let mut seen = vec![false; names.len()];
+        augment(
+            group,
+            &adjacency,
+            &|n| required.contains(&n),
+            &mut seen,
+            &mut owner,
+        );
+    }
+    for group in 0..adjacency.len() {
+        if owner.contains(&Some(group)) {
+            continue;
+        }
+        let mut seen = vec![false; names.len()];
+        augment(group, &adjacency, &|_| true, &mut seen, &mut owner);
+    }
+    let count = owner.iter().filter(|o| o.is_some()).count();
     let required_missing: Vec<&String> = rule
         .required
         .iter()
-        .filter(|n| {
-            policy
-                .keys
-                .get(*n)
-                .is_none_or(|k| !satisfied.contains(k.key.id()))
-        })
+        .filter(|n| index(n).is_none_or(|i| owner[i].is_none()))
         .collect();
-    if satisfied.len() >= rule.threshold && required_missing.is_empty() {
+    if count >= rule.threshold && required_missing.is_empty() {
         return;
     }
-    if satisfied.is_empty() {
+    if count == 0 {
         findings.push(finding(
             "no-valid-signature",
             format!(
@@ -550,12 +789,11 @@ fn signed(
                 rule.keys.join(", ")
             ),
         ));
-    } else if satisfied.len() < rule.threshold {
+    } else if count < rule.threshold {
         findings.push(finding(
             "threshold-not-met",
             format!(
-                "{} distinct key(s) of [{}] signed {}; {} required",
-                satisfied.len(),
+                "{count} distinct signer(s) of [{}] signed {}; {} required",
                 rule.keys.join(", "),
                 evidence.reference,
                 rule.threshold
@@ -565,7 +803,7 @@ fn signed(
     for name in required_missing {
         findings.push(finding(
             "required-signer-missing",
-            format!("no valid signature by required key {name}"),
+            format!("no valid signature by required signer {name} (one signer identity counts for one name)"),
         ));
     }
     findings.extend(reasons);
@@ -698,7 +936,7 @@ fn valid_until(policy: &Policy, req: &Requirements, evidence: &Evidence, now: i6
             bounds.extend(
                 rule.keys
                     .iter()
-                    .filter_map(|name| policy.keys.get(name).and_then(|k| k.not_after)),
+                    .filter_map(|name| signer_live(policy, name, now).1),
             );
         }
     }

@@ -707,12 +707,7 @@ fn malformed_policies_report_codes_and_positions() {
                 Some(6),
                 "not supported yet: signedBy (GPG signatures)"
             ),
-            ("not-supported", Some(9), "not supported yet: fulcio"),
-            (
-                "not-supported",
-                Some(9),
-                "not supported yet: rekorPublicKeyPath"
-            ),
+            // fulcio with rekorPublicKeyPath (line 9) is supported now: no diagnostic.
             (
                 "unknown-identity-rule",
                 Some(12),
@@ -1109,7 +1104,7 @@ fn convert_produces_the_documented_signet_policy() {
     let yaml = serde_yaml_ng::to_string(&conv.document).unwrap();
     assert_eq!(
         yaml,
-        "version: 1\nkeys:\n  key-1:\n    path: keys/keyA.pub\ndefault:\n  reject: rejected by the containers-policy.json default\nscopes:\n  127.0.0.1:5000:\n    signed:\n      keys:\n      - key-1\n      identity: matchRepoDigestOrExact\n"
+        "version: 1\nkeys:\n  key-1:\n    path: keys/keyA.pub\ndefault:\n  reject: rejected by the containers-policy.json default\nscopes:\n  127.0.0.1:5000:\n    signed:\n      keys:\n      - key-1\n      identity: matchRepoDigestOrExact\n      formats:\n      - legacy\n"
     );
 }
 
