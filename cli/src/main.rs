@@ -8,7 +8,7 @@ mod commands;
 mod exit;
 mod options;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 // mimalloc, not glibc's malloc: streaming a blob through the gate allocates a fresh ~400 KiB read
 // buffer per chunk, and glibc's per-thread arenas hand those pages back to the kernel and fault
@@ -20,9 +20,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::exit::ExitCode;
 use crate::options::GlobalOptions;
 
+/// `signet --version`: the package version and the commit it was built from (`cli/build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SIGNET_COMMIT"),
+    ")"
+);
+
 /// Sign container images and verify their signatures and digests (cosign-compatible).
 #[derive(Debug, Parser)]
-#[command(name = "signet", version, about, propagate_version = true)]
+#[command(name = "signet", version = VERSION, about, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOptions,
@@ -64,6 +72,10 @@ enum Command {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
+    /// Print a shell completion script (bash, zsh, fish, powershell).
+    Completion(commands::completion::CompletionArgs),
+    /// Write the man pages (signet.1 and one per command).
+    Man(commands::completion::ManArgs),
     match cli.command {
         Command::Digest(args) => {
             commands::runtime()?.block_on(commands::digest::run(args, &global))
@@ -97,6 +109,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn containerd_arguments(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let invoked_as_hook = args.first().is_some_and(|a| {
         std::path::Path::new(a)
+        Command::Completion(args) => commands::completion::completion(&args, Cli::command()),
+        Command::Man(args) => commands::completion::man(&args, Cli::command()),
             .file_name()
             .is_some_and(|n| n.to_string_lossy().contains("containerd-verifier"))
     });
@@ -117,8 +131,12 @@ fn containerd_arguments(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsSt
 }
 
 fn main() -> std::process::ExitCode {
-    // clap prints usage errors itself and exits 2; --help and --version exit 0.
-    let cli = Cli::parse_from(containerd_arguments(std::env::args_os().collect()));
+    // clap prints usage errors itself and exits 2; --help and --version exit 0. Its own output
+    // (help, usage errors) follows --color and NO_COLOR too, so they are looked at first.
+    let args = containerd_arguments(std::env::args_os().collect());
+    let color = options::color_choice(&args, std::env::var_os("NO_COLOR").as_deref());
+    let matches = Cli::command().color(color).get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let quiet_level = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {

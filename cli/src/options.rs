@@ -78,6 +78,58 @@ pub struct GlobalOptions {
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// When to colour output: `auto` colours a terminal unless `NO_COLOR` is set (to anything
+    /// but empty); `always` and `never` override both.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        global = true,
+        default_value = "auto"
+    )]
+    pub color: ColorWhen,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when writing to a terminal and `NO_COLOR` is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The colour choice the command line asks for (the last `--color`), or `NO_COLOR`'s when it
+/// does not: looked up before clap parses, so clap's own help and errors follow it too.
+pub fn color_choice(
+    args: &[std::ffi::OsString],
+    no_color: Option<&std::ffi::OsStr>,
+) -> clap::ColorChoice {
+    let mut asked = None;
+    let mut iter = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(arg) = iter.next() {
+        if arg == "--" {
+            break;
+        }
+        let value = match arg.strip_prefix("--color") {
+            Some("") => iter.next().map(|v| v.into_owned()),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        };
+        match value.as_deref() {
+            Some("always") => asked = Some(clap::ColorChoice::Always),
+            Some("never") => asked = Some(clap::ColorChoice::Never),
+            Some("auto") => asked = Some(clap::ColorChoice::Auto),
+            _ => {}
+        }
+    }
+    asked.unwrap_or(if no_color.is_some_and(|v| !v.is_empty()) {
+        clap::ColorChoice::Never
+    } else {
+        clap::ColorChoice::Auto
+    })
 }
 
 impl GlobalOptions {
@@ -97,11 +149,23 @@ impl GlobalOptions {
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+            .with_ansi(self.colored_stderr());
         let _ = match self.log_format {
             LogFormat::Text => builder.try_init(),
             LogFormat::Json => builder.json().try_init(),
         };
+    }
+
+    /// Whether stderr gets ANSI colours (`--color`, `NO_COLOR`, whether it is a terminal).
+    pub fn colored_stderr(&self) -> bool {
+        match self.color {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
     }
 
     /// Registry options from the flags; explicit credentials, if given, are for `registry_host`

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod copy;
+pub mod completion;
 pub mod digest;
 pub mod keys;
 pub mod policy;
