@@ -10,7 +10,9 @@ latest versions in DIR/state.json. DIR/root.json is version 1 of the root: the c
 root.
 
     make_repo.py init DIR --trusted-root FILE    version 1 of every role
-    make_repo.py publish DIR --trusted-root FILE new targets/snapshot/timestamp with FILE
+    make_repo.py publish DIR --trusted-root FILE [--signing-config FILE2]
+                                                 new targets/snapshot/timestamp with FILE (and
+                                                 FILE2 as signing_config.v0.2.json)
     make_repo.py rotate-root DIR                 root N+1 with new root and timestamp keys,
                                                  signed by the old and the new root keys; a new
                                                  timestamp signed with the new timestamp key
@@ -48,6 +50,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 ROLES = ["root", "timestamp", "snapshot", "targets"]
 TRUSTED_ROOT = "trusted_root.json"
+SIGNING_CONFIG = "signing_config.v0.2.json"
 
 
 def later(days=30):
@@ -94,13 +97,13 @@ class Repo:
         with open(os.path.join(self.base, "state.json"), "w") as f:
             json.dump(self.state, f)
 
-    def add_target(self, targets, path):
+    def add_target(self, targets, path, name=TRUSTED_ROOT):
         with open(path, "rb") as f:
             data = f.read()
-        target = TargetFile.from_data(TRUSTED_ROOT, data, ["sha256", "sha512"])
-        targets.signed.targets[TRUSTED_ROOT] = target
+        target = TargetFile.from_data(name, data, ["sha256", "sha512"])
+        targets.signed.targets[name] = target
         os.makedirs(os.path.join(self.repo, "targets"), exist_ok=True)
-        with open(os.path.join(self.repo, "targets", f"{target.hashes['sha256']}.{TRUSTED_ROOT}"), "wb") as f:
+        with open(os.path.join(self.repo, "targets", f"{target.hashes['sha256']}.{name}"), "wb") as f:
             f.write(data)
 
     # roles --------------------------------------------------------------------------------
@@ -161,6 +164,8 @@ def cmd_init(repo, args):
 def cmd_publish(repo, args):
     targets = repo.bump("targets")
     repo.add_target(targets, args.trusted_root)
+    if args.signing_config:
+        repo.add_target(targets, args.signing_config, SIGNING_CONFIG)
     targets_bytes = repo.sign_targets(targets)
     snapshot = repo.bump("snapshot")
     snapshot_bytes = repo.sign_snapshot(snapshot, targets_bytes, targets.signed.version)
@@ -270,6 +275,8 @@ def main():
         p = sub.add_parser(name)
         p.add_argument("dir")
         p.add_argument("--trusted-root", required=True)
+        if name == "publish":
+            p.add_argument("--signing-config")
     for name in ("rotate-root", "expired-timestamp", "old-snapshot"):
         sub.add_parser(name).add_argument("dir")
     p = sub.add_parser("bad-signature")

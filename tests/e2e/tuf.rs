@@ -23,6 +23,10 @@ const PUBLIC_GOOD_ROOT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testdata/tuf/trusted_root.public-good.json"
 );
+const SIGNING_CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/tuf/signing_config.public-good.json"
+);
 const GITHUB_ROOT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testdata/tuf/trusted_root.github.json"
@@ -283,19 +287,35 @@ fn trust_update_caches_the_verified_root_for_the_loader() {
 
     // A new trusted root published: the cache follows, and the loader verifying commands use
     // reads it from the cache (not the embedded snapshot).
-    fx.make(&["publish", "--trusted-root", GITHUB_ROOT]);
+    assert_eq!(fx.status()["signing_config"], false);
+    fx.make(&[
+        "publish",
+        "--trusted-root",
+        GITHUB_ROOT,
+        "--signing-config",
+        SIGNING_CONFIG,
+    ]);
     let out = fx.update();
     assert_eq!(code(&out), 0);
     let github = sha256_of_file(GITHUB_ROOT);
     let status = fx.status();
     assert_eq!(status["trusted_root_sha256"], github.as_str());
     assert_eq!(status["versions"]["timestamp"], 2);
+    assert_eq!(status["signing_config"], true);
 
     let cache = signet_keyless::cache::TufCache::new(fx.cache_root.join("signet"));
     let root =
         signet_keyless::load_trusted_root(None, signet_keyless::Instance::PublicGood, Some(&cache))
             .unwrap();
     assert_eq!(root.sha256(), github);
+    let cached = cache
+        .read(signet_keyless::Instance::PublicGood)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        cached.signing_config.as_deref(),
+        Some(std::fs::read(SIGNING_CONFIG).unwrap().as_slice())
+    );
     // Each instance has its own cache file: public-good's update left github's empty.
     assert!(cache
         .read(signet_keyless::Instance::GitHub)
