@@ -52,6 +52,10 @@ enum Command {
     PublicKey(commands::keys::PublicKeyArgs),
     /// Sign an image, appending the signature to its sha256-<hex>.sig manifest.
     Sign(commands::sign::SignArgs),
+    /// Attest an image: an in-toto statement in a DSSE envelope (.att tag and/or bundle referrer).
+    Attest(commands::attest::AttestArgs),
+    /// Verify an image's attestations (exit 10: none, 11: image not found, 12: none verifies).
+    VerifyAttestation(commands::attest::VerifyAttestationArgs),
     /// Verify an image's signatures (exit 10: none, 11: image not found, 12: none verifies).
     Verify(commands::verify::VerifyArgs),
     /// Verify a Sigstore bundle over a file or digest (exit 12: not verified, 2: malformed input).
@@ -87,6 +91,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ImportKeyPair(args) => commands::keys::import(args),
         Command::PublicKey(args) => commands::keys::public_key(args),
         Command::Sign(args) => commands::runtime()?.block_on(commands::sign::run(args, &global)),
+        Command::Attest(args) => {
+            commands::runtime()?.block_on(commands::attest::attest(args, &global))
+        }
+        Command::VerifyAttestation(args) => {
+            commands::runtime()?.block_on(commands::attest::verify_attestation(args, &global))
+        }
         Command::Verify(args) => {
             commands::runtime()?.block_on(commands::verify::run(args, &global))
         }

@@ -1,11 +1,16 @@
-//! Signature-preserving copy: an image (an index with all its children) and the cosign signatures
-//! of every manifest in it, between registries and OCI layouts, every digest checked on the way.
+//! Signature-preserving copy: an image (an index with all its children) and the cosign signatures,
+//! attestations (`.att`) and OCI 1.1 referrers (bundles) of every manifest in it, between
+//! registries and OCI layouts, every digest checked on the way.
 
 use serde::Serialize;
 use signet_oci::store::ImageStore;
 use signet_oci::{Digest, FetchedManifest, LayoutSelector, Manifest};
 
-use crate::sign::{merge_layers, DEFAULT_MAX_ATTEMPTS};
+use crate::bundle_sign::MAX_BUNDLES;
+use crate::sign::{
+    attestation_tag, merge_attestation_layers, merge_layers, read_tagged_manifest,
+    DEFAULT_MAX_ATTEMPTS,
+};
 use crate::signatures::{read_signature_manifest, DEFAULT_MAX_SIGNATURES, MAX_PAYLOAD_BYTES};
 use crate::Error;
 
@@ -26,6 +31,10 @@ pub struct CopyReport {
     pub blobs_present: usize,
     /// Signature layers added to the destination.
     pub signatures_copied: usize,
+    /// Attestation (`.att`) layers added to the destination.
+    pub attestations_copied: usize,
+    /// OCI 1.1 referrers (bundles, SBOMs, …) added to the destination.
+    pub referrers_copied: usize,
 }
 
 /// Copy the image named by `src` to `dst`, with its signatures (unless `with_signatures` is false).
@@ -49,6 +58,8 @@ pub async fn copy_image(
     if with_signatures {
         for digest in &digests {
             copy_signatures(src, dst, digest, &mut report).await?;
+            copy_attestations(src, dst, digest, &mut report).await?;
+            copy_referrers(src, dst, digest, &mut report).await?;
         }
     }
     Ok(report)
@@ -169,6 +180,124 @@ async fn copy_signatures(
             report.manifests += 1;
         }
         report.signatures_copied += added;
+    }
+    Ok(())
+}
+
+/// Largest blob of a referrer copied (bundles are at most 8 MiB; SBOMs larger than this are
+/// refused rather than letting a hostile source make us move gigabytes).
+const MAX_REFERRER_BLOB_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Copy the `sha256-<hex>.att` manifest of `digest` like the `.sig` one: byte for byte when the
+/// destination has none, else merged grow-only. Envelopes are bounded like verification bounds them.
+async fn copy_attestations(
+    src: &ImageStore,
+    dst: &ImageStore,
+    digest: &Digest,
+    report: &mut CopyReport,
+) -> Result<(), Error> {
+    let tag = attestation_tag(digest);
+    let Some((fetched, manifest)) = read_tagged_manifest(src, &tag).await? else {
+        return Ok(());
+    };
+    if manifest.layers.len() > DEFAULT_MAX_SIGNATURES {
+        return Err(Error::LimitExceeded {
+            what: format!(
+                "attestation manifest {tag} with {} layers",
+                manifest.layers.len()
+            ),
+            limit: format!("{DEFAULT_MAX_SIGNATURES} layers"),
+        });
+    }
+    let max = signet_sign::dsse::MAX_ENVELOPE_BYTES as u64;
+    if let Some(big) = std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
+        .find(|blob| blob.size > max)
+    {
+        return Err(Error::LimitExceeded {
+            what: format!(
+                "blob {} of {} bytes in attestation manifest {tag}",
+                big.digest, big.size
+            ),
+            limit: format!("{max} bytes"),
+        });
+    }
+    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        if !dst.has_blob(&blob.digest).await? {
+            let stream = src.blob_stream(blob).await?;
+            dst.put_blob_stream(blob, stream).await?;
+        }
+    }
+    if read_tagged_manifest(dst, &tag).await?.is_none() {
+        dst.put_manifest(&fetched.bytes, &fetched.media_type, Some(&tag))
+            .await?;
+        report.manifests += 1;
+        report.attestations_copied += manifest.layers.len();
+    } else {
+        let added =
+            merge_attestation_layers(dst, digest, &manifest.layers, DEFAULT_MAX_ATTEMPTS).await?;
+        if added > 0 {
+            report.manifests += 1;
+        }
+        report.attestations_copied += added;
+    }
+    Ok(())
+}
+
+/// Copy the OCI 1.1 referrers of `digest` (at most 100; image manifests only, each blob at most
+/// 16 MiB), byte for byte, so the destination lists them (referrers API, tag schema or
+/// `index.json`). Referrers the destination already lists are skipped.
+async fn copy_referrers(
+    src: &ImageStore,
+    dst: &ImageStore,
+    digest: &Digest,
+    report: &mut CopyReport,
+) -> Result<(), Error> {
+    let listed = src.referrers(digest, None).await?;
+    if listed.descriptors.is_empty() {
+        return Ok(());
+    }
+    if listed.descriptors.len() > MAX_BUNDLES {
+        return Err(Error::LimitExceeded {
+            what: format!("{} referrers of {digest}", listed.descriptors.len()),
+            limit: format!("{MAX_BUNDLES} referrers"),
+        });
+    }
+    let present = dst.referrers(digest, None).await?;
+    for descriptor in &listed.descriptors {
+        if present
+            .descriptors
+            .iter()
+            .any(|d| d.digest == descriptor.digest)
+        {
+            continue;
+        }
+        let fetched = src.manifest(descriptor).await?;
+        let Manifest::Image(manifest) = &fetched.manifest else {
+            return Err(Error::Invalid(format!(
+                "referrer {} of {digest} is an index; Signet copies image-manifest referrers only",
+                descriptor.digest
+            )));
+        };
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            if blob.size > MAX_REFERRER_BLOB_BYTES {
+                return Err(Error::LimitExceeded {
+                    what: format!(
+                        "blob {} of {} bytes in referrer {}",
+                        blob.digest, blob.size, descriptor.digest
+                    ),
+                    limit: format!("{MAX_REFERRER_BLOB_BYTES} bytes"),
+                });
+            }
+            if !dst.has_blob(&blob.digest).await? {
+                let stream = src.blob_stream(blob).await?;
+                dst.put_blob_stream(blob, stream).await?;
+            }
+        }
+        dst.push_referrer(digest, &fetched.bytes, &fetched.media_type)
+            .await?;
+        report.manifests += 1;
+        report.referrers_copied += 1;
     }
     Ok(())
 }

@@ -28,13 +28,15 @@ pub async fn run(args: CopyArgs, global: &GlobalOptions) -> anyhow::Result<ExitC
     let dst = ImageStore::open_for_write(&destination, client)?;
     let report = copy_image(&src, &dst, !args.no_signatures).await?;
     eprintln!(
-        "Copied {} to {}: {} blob(s) copied, {} already present, {} manifest(s) written, {} signature(s) added",
+        "Copied {} to {}: {} blob(s) copied, {} already present, {} manifest(s) written, {} signature(s), {} attestation(s) and {} referrer(s) added",
         source,
         destination,
         report.blobs_copied,
         report.blobs_present,
         report.manifests,
-        report.signatures_copied
+        report.signatures_copied,
+        report.attestations_copied,
+        report.referrers_copied
     );
     if let Some(digest) = report.digest {
         print!("{}", &format!("{digest}\n"));

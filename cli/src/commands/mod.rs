@@ -1,6 +1,7 @@
 //! One module per `signet` command; each exposes its clap arguments and a `run` function returning
 //! an [`ExitCode`](crate::exit::ExitCode).
 
+pub mod attest;
 pub mod audit;
 pub mod copy;
 pub mod completion;

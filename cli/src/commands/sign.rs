@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use signet_oci::store::ImageStore;
 use signet_oci::{ImageLocation, Reference, RegistryClient};
+use signet_verifier::bundle_sign::{sign_bundle, BundleWritten, SignatureFormat};
 use signet_verifier::sign::{sign_image, SignOptions, SignedIdentity};
 
 use crate::exit::ExitCode;
@@ -32,6 +33,9 @@ pub struct SignArgs {
     /// For an index, also sign every child manifest.
     #[arg(long)]
     recursive: bool,
+    /// legacy: the `sha256-<hex>.sig` tag; bundle: a cosign 3 Sigstore bundle referrer; both.
+    #[arg(long, value_enum, default_value = "legacy")]
+    format: super::attest::FormatArg,
     /// The image to sign.
     image: String,
 }
@@ -126,8 +130,41 @@ pub async fn run(args: SignArgs, global: &GlobalOptions) -> anyhow::Result<ExitC
         }
         ImageLocation::DockerArchive { .. } => false,
     };
+    let format: SignatureFormat = args.format.into();
+    if format.bundle() && separate.is_some() {
+        bail!("--format bundle writes an OCI 1.1 referrer, which lives beside its image; it cannot go to --signature-repo");
+    }
+    if format.bundle() && matches!(image, ImageStore::Archive(_)) {
+        bail!("{location}: a docker archive is read-only");
+    }
     let signatures = separate.as_ref().unwrap_or(&image);
-    let signed = sign_image(&image, signatures, &identity, &key, &options).await?;
+    let signed = if format.legacy() {
+        sign_image(&image, signatures, &identity, &key, &options).await?
+    } else {
+        Vec::new()
+    };
+    if format.bundle() {
+        let created = signet_keyless::rfc3339(super::verify::now()?);
+        for written in sign_image_bundles(&image, &key, &options, &created).await? {
+            if !by_digest {
+                eprintln!(
+                    "signet: warning: {} was named by tag; signed its current digest {}",
+                    args.image, written.subject
+                );
+            }
+            if written.added {
+                eprintln!(
+                    "Signed {} as bundle referrer {}",
+                    written.subject, written.referrer
+                );
+            } else {
+                eprintln!(
+                    "Already signed {} with this key as bundle referrer {}; nothing added",
+                    written.subject, written.referrer
+                );
+            }
+        }
+    }
     for s in &signed {
         if !by_digest {
             eprintln!(
@@ -148,4 +185,28 @@ pub async fn run(args: SignArgs, global: &GlobalOptions) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::Success)
+}
+
+/// Sign the image (and with `--recursive`, each child manifest of an index) in bundle form.
+async fn sign_image_bundles(
+    image: &ImageStore,
+    key: &signet_sign::SigningKey,
+    options: &SignOptions,
+    created: &str,
+) -> anyhow::Result<Vec<BundleWritten>> {
+    let top = image.resolve().await?;
+    let mut subjects = Vec::new();
+    if options.recursive {
+        if let signet_oci::Manifest::Index(index) = &top.manifest {
+            for child in index.manifests.iter().filter(|d| d.is_manifest()) {
+                subjects.push(image.manifest(child).await?);
+            }
+        }
+    }
+    subjects.insert(0, top);
+    let mut written = Vec::with_capacity(subjects.len());
+    for subject in &subjects {
+        written.push(sign_bundle(image, subject, key, &options.annotations, created).await?);
+    }
+    Ok(written)
 }
