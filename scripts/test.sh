@@ -33,6 +33,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_if_needed apt-get install -y -q "${missing[@]}"
 fi
 python3 -c 'import nacl.secret' 2>/dev/null || python3 -m pip install -q pynacl
+# The Kubernetes schemas deploy/kubernetes/ is validated against in strict mode (tests/e2e/deploy.rs).
+command -v kubernetes-validate >/dev/null || python3 -m pip install -q 'kubernetes-validate==1.37.0'
 # python-tuf builds the TUF repositories the `signet trust update` tests run against (7.0.1 with
 # securesystemslib 1.6.0 on Python 3.11).
 python3 -c 'import tuf.api.metadata, securesystemslib.signer' 2>/dev/null || python3 -m pip install -q 'tuf==7.0.1'
