@@ -394,7 +394,10 @@ impl GateConfig {
             }
             if let Some(name) = &upstream.credential_helper {
                 signet_oci::registry::CredentialHelper::new(name).map_err(|why| {
-                    bad(format!("upstream {}: credential_helper: {why}", upstream.url))
+                    bad(format!(
+                        "upstream {}: credential_helper: {why}",
+                        upstream.url
+                    ))
                 })?;
             }
             routes.push(Route {
@@ -740,6 +743,44 @@ limits: { max_body_bytes: 1000, parallel_images: 2, max_images: 7, max_connectio
             "listen: 127.0.0.1:0\nupstreams: [{url: 'http://reg.example.com', allow_http: true}]\n",
         );
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn continuous_is_checked() {
+        let base = "listen: 127.0.0.1:0\nupstreams: [{url: 'http://127.0.0.1:5000'}]\n";
+        let c = GateConfig::from_yaml(base).unwrap();
+        assert_eq!(c.continuous, ContinuousConfig::default());
+        let c = GateConfig::from_yaml(&format!(
+            "{base}continuous: {{interval_seconds: 60, webhook: {{url: 'http://127.0.0.1:9/hook'}}}}\n"
+        ))
+        .unwrap();
+        let w = c.continuous.webhook.unwrap();
+        assert_eq!((w.timeout_seconds, w.retries, w.queue), (5, 5, 1000));
+        for (extra, wanted) in [
+            ("continuous: {parallel: 0}", "continuous.parallel"),
+            (
+                "continuous: {per_upstream_per_second: 0}",
+                "per_upstream_per_second",
+            ),
+            ("continuous: {interval: 3}", "unknown field"),
+            (
+                "continuous: {webhook: {url: 'http://alerts.example.com/x'}}",
+                "http:// only to loopback",
+            ),
+            (
+                "continuous: {webhook: {url: 'ftp://x'}}",
+                "must be https://",
+            ),
+            (
+                "continuous: {webhook: {url: 'https://a.example', queue: 0}}",
+                "webhook.queue",
+            ),
+        ] {
+            let err = GateConfig::from_yaml(&format!("{base}{extra}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(wanted), "{extra}: {err}");
+        }
     }
 
     #[test]

@@ -823,3 +823,148 @@ fn credential_helpers_and_proxies_only_from_the_gate_config() {
         );
     }
 }
+
+/// Continuous verification remembers what proxy and admission let in (not what the verify API
+/// was asked about, not what was denied), bounded by `continuous.max_images` (the image seen
+/// longest ago goes); `GET /v1/audit` lists them behind the API's bearer token.
+#[tokio::test]
+async fn continuous_remembers_admitted_images_bounded_and_audit_needs_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "audit-token-0123456789\n").unwrap();
+    let mut c = config();
+    c.api.token_file = Some(token_file);
+    c.continuous.max_images = 2;
+    let (running, _) = start(c, "http").await;
+    let gate = running.gate.clone();
+    assert!(gate.decide(&pinned("good/a"), Source::Api).await.allowed);
+    assert!(!gate
+        .decide(&pinned("bad/x"), Source::Admission)
+        .await
+        .admitted());
+    assert_eq!(
+        gate.remembered(),
+        0,
+        "asked about and denied: not remembered"
+    );
+    assert!(
+        gate.decide(&pinned("good/a"), Source::Admission)
+            .await
+            .allowed
+    );
+    assert!(gate
+        .decide(&pinned("warn/b"), Source::Proxy)
+        .await
+        .admitted());
+    assert_eq!(gate.remembered(), 2);
+
+    let url = format!("{}/v1/audit", running.url);
+    let refused = http().get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let audit: Value = serde_json::from_str(
+        &http()
+            .get(&url)
+            .bearer_auth("audit-token-0123456789")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(audit["count"], 2, "{audit}");
+    assert_eq!(audit["all_pass"], false, "{audit}");
+    let verdicts: Vec<(&str, &str)> = audit["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["verdict"].as_str().unwrap(),
+                i["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(verdicts, vec![("pass", "admission"), ("warn", "proxy")]);
+    let metrics = gate.metrics_text();
+    for line in [
+        "signet_running_images{verdict=\"pass\"} 1",
+        "signet_running_images{verdict=\"warn\"} 1",
+        "signet_running_images{verdict=\"deny\"} 0",
+        "signet_running_images{verdict=\"unknown\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
+
+    // Full: a third image pushes out the one seen longest ago (good/a, unless seen again).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(gate
+        .decide(&pinned("warn/b"), Source::Proxy)
+        .await
+        .admitted());
+    assert!(
+        gate.decide(&pinned("good/c"), Source::Admission)
+            .await
+            .allowed
+    );
+    assert_eq!(gate.remembered(), 2);
+    let audit = gate.audit_json();
+    let names: Vec<&str> = audit["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["image"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains("/good/c@"))
+            && names.iter().any(|n| n.contains("/warn/b@")),
+        "{names:?}"
+    );
+    running.stop().await;
+}
+
+/// A cycle re-judges with the judge itself (the cache is bypassed): a judge that now fails
+/// makes the verdict `unknown`, with the last one kept.
+#[tokio::test]
+async fn a_cycle_bypasses_the_cache_and_an_error_is_unknown() {
+    let (j, calls) = judge(0);
+    let gate = Gate::new(config(), j).unwrap();
+    let image = pinned("good/app");
+    assert!(gate.decide(&image, Source::Admission).await.allowed);
+    assert!(gate.decide(&image, Source::Admission).await.cached);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let summary = gate.rejudge_all().await;
+    assert_eq!((summary.judged, summary.changed), (1, 0));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the cycle asked the judge");
+
+    // A judge that cannot judge any more (its registry went away): unknown, last kept.
+    struct Failing;
+    impl Judge for Failing {
+        async fn judge(&self, _: Reference, _: Option<Digest>) -> Result<Judgement, GateError> {
+            Err(GateError::Judge("registry unreachable".into()))
+        }
+        fn policy_hash(&self) -> String {
+            "policy-1".into()
+        }
+    }
+    let gate = Gate::new(config(), Failing).unwrap();
+    gate.remember_admitted(
+        pinned("good/app").parse().unwrap(),
+        Digest::sha256(b"good/app"),
+    );
+    let summary = gate.rejudge_all().await;
+    assert_eq!((summary.changed, summary.unknown), (1, 1));
+    let entry = &gate.audit_json()["images"][0];
+    assert_eq!(entry["verdict"], "unknown", "{entry}");
+    assert_eq!(entry["last_known"]["verdict"], "pass", "{entry}");
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not check: registry unreachable"),
+        "{entry}"
+    );
+    // Still down: no change, nothing new to say.
+    assert_eq!(gate.rejudge_all().await.changed, 0);
+}
