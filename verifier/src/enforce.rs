@@ -2,13 +2,14 @@
 //! evidence for an image — verified signatures and, where the policy asks, config facts — and
 //! evaluate the pure policy on it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
 use signet_oci::store::ImageStore;
 use signet_oci::{Descriptor, Digest, FetchedManifest, Manifest, Reference};
-use signet_policy::{ConfigFacts, Evidence, Loaded, Policy, Verdict};
+use signet_policy::{ConfigFacts, Evidence, Loaded, Material, Policy, SigstoreRoot, Verdict};
 use signet_sign::keys::PublicKey;
 
 use crate::signatures::{
@@ -20,6 +21,9 @@ use crate::Error;
 pub const MAX_POLICY_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest key file a policy may name.
 const MAX_KEY_BYTES: u64 = 64 * 1024;
+/// Largest CA-certificate or Rekor-key file a policy may name (a CA bundle of a few hundred
+/// certificates).
+const MAX_TRUST_FILE_BYTES: u64 = 1024 * 1024;
 /// Largest image config blob read for config checks.
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Most child manifests of an index whose configs are checked.
@@ -36,6 +40,10 @@ pub struct PolicyFile {
     pub hash: Digest,
     keys: Vec<PublicKey>,
     key_paths: Vec<PathBuf>,
+    /// CA certificate and Rekor key files the policy names, by path as written.
+    trust_files: BTreeMap<String, Vec<u8>>,
+    /// The Sigstore trusted roots keyless signers name, parsed once.
+    trusted_roots: BTreeMap<SigstoreRoot, Arc<signet_keyless::TrustedRoot>>,
 }
 
 impl PolicyFile {
@@ -44,9 +52,24 @@ impl PolicyFile {
         &self.loaded.policy
     }
 
-    /// The key files the policy read (to watch for changes).
+    /// The key and trust-material files the policy read (to watch for changes).
     pub fn key_paths(&self) -> Vec<PathBuf> {
         self.key_paths.clone()
+    }
+
+    /// The bytes of a CA-certificate or Rekor-key material the policy names (a file read when
+    /// the policy was loaded, or inline PEM). `None` for material the policy does not name.
+    pub fn material<'a>(&'a self, material: &'a Material) -> Option<&'a [u8]> {
+        match material {
+            Material::Path(path) => self.trust_files.get(path).map(Vec::as_slice),
+            Material::Pem(pem) => Some(pem.as_bytes()),
+        }
+    }
+
+    /// The parsed Sigstore trusted root a keyless signer names (loaded with the policy: a file,
+    /// or the TUF cache's copy of the instance, else the embedded snapshot).
+    pub fn trusted_root(&self, root: &SigstoreRoot) -> Option<&signet_keyless::TrustedRoot> {
+        self.trusted_roots.get(root).map(Arc::as_ref)
     }
 }
 
@@ -110,13 +133,89 @@ pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
         hasher.update(trusted.key.spki_der());
         keys.push(trusted.key.signing_public_key().clone());
     }
+    let mut key_paths = key_paths;
+    // Trust material is part of what the policy means: its content goes into the hash the gate
+    // caches verdicts by, so a changed CA file or trusted root is a changed policy. Each entry
+    // is length-prefixed so no two different sets of files hash alike.
+    let mut trust_files = BTreeMap::new();
+    let root_files: Vec<&str> = loaded
+        .policy
+        .trust_sources()
+        .into_iter()
+        .filter_map(|s| match s {
+            signet_policy::TrustSource::Sigstore(SigstoreRoot::File(p)) => Some(p.as_str()),
+            _ => None,
+        })
+        .collect();
+    for written in loaded.policy.trust_files() {
+        let full = resolve_key_path(&base, written);
+        if root_files.contains(&written) {
+            // Trusted-root files are read (bounded), parsed and hashed by the root loader below.
+            continue;
+        }
+        let bytes = read_bounded(&full, MAX_TRUST_FILE_BYTES).map_err(|reason| {
+            Error::Invalid(format!(
+                "{name}: trust material {written:?} cannot be read: {reason}"
+            ))
+        })?;
+        hasher.update(b"trust-file\0");
+        hasher.update(written.as_bytes());
+        hasher.update(&(bytes.len() as u64).to_be_bytes());
+        hasher.update(&bytes);
+        key_paths.push(full);
+        trust_files.insert(written.to_string(), bytes);
+    }
+    let mut trusted_roots = BTreeMap::new();
+    for source in loaded.policy.trust_sources() {
+        let signet_policy::TrustSource::Sigstore(root) = source else {
+            continue;
+        };
+        let loaded_root = load_sigstore_root(&base, root).map_err(|reason| {
+            Error::Invalid(format!("{name}: {root} cannot be loaded: {reason}"))
+        })?;
+        hasher.update(b"trusted-root\0");
+        hasher.update(loaded_root.sha256().as_bytes());
+        match loaded_root.source() {
+            signet_keyless::TrustSource::File(p) => key_paths.push(p.clone()),
+            signet_keyless::TrustSource::Cache { path, .. } => key_paths.push(path.clone()),
+            signet_keyless::TrustSource::Embedded(_) => {}
+        }
+        trusted_roots.insert(root.clone(), Arc::new(loaded_root));
+    }
     Ok(PolicyFile {
         path: path.to_path_buf(),
         loaded,
         hash: hasher.finish(),
         keys,
         key_paths,
+        trust_files,
+        trusted_roots,
     })
+}
+
+/// A keyless signer's trusted root: a file relative to the policy's folder, or an instance's
+/// root from the TUF cache (`signet trust update`), else its embedded snapshot. A cache entry
+/// that exists but fails its checks is an error, never a silent fallback.
+fn load_sigstore_root(
+    base: &Path,
+    root: &SigstoreRoot,
+) -> Result<signet_keyless::TrustedRoot, signet_keyless::KeylessError> {
+    let instance = match root {
+        SigstoreRoot::File(path) => {
+            return signet_keyless::TrustedRoot::from_file(&resolve_key_path(base, path))
+        }
+        SigstoreRoot::PublicGood => signet_keyless::Instance::PublicGood,
+        SigstoreRoot::GitHub => signet_keyless::Instance::GitHub,
+    };
+    // No usable cache location (no HOME, no XDG_CACHE_HOME) means no cache, not an error.
+    let cache = signet_keyless::cache::TufCache::default_location().ok();
+    signet_keyless::load_trusted_root(
+        None,
+        instance,
+        cache
+            .as_ref()
+            .map(|c| c as &dyn signet_keyless::TrustedRootCache),
+    )
 }
 
 /// The verdict for one image, with the evidence behind it.
