@@ -31,7 +31,8 @@ pub struct AuditArgs {
     /// podman's API socket (`podman system service`) [default: /run/podman/podman.sock].
     #[arg(long, value_name = "SOCK", num_args = 0..=1, default_missing_value = "/run/podman/podman.sock")]
     podman: Option<PathBuf>,
-    /// Every engine at its default socket (those given explicitly keep their socket).
+    /// Every engine whose default socket exists (those given explicitly keep their socket and
+    /// must answer).
     #[arg(long)]
     all: bool,
     /// Every image the engines store, not only those their containers use.
@@ -54,7 +55,16 @@ fn sources(args: &AuditArgs) -> anyhow::Result<Vec<EngineSource>> {
     ] {
         let socket = match (given, args.all) {
             (Some(socket), _) => socket.clone(),
-            (None, true) => kind.default_socket(),
+            // --all: the engines this host has; one named explicitly must be there.
+            (None, true) if kind.default_socket().exists() => kind.default_socket(),
+            (None, true) => {
+                eprintln!(
+                    "signet audit: no {} here ({} does not exist); skipped",
+                    kind.as_str(),
+                    kind.default_socket().display()
+                );
+                continue;
+            }
             (None, false) => continue,
         };
         out.push(EngineSource {
@@ -64,6 +74,9 @@ fn sources(args: &AuditArgs) -> anyhow::Result<Vec<EngineSource>> {
                 .then(|| args.namespace.clone())
                 .flatten(),
         });
+    }
+    if out.is_empty() && args.all {
+        bail!("--all: no Docker, podman or containerd socket at their default places");
     }
     if out.is_empty() {
         bail!("say which engines to audit: --docker, --containerd, --podman or --all");
