@@ -38,5 +38,8 @@ command -v kubernetes-validate >/dev/null || python3 -m pip install -q 'kubernet
 # python-tuf builds the TUF repositories the `signet trust update` tests run against (7.0.1 with
 # securesystemslib 1.6.0 on Python 3.11).
 python3 -c 'import tuf.api.metadata, securesystemslib.signer' 2>/dev/null || python3 -m pip install -q 'tuf==7.0.1'
+# Independent peers of `signet attest` (tests/e2e/attest.rs): securesystemslib (installed with tuf
+# above) verifies the DSSE envelopes, in-toto-attestation validates the statements.
+python3 -c 'import in_toto_attestation.v1.statement' 2>/dev/null || python3 -m pip install -q 'in-toto-attestation==0.9.3'
 
 cargo test --workspace --locked
