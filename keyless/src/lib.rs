@@ -24,6 +24,7 @@ mod claims;
 mod crypto;
 mod error;
 mod json;
+pub mod pki;
 mod trust;
 pub mod tuf;
 mod verify;

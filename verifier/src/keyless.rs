@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
+use signet_keyless::pki::PkiTrust;
 use signet_keyless::{
     Artifact, Bundle, CertificateClaims, Sha256Digest, Signer, SubjectName, Verifier,
 };
@@ -90,13 +91,36 @@ impl std::str::FromStr for FormatRequirement {
     }
 }
 
+/// Whom signing certificates must chain to, and whom they must name.
+#[derive(Debug)]
+pub enum CertificateTrust {
+    /// Sigstore: a Fulcio certificate under a trusted root, with transparency-log (and
+    /// timestamp) evidence; the certificate is checked at the verified log or timestamp time.
+    Sigstore {
+        /// The verifier over the trusted root (parsed once).
+        verifier: Verifier,
+        /// Who must have signed (certificate subject, issuer, GitHub claims).
+        identity: CertificateIdentity,
+    },
+    /// A private PKI (containers/image's `pki`): the certificate chains to a configured CA root
+    /// at `now` (there is no log time to check it at); legacy `.sig` signatures only.
+    Pki {
+        /// The CA roots and intermediates.
+        trust: PkiTrust,
+        /// An `rfc822Name` SAN the certificate must carry (containers/image `subjectEmail`).
+        email: Option<String>,
+        /// A `dNSName` SAN the certificate must carry (`subjectHostname`).
+        hostname: Option<String>,
+        /// The time (Unix seconds) the certificate must be valid at.
+        now: i64,
+    },
+}
+
 /// What a keyless signature must satisfy.
 #[derive(Debug)]
 pub struct KeylessOptions {
-    /// The verifier over the trusted root (parsed once).
-    pub verifier: Verifier,
-    /// Who must have signed (certificate subject, issuer, GitHub claims).
-    pub identity: CertificateIdentity,
+    /// Whom certificates must chain to, and whom they must name.
+    pub trust: CertificateTrust,
     /// How a legacy payload's signed `docker-reference` must relate to the image.
     pub identity_rule: IdentityRule,
     /// Which formats count.
@@ -310,7 +334,8 @@ pub async fn verify_keyless_digest(
     let mut candidates = legacy_candidates(signatures, identity, digest, options).await?;
     let mut referrers_source = None;
     let legacy_verified = candidates.iter().any(KeylessChecks::passed);
-    if !legacy_verified && options.formats == FormatRequirement::Any {
+    let bundles_possible = matches!(options.trust, CertificateTrust::Sigstore { .. });
+    if !legacy_verified && options.formats == FormatRequirement::Any && bundles_possible {
         let (source, found) = bundle_candidates(signatures, digest, options).await?;
         referrers_source = Some(source);
         candidates.extend(found);
@@ -426,12 +451,19 @@ pub(crate) fn assess_legacy(
     options: &KeylessOptions,
 ) -> KeylessChecks {
     let mut checks = KeylessChecks::new(SignatureFormat::Legacy, index, layer.digest.clone());
-    let bundle = match legacy_bundle(layer) {
-        Ok(bundle) => {
-            checks.material = CheckResult::Passed(
-                "certificate, chain and Rekor annotations form a Sigstore bundle".into(),
-            );
-            bundle
+    let material = match &options.trust {
+        CertificateTrust::Sigstore { .. } => legacy_bundle(layer).map(LegacyMaterial::Bundle),
+        CertificateTrust::Pki { .. } => legacy_certificate(layer).map(LegacyMaterial::Pki),
+    };
+    let material = match material {
+        Ok(material) => {
+            checks.material = CheckResult::Passed(match material {
+                LegacyMaterial::Bundle(_) => {
+                    "certificate, chain and Rekor annotations form a Sigstore bundle".into()
+                }
+                LegacyMaterial::Pki { .. } => "certificate and chain annotations read".into(),
+            });
+            material
         }
         Err(why) => {
             checks.material = CheckResult::Failed(why);
@@ -469,7 +501,38 @@ pub(crate) fn assess_legacy(
             parsed.manifest_digest
         ))
     };
-    verify_bundle(&mut checks, &bundle, Artifact::Bytes(&payload), options);
+    match (&material, &options.trust) {
+        (LegacyMaterial::Bundle(bundle), CertificateTrust::Sigstore { verifier, identity }) => {
+            verify_bundle(
+                &mut checks,
+                bundle,
+                Artifact::Bytes(&payload),
+                verifier,
+                identity,
+            )
+        }
+        (
+            LegacyMaterial::Pki(certificate),
+            CertificateTrust::Pki {
+                trust,
+                email,
+                hostname,
+                now,
+            },
+        ) => verify_pki(
+            &mut checks,
+            certificate,
+            &payload,
+            trust,
+            email,
+            hostname,
+            *now,
+        ),
+        _ => {
+            checks.signature = CheckResult::Failed("material read for another trust".into());
+            checks.stop_after("signature");
+        }
+    }
     checks.docker_reference = {
         let verdict = signet_policy::judge_claims(
             &options.identity_rule,
@@ -495,12 +558,10 @@ fn verify_bundle(
     checks: &mut KeylessChecks,
     bundle: &Bundle,
     artifact: Artifact<'_>,
-    options: &KeylessOptions,
+    verifier: &Verifier,
+    identity: &CertificateIdentity,
 ) {
-    match options
-        .verifier
-        .verify(artifact, bundle, Signer::Certificate)
-    {
+    match verifier.verify(artifact, bundle, Signer::Certificate) {
         Ok(verified) => {
             let times: Vec<String> = verified
                 .verified_times
@@ -514,17 +575,16 @@ fn verify_bundle(
             checks.verified_times = verified.verified_times.clone();
             match &verified.certificate {
                 Some(claims) => {
-                    checks.certificate_identity =
-                        match options.identity.matches(&policy_claims(claims)) {
-                            Ok(()) => CheckResult::Passed(format!(
-                                "certificate names {} (issuer {})",
-                                claims.subjects.first().map_or("?", |s| s.as_str()),
-                                claims.issuer.as_deref().unwrap_or("?")
-                            )),
-                            Err(mismatch) => {
-                                CheckResult::Failed(format!("{}: {mismatch}", mismatch.code()))
-                            }
-                        };
+                    checks.certificate_identity = match identity.matches(&policy_claims(claims)) {
+                        Ok(()) => CheckResult::Passed(format!(
+                            "certificate names {} (issuer {})",
+                            claims.subjects.first().map_or("?", |s| s.as_str()),
+                            claims.issuer.as_deref().unwrap_or("?")
+                        )),
+                        Err(mismatch) => {
+                            CheckResult::Failed(format!("{}: {mismatch}", mismatch.code()))
+                        }
+                    };
                     checks.claims = Some(claims.clone());
                 }
                 None => {
@@ -712,6 +772,121 @@ pub fn legacy_bundle_json(layer: &Descriptor) -> Result<Value, String> {
     }))
 }
 
+/// What a legacy layer's annotations give, per trust.
+enum LegacyMaterial {
+    /// A Sigstore bundle (certificate, chain, Rekor SET).
+    Bundle(Bundle),
+    /// A certificate for a private PKI.
+    Pki(LegacyCertificate),
+}
+
+/// A legacy layer's certificate, chain intermediates and signature.
+struct LegacyCertificate {
+    leaf: Vec<u8>,
+    intermediates: Vec<Vec<u8>>,
+    signature: Vec<u8>,
+}
+
+fn legacy_certificate(layer: &Descriptor) -> Result<LegacyCertificate, String> {
+    let signature: String = annotation(layer, SIGNATURE_ANNOTATION)?
+        .ok_or_else(|| format!("no {SIGNATURE_ANNOTATION} annotation"))?
+        .split_whitespace()
+        .collect();
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature.as_bytes())
+        .map_err(|_| format!("{SIGNATURE_ANNOTATION}: not base64"))?;
+    let leaf = annotation(layer, CERTIFICATE_ANNOTATION)?
+        .ok_or_else(|| format!("no {CERTIFICATE_ANNOTATION} annotation"))?;
+    let leaf = pem_certificates(leaf, 1)
+        .map_err(|e| format!("{CERTIFICATE_ANNOTATION}: {e}"))?
+        .remove(0);
+    let mut intermediates = Vec::new();
+    if let Some(chain) = annotation(layer, CHAIN_ANNOTATION)? {
+        intermediates = pem_certificates(chain, MAX_CHAIN_CERTIFICATES)
+            .map_err(|e| format!("{CHAIN_ANNOTATION}: {e}"))?;
+        // The last is the root; trust anchors come from the configured roots only.
+        intermediates.pop();
+    }
+    Ok(LegacyCertificate {
+        leaf,
+        intermediates,
+        signature,
+    })
+}
+
+/// The signature and certificate-identity checks for a private PKI.
+fn verify_pki(
+    checks: &mut KeylessChecks,
+    certificate: &LegacyCertificate,
+    payload: &[u8],
+    trust: &PkiTrust,
+    email: &Option<String>,
+    hostname: &Option<String>,
+    now: i64,
+) {
+    match trust.verify(
+        &certificate.leaf,
+        &certificate.intermediates,
+        now,
+        payload,
+        &certificate.signature,
+    ) {
+        Ok(verified) => {
+            checks.signature = CheckResult::Passed(format!(
+                "certificate chains to a configured CA root at {} (code-signing EKU or none); its key verifies the signature",
+                signet_keyless::rfc3339(now)
+            ));
+            checks.verified_times = vec![now];
+            let mut missing = Vec::new();
+            if let Some(email) = email {
+                if !verified.emails.contains(email) {
+                    missing.push(format!("email {email} (has {:?})", verified.emails));
+                }
+            }
+            if let Some(hostname) = hostname {
+                if !verified.hostnames.contains(hostname) {
+                    missing.push(format!(
+                        "hostname {hostname} (has {:?})",
+                        verified.hostnames
+                    ));
+                }
+            }
+            checks.certificate_identity = if email.is_none() && hostname.is_none() {
+                CheckResult::Failed("no subject email or hostname required".into())
+            } else if missing.is_empty() {
+                CheckResult::Passed(format!(
+                    "certificate names {}",
+                    [email.as_deref(), hostname.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ))
+            } else {
+                CheckResult::Failed(format!("certificate lacks {}", missing.join(", ")))
+            };
+            checks.claims = Some(CertificateClaims {
+                subjects: verified
+                    .emails
+                    .iter()
+                    .map(|e| SubjectName::Email(e.clone()))
+                    .collect(),
+                issuer: None,
+                github: Default::default(),
+                ci: Default::default(),
+                not_before: verified.not_before,
+                not_after: verified.not_after,
+            });
+        }
+        Err(e) => {
+            let code = e.check().map_or("not-verified", |c| c.code());
+            checks.signature = CheckResult::Failed(format!("{code}: {e}"));
+            checks.certificate_identity =
+                CheckResult::Skipped("not checked: signature failed".into());
+        }
+    }
+}
+
 fn legacy_bundle(layer: &Descriptor) -> Result<Bundle, String> {
     let json = legacy_bundle_json(layer)?;
     let bytes = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
@@ -867,7 +1042,19 @@ pub(crate) fn assess_bundle(
         checks.stop_after("signature");
         return;
     };
-    verify_bundle(checks, &bundle, Artifact::Digest(image_digest), options);
+    let CertificateTrust::Sigstore { verifier, identity } = &options.trust else {
+        checks.signature =
+            CheckResult::Failed("a private PKI verifies legacy signatures only".into());
+        checks.stop_after("signature");
+        return;
+    };
+    verify_bundle(
+        checks,
+        &bundle,
+        Artifact::Digest(image_digest),
+        verifier,
+        identity,
+    );
     checks.docker_reference = match options.formats {
         FormatRequirement::Legacy => CheckResult::Failed(
             "a bundle binds only the digest; the policy requires the signed repository (legacy format)"
@@ -1060,11 +1247,13 @@ mod tests {
 
         fn options(root: &TrustedRoot, email: &str) -> KeylessOptions {
             KeylessOptions {
-                verifier: Verifier::new(root).unwrap(),
-                identity: CertificateIdentity {
-                    subject: Match::Exact(email.into()),
-                    issuer: Match::Exact(GITHUB.into()),
-                    github: GitHubRequirements::default(),
+                trust: CertificateTrust::Sigstore {
+                    verifier: Verifier::new(root).unwrap(),
+                    identity: CertificateIdentity {
+                        subject: Match::Exact(email.into()),
+                        issuer: Match::Exact(GITHUB.into()),
+                        github: GitHubRequirements::default(),
+                    },
                 },
                 identity_rule: IdentityRule::MatchRepository,
                 formats: FormatRequirement::Any,
@@ -1100,6 +1289,108 @@ mod tests {
             let mut d = layer.clone();
             d.annotations.as_mut().unwrap().remove(key);
             d
+        }
+
+        fn pki_options(intermediates: bool, email: &str, hostname: Option<&str>) -> KeylessOptions {
+            let read = |name: &str| {
+                pem_certificates(
+                    &std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap(),
+                    8,
+                )
+                .unwrap()
+            };
+            let intermediates = if intermediates {
+                read("pki_intermediate_crts.pem")
+            } else {
+                Vec::new()
+            };
+            KeylessOptions {
+                trust: CertificateTrust::Pki {
+                    trust: PkiTrust::new(read("pki_root_crts.pem"), intermediates).unwrap(),
+                    email: Some(email.into()),
+                    hostname: hostname.map(str::to_string),
+                    // The fixture's certificates are valid 2024-10-01 to 2052-02-16.
+                    now: 1_800_000_000,
+                },
+                identity_rule: IdentityRule::MatchRepository,
+                formats: FormatRequirement::Any,
+                max_signatures: 10,
+            }
+        }
+
+        #[test]
+        fn pki_valid_gets_every_verdict_of_its_readme() {
+            let (layer, payload) = signature_file("dir-img-cosign-pki-valid");
+            let digest: Digest =
+                "sha256:253c890b744fe3efa923b68e3a1be07bd007eb44ba29da1e7deb1d4c53b3e212"
+                    .parse()
+                    .unwrap();
+            let judge = |layer: &Descriptor, options: &KeylessOptions| {
+                assess_legacy(
+                    0,
+                    layer,
+                    Ok(payload.clone()),
+                    &"localhost:5000/test:latest".parse().unwrap(),
+                    &digest,
+                    options,
+                )
+            };
+            let full = pki_options(true, "qiwan@redhat.com", Some("myhost.example.com"));
+            // ACCEPT: chain, code-signing EKU, email and hostname (RSA, PKCS#1 v1.5).
+            let c = judge(&layer, &full);
+            assert!(c.passed(), "{:?}", failed(&c));
+            // ACCEPT without the chain annotation when the intermediates are configured.
+            let no_chain = without(&layer, CHAIN_ANNOTATION);
+            let c = judge(&no_chain, &full);
+            assert!(c.passed(), "{:?}", failed(&c));
+            // ACCEPT with the chain annotation and no configured intermediates.
+            let c = judge(&layer, &pki_options(false, "qiwan@redhat.com", None));
+            assert!(c.passed(), "{:?}", failed(&c));
+            // REJECT without both.
+            let c = judge(&no_chain, &pki_options(false, "qiwan@redhat.com", None));
+            let f = failed(&c);
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].0, "signature");
+            assert!(
+                f[0].1.contains("does not chain to a configured CA root"),
+                "{f:?}"
+            );
+            // REJECT without the certificate.
+            let c = judge(&without(&layer, CERTIFICATE_ANNOTATION), &full);
+            let f = failed(&c);
+            assert_eq!((f.len(), f[0].0), (1, "material"), "{f:?}");
+            // REJECT with another email or hostname.
+            let c = judge(&layer, &pki_options(true, "other@redhat.com", None));
+            let f = failed(&c);
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].0, "certificate-identity");
+            let c = judge(
+                &layer,
+                &pki_options(true, "qiwan@redhat.com", Some("other.example.com")),
+            );
+            assert_eq!(failed(&c)[0].0, "certificate-identity", "{:?}", failed(&c));
+            // REJECT a signature over other bytes.
+            let c = assess_legacy(
+                0,
+                &layer,
+                Ok(payload.iter().rev().copied().collect()),
+                &"localhost:5000/test:latest".parse().unwrap(),
+                &digest,
+                &full,
+            );
+            assert_eq!(failed(&c)[0].0, "payload", "{:?}", failed(&c));
+            let mut tampered = layer.clone();
+            let sig = tampered
+                .annotations
+                .as_mut()
+                .unwrap()
+                .get_mut(SIGNATURE_ANNOTATION)
+                .unwrap();
+            *sig = sig.replacen('A', "B", 1);
+            let c = judge(&tampered, &full);
+            let f = failed(&c);
+            assert_eq!(f[0].0, "signature", "{f:?}");
+            assert!(f[0].1.contains("does not verify the signature"), "{f:?}");
         }
 
         #[test]
