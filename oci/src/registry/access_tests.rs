@@ -228,7 +228,7 @@ async fn a_429_on_an_upload_is_retried_too() {
     let _ = quick(1, 5)
         .put_blob(&reference, bytes::Bytes::from_static(b"x"))
         .await;
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert!(seen.len() >= 3, "{seen:?}");
     assert!(seen[0].line.starts_with("HEAD "), "{seen:?}");
     assert!(seen[1].line.starts_with("POST "), "{seen:?}");
@@ -267,7 +267,7 @@ async fn a_429_from_the_token_service_is_waited_out() {
     let reference: Reference = format!("{host}/a/b:t").parse().unwrap();
     let fetched = quick(1, 5).get_manifest(&reference).await.unwrap();
     assert_eq!(fetched.bytes, MANIFEST);
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 4, "{seen:?}");
     assert!(seen[1].line.starts_with("GET /token?"), "{seen:?}");
     assert!(seen[2].line.starts_with("GET /token?"), "{seen:?}");
@@ -296,7 +296,7 @@ async fn identity_tokens_are_exchanged_by_the_refresh_token_grant() {
         .await
         .unwrap();
     assert_eq!(fetched.bytes, MANIFEST);
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(seen[1].line, "POST /token HTTP/1.1");
     assert!(
@@ -344,7 +344,7 @@ async fn a_token_service_without_the_oauth_endpoint_gets_the_get_flow() {
         .get_manifest(&reference)
         .await
         .unwrap();
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 4, "{seen:?}");
     assert_eq!(seen[1].line, "POST /token HTTP/1.1");
     assert!(seen[2].line.starts_with("GET /token?"), "{seen:?}");
