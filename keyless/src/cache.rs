@@ -33,7 +33,7 @@ pub const SIGNING_CONFIG_TARGET: &str = "signing_config.v0.2.json";
 /// 100 KiB; the bound is far above it and far below anything that hurts.
 const MAX_CACHE_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// The cache file's format version; another number is refused, not guessed at.
-const CACHE_FORMAT: u32 = 1;
+pub(crate) const CACHE_FORMAT: u32 = 1;
 
 /// The cache root: `$XDG_CACHE_HOME/signet` when `XDG_CACHE_HOME` is an absolute path, else
 /// `$HOME/.cache/signet`.

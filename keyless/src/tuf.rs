@@ -23,7 +23,8 @@ use sigstore_tuf::transport::FetchFuture;
 use sigstore_tuf::{MetadataStore, Repository, Updater, UpdaterConfig};
 
 use crate::cache::{
-    cache_file, CacheLock, CacheState, CachedTrust, SIGNING_CONFIG_TARGET, TRUSTED_ROOT_TARGET,
+    cache_file, CacheLock, CacheState, CachedTrust, CACHE_FORMAT, SIGNING_CONFIG_TARGET,
+    TRUSTED_ROOT_TARGET,
 };
 use crate::error::Input;
 use crate::trust::{Instance, TrustSource, TrustedRoot};
@@ -156,7 +157,7 @@ pub async fn update(options: &UpdateOptions) -> Result<UpdateOutcome, KeylessErr
         );
     }
     let state = CacheState {
-        format: 1,
+        format: CACHE_FORMAT,
         instance: options.instance.name().to_string(),
         tuf_url: base.to_string(),
         initial_root_sha256: hex::encode(Sha256::digest(initial_root)),

@@ -629,3 +629,45 @@ fn verify_blob_uses_the_root_trust_update_cached() {
         "{source}"
     );
 }
+
+#[test]
+fn an_altered_cache_fails_closed() {
+    let fx = Fixture::new();
+    assert_eq!(code(&fx.update()), 0);
+    // Swap the cached trusted root for another (valid) one: it no longer matches the hash the
+    // cached targets metadata pins. Neither status nor verify-blob may use it, nor fall back to
+    // the embedded root.
+    let path = fx.cache_root.join("signet/trust/public-good.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state["targets"]["trusted_root.json"] =
+        serde_json::Value::String(std::fs::read_to_string(GITHUB_ROOT).unwrap());
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+
+    let out = fx.trust(&["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr.contains("trusted_root.json does not match the hash targets.json pins"),
+        "{stderr}"
+    );
+    let (exit, text) = verify_blob_with_cache(&fx);
+    assert_eq!(exit, 2, "{text}");
+    assert!(
+        text.contains("trusted_root.json does not match the hash targets.json pins"),
+        "{text}"
+    );
+
+    // Junk is refused the same way; `trust update` says how to recover.
+    std::fs::write(&path, b"not json").unwrap();
+    let out = fx.update();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr.contains("not a signet trust cache")
+            && stderr.contains("remove it and run `signet trust update`"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(code(&fx.update()), 0);
+}
