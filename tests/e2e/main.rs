@@ -13,6 +13,7 @@ mod image;
 mod interop;
 mod keyless_blob;
 mod keys;
+mod keyless_image;
 mod policy;
 mod proxy_edges;
 mod referrers;

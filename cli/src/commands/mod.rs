@@ -14,6 +14,7 @@ pub mod trust;
 pub mod validate;
 pub mod verify;
 pub mod verify_blob;
+pub mod verify_keyless;
 pub mod verify_policy;
 
 /// A runtime for commands that talk to registries or hash in parallel.

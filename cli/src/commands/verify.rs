@@ -17,8 +17,75 @@ use crate::options::GlobalOptions;
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// A trusted public key (PEM); repeat for several (any one suffices).
-    #[arg(long, required_unless_present = "policy", conflicts_with = "policy")]
+    #[arg(
+        long,
+        required_unless_present_any = ["policy", "certificate_identity", "certificate_identity_regexp", "ca_roots"],
+        conflicts_with_all = ["policy", "certificate_identity", "certificate_identity_regexp", "ca_roots"]
+    )]
     key: Vec<PathBuf>,
+    /// Keyless: the signer's identity; one of the certificate's SANs (email, URI, otherName)
+    /// must equal it.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["policy", "certificate_identity_regexp"], requires = "issuer")]
+    certificate_identity: Option<String>,
+    /// Keyless: the signer's identity as a pattern matching a whole SAN (anchored, unlike cosign).
+    #[arg(
+        long,
+        value_name = "RE",
+        conflicts_with = "policy",
+        requires = "issuer"
+    )]
+    certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer the certificate must name.
+    #[arg(long, value_name = "URL", group = "issuer")]
+    certificate_oidc_issuer: Option<String>,
+    /// Keyless: the OIDC issuer as a pattern matching the whole issuer (anchored).
+    #[arg(
+        long,
+        value_name = "RE",
+        group = "issuer",
+        conflicts_with = "certificate_oidc_issuer"
+    )]
+    certificate_oidc_issuer_regexp: Option<String>,
+    /// Keyless: the GitHub workflow repository (`owner/repo`) the certificate must name.
+    #[arg(long, value_name = "REPO", requires = "issuer")]
+    certificate_github_workflow_repository: Option<String>,
+    /// Keyless: the GitHub workflow ref (`refs/heads/main`) the certificate must name.
+    #[arg(long, value_name = "REF", requires = "issuer")]
+    certificate_github_workflow_ref: Option<String>,
+    /// Keyless: the GitHub workflow commit SHA the certificate must name.
+    #[arg(long, value_name = "SHA", requires = "issuer")]
+    certificate_github_workflow_sha: Option<String>,
+    /// Keyless: the GitHub workflow trigger (`push`) the certificate must name.
+    #[arg(long, value_name = "EVENT", requires = "issuer")]
+    certificate_github_workflow_trigger: Option<String>,
+    /// Keyless: the GitHub workflow name the certificate must name.
+    #[arg(long, value_name = "NAME", requires = "issuer")]
+    certificate_github_workflow_name: Option<String>,
+    /// Keyless: trust this `trusted_root.json` instead of the cached or embedded root.
+    #[arg(long, value_name = "FILE", requires = "issuer")]
+    trusted_root: Option<PathBuf>,
+    /// Keyless: which Sigstore instance's root to use without --trusted-root (`public-good`,
+    /// `github`): the TUF cache of `signet trust update` if present, else the embedded snapshot.
+    #[arg(long, default_value = "public-good", value_name = "INSTANCE")]
+    instance: signet_keyless::Instance,
+    /// Private PKI: the CA root certificates (PEM) a signing certificate must chain to, at the
+    /// current time, without Fulcio or Rekor (containers/image's `pki`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["policy", "certificate_identity", "certificate_identity_regexp", "trusted_root"])]
+    ca_roots: Option<PathBuf>,
+    /// Private PKI: intermediate CA certificates (PEM) used to build the path.
+    #[arg(long, value_name = "FILE", requires = "ca_roots")]
+    ca_intermediates: Option<PathBuf>,
+    /// Private PKI: an email SAN the certificate must carry.
+    #[arg(long, value_name = "EMAIL", requires = "ca_roots")]
+    certificate_email: Option<String>,
+    /// Private PKI: a DNS-name SAN the certificate must carry.
+    #[arg(long, value_name = "HOST", requires = "ca_roots")]
+    certificate_hostname: Option<String>,
+    /// Keyless: which signature formats count: `any` (legacy `.sig` layers, then cosign 3
+    /// bundles attached as referrers, which bind only the digest) or `legacy` (the signed
+    /// payload must name the repository too; referrers are not read).
+    #[arg(long, default_value = "any", value_name = "FORMAT")]
+    signature_format: signet_verifier::keyless::FormatRequirement,
     /// Evaluate a trust policy (Signet YAML/JSON or containers-policy.json) instead of --key.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -48,6 +115,37 @@ pub struct VerifyArgs {
     images: Vec<String>,
 }
 
+impl VerifyArgs {
+    /// The keyless flags, for `verify_keyless`.
+    fn keyless(&self) -> super::verify_keyless::KeylessArgs {
+        super::verify_keyless::KeylessArgs {
+            certificate_identity: self.certificate_identity.clone(),
+            certificate_identity_regexp: self.certificate_identity_regexp.clone(),
+            certificate_oidc_issuer: self.certificate_oidc_issuer.clone(),
+            certificate_oidc_issuer_regexp: self.certificate_oidc_issuer_regexp.clone(),
+            github: signet_policy::certificate::GitHubRequirements {
+                trigger: self.certificate_github_workflow_trigger.clone(),
+                sha: self.certificate_github_workflow_sha.clone(),
+                name: self.certificate_github_workflow_name.clone(),
+                repository: self.certificate_github_workflow_repository.clone(),
+                git_ref: self.certificate_github_workflow_ref.clone(),
+            },
+            trusted_root: self.trusted_root.clone(),
+            ca_roots: self.ca_roots.clone(),
+            ca_intermediates: self.ca_intermediates.clone(),
+            certificate_email: self.certificate_email.clone(),
+            certificate_hostname: self.certificate_hostname.clone(),
+            instance: self.instance,
+            formats: self.signature_format,
+            identity_rule: self.identity_rule.clone(),
+            identity: self.identity.clone(),
+            signature_repo: self.signature_repo.clone(),
+            max_signatures: self.max_signatures,
+            output: self.output,
+        }
+    }
+}
+
 /// Seconds since the Unix epoch (the policy is pure; the clock is read here). A clock before
 /// 1970 is an error ("could not check"), never 0.
 pub fn now() -> Result<i64, signet_oci::Error> {
@@ -70,6 +168,12 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
     let [image] = args.images.as_slice() else {
         anyhow::bail!("verify with --key takes one image; use --policy to verify several");
     };
+    if args.certificate_identity.is_some()
+        || args.certificate_identity_regexp.is_some()
+        || args.ca_roots.is_some()
+    {
+        return super::verify_keyless::run(&args.keyless(), image, global).await;
+    }
     let location: ImageLocation = image.parse()?;
     let identity = super::sign::identity_of(&location, args.identity.as_deref())?;
     let keys = args

@@ -1,0 +1,417 @@
+//! `signet verify IMAGE --certificate-identity … --certificate-oidc-issuer …`: keyless images.
+//! The cosign-real `fulcio-rekor-valid` fixture (testdata/cosign-real/README.md) gets each
+//! ACCEPT and REJECT row of its README through the binary (from an OCI layout: the fixture's
+//! manifest names blobs that are not at hand, which a registry would refuse); requests by tag
+//! are counted against [`RefServer`] (legacy ≤ 4, referrers ≤ 5); cosign 3 bundle referrers are
+//! found through the API and the `sha256-<hex>` tag fallback and refused for what they are.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use signet_oci::manifest::OCI_MANIFEST;
+use signet_oci::Digest;
+
+use crate::referrers::{artifact_manifest, Api, RefServer};
+use crate::support::{code, signet};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/cosign-real");
+const FULCIO: &str = "dir-img-cosign-fulcio-rekor-valid";
+const FULCIO_IDENTITY: &str = "192.168.64.2:5000/cosign-signed/fulcio-rekor-1";
+const EMAIL: &str = "mitr@redhat.com";
+const GITHUB: &str = "https://github.com/login/oauth";
+const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A fixture's manifest and its `signature-1` as a `.sig` layer: (manifest, payload, layer).
+fn fixture(dir: &str, drop: &[&str]) -> (Vec<u8>, Vec<u8>, Value) {
+    let manifest = std::fs::read(format!("{FIXTURES}/{dir}/manifest.json")).unwrap();
+    let raw = std::fs::read(format!("{FIXTURES}/{dir}/signature-1")).unwrap();
+    let sig: Value = serde_json::from_slice(&raw[15..]).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(sig["payload"].as_str().unwrap())
+        .unwrap();
+    let mut annotations: BTreeMap<String, String> =
+        serde_json::from_value(sig["annotations"].clone()).unwrap();
+    for key in drop {
+        annotations.remove(*key);
+    }
+    let layer = json!({
+        "mediaType": sig["mimeType"], "digest": Digest::sha256(&payload).to_string(),
+        "size": payload.len(), "annotations": annotations,
+    });
+    (manifest, payload, layer)
+}
+
+/// The `.sig` manifest holding `layer`, and its config blob.
+fn sig_manifest(layer: &Value) -> (Vec<u8>, Vec<u8>) {
+    let config =
+        br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": Digest::sha256(&config).to_string(), "size": config.len()},
+        "layers": [layer],
+    }))
+    .unwrap();
+    (manifest, config)
+}
+
+fn write_blob(dir: &Path, bytes: &[u8]) -> Value {
+    let digest = Digest::sha256(bytes);
+    let path = dir.join("blobs/sha256").join(digest.hex());
+    std::fs::write(path, bytes).unwrap();
+    json!(digest.to_string())
+}
+
+/// An OCI layout holding the fixture's manifest (tag `latest`) and its `.sig` manifest.
+fn layout(dir: &Path, fixture_dir: &str, drop: &[&str]) {
+    let (manifest, payload, layer) = fixture(fixture_dir, drop);
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let image_type = serde_json::from_slice::<Value>(&manifest).unwrap()["mediaType"].clone();
+    let image_digest = write_blob(dir, &manifest);
+    write_blob(dir, &payload);
+    let (sig, config) = sig_manifest(&layer);
+    write_blob(dir, &config);
+    let sig_digest = write_blob(dir, &sig);
+    let tag = format!("{}.sig", Digest::sha256(&manifest).tag_form());
+    let index = json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": image_type, "digest": image_digest, "size": manifest.len(),
+         "annotations": {"org.opencontainers.image.ref.name": "latest"}},
+        {"mediaType": OCI_MANIFEST, "digest": sig_digest, "size": sig.len(),
+         "annotations": {"org.opencontainers.image.ref.name": tag}},
+    ]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// A trusted root derived from the embedded public-good one.
+fn root_file(dir: &Path, name: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let mut root: Value =
+        serde_json::from_str(signet_keyless::Instance::PublicGood.embedded_json()).unwrap();
+    edit(&mut root);
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec(&root).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+fn pem_der(name: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+fn verify(image: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "verify",
+        image,
+        "--certificate-identity",
+        EMAIL,
+        "--certificate-oidc-issuer",
+        GITHUB,
+    ];
+    args.extend_from_slice(extra);
+    let out = signet().args(&args).output().unwrap();
+    (
+        code(&out),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn fulcio_rekor_valid_gets_every_verdict_of_its_readme_through_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with = |name: &str, drop: &[&str]| {
+        let dir = tmp.path().join(name);
+        layout(&dir, FULCIO, drop);
+        format!("oci:{}:latest", dir.display())
+    };
+    let full = with("full", &[]);
+    let identity = ["--identity", FULCIO_IDENTITY];
+
+    // ACCEPT: checked at the SET's integrated time (the certificate expired in 2023).
+    let (rc, out, err) = verify(&full, &[&identity[..], &["--output", "json"]].concat());
+    assert_eq!(rc, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["outcome"], "verified");
+    let sig = &report["signatures"][0];
+    assert_eq!(sig["format"], "legacy");
+    assert_eq!(sig["binds_repository"], true);
+    assert_eq!(sig["verified_times"][0], "2023-01-20T20:51:33Z");
+    assert_eq!(sig["certificate"]["subjects"][0]["email"], EMAIL);
+    assert!(report["findings"].as_array().unwrap().is_empty());
+    // Only the legacy format required: still accepted.
+    let (rc, _, err) = verify(
+        &full,
+        &[&identity[..], &["--signature-format", "legacy"]].concat(),
+    );
+    assert_eq!(rc, 0, "{err}");
+
+    // REJECT with another email, and for another repository.
+    let out = signet()
+        .args([
+            "verify",
+            &full,
+            "--identity",
+            FULCIO_IDENTITY,
+            "--certificate-identity",
+        ])
+        .args(["other@redhat.com", "--certificate-oidc-issuer", GITHUB])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 12, "{err}");
+    assert!(err.contains("certificate-identity: "), "{err}");
+    let (rc, _, err) = verify(&full, &["--identity", "192.168.64.2:5000/other"]);
+    assert_eq!(rc, 12, "{err}");
+    assert!(err.contains("docker-reference: "), "{err}");
+
+    // REJECT without the bundle (no Rekor entry), and without the certificate (then the layer
+    // is no keyless signature at all).
+    let no_bundle = with("no-bundle", &["dev.sigstore.cosign/bundle"]);
+    let (rc, _, err) = verify(&no_bundle, &identity);
+    assert_eq!(rc, 12, "{err}");
+    assert!(
+        err.contains("material: no dev.sigstore.cosign/bundle annotation"),
+        "{err}"
+    );
+    let no_cert = with("no-cert", &["dev.sigstore.cosign/certificate"]);
+    let (rc, _, err) = verify(&no_cert, &identity);
+    assert_eq!(rc, 10, "{err}");
+    assert!(err.contains("no keyless signatures found"), "{err}");
+
+    // Without the chain: REJECT when the trusted CA is only the Fulcio root, ACCEPT when the
+    // CA is the chain itself (the public-good root lists the intermediate).
+    let v1_only = root_file(tmp.path(), "v1-only.json", |root| {
+        root["certificateAuthorities"] = json!([{
+            "subject": {"organization": "sigstore.dev", "commonName": "sigstore"},
+            "uri": "https://fulcio.sigstore.dev",
+            "certChain": {"certificates": [{"rawBytes": b64(&pem_der("fulcio_v1.crt.pem"))}]},
+            "validFor": {"start": "2021-03-07T03:20:29Z"},
+        }]);
+    });
+    let no_chain = with("no-chain", &["dev.sigstore.cosign/chain"]);
+    let (rc, _, err) = verify(
+        &no_chain,
+        &[&identity[..], &["--trusted-root", &v1_only]].concat(),
+    );
+    assert_eq!(rc, 12, "{err}");
+    assert!(err.contains("signature: certificate-invalid"), "{err}");
+    let (rc, _, err) = verify(
+        &full,
+        &[&identity[..], &["--trusted-root", &v1_only]].concat(),
+    );
+    assert_eq!(rc, 0, "with the chain annotation: {err}");
+    let (rc, _, err) = verify(&no_chain, &identity);
+    assert_eq!(rc, 0, "{err}");
+
+    // REJECT with the wrong Rekor key.
+    let wrong_rekor = root_file(tmp.path(), "wrong-rekor.json", |root| {
+        root["tlogs"][0]["publicKey"]["rawBytes"] = json!(b64(&pem_der("cosign.pub")));
+    });
+    let (rc, _, err) = verify(
+        &full,
+        &[&identity[..], &["--trusted-root", &wrong_rekor]].concat(),
+    );
+    assert_eq!(rc, 12, "{err}");
+    assert!(err.contains("signature: tlog-invalid"), "{err}");
+}
+
+/// The fixture served by tag from [`RefServer`]: (server, image reference).
+fn served_fixture(api: Api) -> (RefServer, String) {
+    let server = RefServer::start(api);
+    let (manifest, payload, layer) = fixture(FULCIO, &[]);
+    let media_type = serde_json::from_slice::<Value>(&manifest).unwrap()["mediaType"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let digest = server.manifest(Some("latest"), &manifest, &media_type);
+    server.blob(&payload);
+    let (sig, config) = sig_manifest(&layer);
+    server.blob(&config);
+    let tag = format!("{}.sig", digest.replace(':', "-"));
+    server.manifest(Some(&tag), &sig, OCI_MANIFEST);
+    let image = format!("{}/cosign-signed/fulcio-rekor-1:latest", server.host());
+    (server, image)
+}
+
+#[test]
+fn a_legacy_keyless_image_by_tag_costs_at_most_four_requests() {
+    let (server, image) = served_fixture(Api::Pages(10));
+    let (rc, _, err) = verify(&image, &["--identity", FULCIO_IDENTITY]);
+    assert_eq!(rc, 0, "{err}");
+    let requests = server.requests();
+    assert!(
+        requests.len() <= 4,
+        "{} requests: {requests:?}",
+        requests.len()
+    );
+    // A verified legacy signature decides: no referrers request.
+    assert!(
+        !requests.iter().any(|r| r.contains("/referrers/")),
+        "{requests:?}"
+    );
+    eprintln!(
+        "legacy keyless verify by tag: {} requests: {requests:?}",
+        requests.len()
+    );
+}
+
+/// An image with no `.sig` and one bundle referrer holding a real cosign-format bundle (a
+/// conda attestation from the sigstore-conformance data, testdata/sigstore-bundles), which is
+/// not a cosign image signature.
+fn bundle_referrer_image(api: Api, tag_index: bool) -> (RefServer, String) {
+    let server = RefServer::start(api);
+    let image_manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": Digest::sha256(b"cfg").to_string(), "size": 3},
+        "layers": [],
+    }))
+    .unwrap();
+    let digest = server.manifest(Some("v1"), &image_manifest, OCI_MANIFEST);
+    let bundle = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/sigstore-bundles/dsse-rekor1-conda/bundle.sigstore.json"
+    ))
+    .unwrap();
+    server.blob(&bundle);
+    server.blob(b"{}");
+    let referrer = artifact_manifest(&digest, image_manifest.len(), BUNDLE_TYPE, &bundle);
+    let referrer_digest = server.manifest(None, &referrer, OCI_MANIFEST);
+    if tag_index {
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": referrer_digest,
+                           "size": referrer.len(), "artifactType": BUNDLE_TYPE}],
+        }))
+        .unwrap();
+        server.manifest(
+            Some(&digest.replace(':', "-")),
+            &index,
+            "application/vnd.oci.image.index.v1+json",
+        );
+    }
+    let image = format!("{}/app:v1", server.host());
+    (server, image)
+}
+
+#[test]
+fn bundle_referrers_are_found_through_the_api_in_at_most_five_requests() {
+    let (server, image) = bundle_referrer_image(Api::Pages(10), false);
+    let (rc, out, err) = verify(&image, &["--output", "json"]);
+    assert_eq!(rc, 12, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["referrers_source"], "api");
+    let sig = &report["signatures"][0];
+    assert_eq!(sig["format"], "bundle");
+    assert_eq!(sig["binds_repository"], false);
+    // The bundle parsed; it is an attestation of something else, not a cosign image signature.
+    assert_eq!(sig["checks"][0]["passed"], true, "{sig}");
+    assert_eq!(sig["checks"][1]["name"], "payload");
+    let detail = sig["checks"][1]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("is not https://sigstore.dev/cosign/sign/v1"),
+        "{detail}"
+    );
+    let requests = server.requests();
+    assert!(
+        requests.len() <= 5,
+        "{} requests: {requests:?}",
+        requests.len()
+    );
+    assert!(
+        requests.iter().any(|r| r.contains("/referrers/")),
+        "{requests:?}"
+    );
+    eprintln!(
+        "bundle-referrer verify by tag: {} requests: {requests:?}",
+        requests.len()
+    );
+
+    // Where the repository must be signed, referrers are not even read.
+    server.reset_requests();
+    let (rc, _, err) = verify(&image, &["--signature-format", "legacy"]);
+    assert_eq!(rc, 10, "{err}");
+    assert!(!server.requests().iter().any(|r| r.contains("/referrers/")));
+}
+
+#[test]
+fn bundle_referrers_are_found_through_the_tag_schema_without_the_api() {
+    let (server, image) = bundle_referrer_image(Api::Absent, true);
+    let (rc, out, err) = verify(&image, &["--output", "json"]);
+    assert_eq!(rc, 12, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["referrers_source"], "tag-schema");
+    assert_eq!(report["signatures"][0]["format"], "bundle");
+    assert!(server.requests().iter().any(|r| r.contains("/referrers/")));
+}
+
+#[test]
+fn pki_valid_gets_every_verdict_of_its_readme_through_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with = |name: &str, drop: &[&str]| {
+        let dir = tmp.path().join(name);
+        layout(&dir, "dir-img-cosign-pki-valid", drop);
+        format!("oci:{}:latest", dir.display())
+    };
+    let roots = format!("{FIXTURES}/pki_root_crts.pem");
+    let intermediates = format!("{FIXTURES}/pki_intermediate_crts.pem");
+    let run = |image: &str, extra: &[&str]| {
+        let out = signet()
+            .args(["verify", image, "--identity", "localhost:5000/test"])
+            .args([
+                "--ca-roots",
+                &roots,
+                "--certificate-email",
+                "qiwan@redhat.com",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            code(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let full = with("full", &[]);
+    let no_chain = with("no-chain", &["dev.sigstore.cosign/chain"]);
+    let host = ["--certificate-hostname", "myhost.example.com"];
+    let both = [&host[..], &["--ca-intermediates", &intermediates]].concat();
+    // ACCEPT with roots, intermediates, email and hostname; also without the chain annotation
+    // when the intermediates are configured.
+    let (rc, err) = run(&full, &both);
+    assert_eq!(rc, 0, "{err}");
+    let (rc, err) = run(&no_chain, &both);
+    assert_eq!(rc, 0, "{err}");
+    // REJECT without both the chain annotation and configured intermediates.
+    let (rc, err) = run(&no_chain, &host);
+    assert_eq!(rc, 12, "{err}");
+    assert!(
+        err.contains("does not chain to a configured CA root"),
+        "{err}"
+    );
+    // REJECT without the certificate: no certificate signature at all.
+    let (rc, err) = run(
+        &with("no-cert", &["dev.sigstore.cosign/certificate"]),
+        &both,
+    );
+    assert_eq!(rc, 10, "{err}");
+    // REJECT with another hostname.
+    let (rc, err) = run(&full, &["--certificate-hostname", "other.example.com"]);
+    assert_eq!(rc, 12, "{err}");
+    assert!(
+        err.contains("certificate-identity: certificate lacks hostname"),
+        "{err}"
+    );
+}
