@@ -4,7 +4,9 @@
 
 mod cache_time;
 mod credentials;
+mod cli_conventions;
 mod continuous;
+mod deploy;
 mod gate;
 mod golden;
 mod hostile;
@@ -18,6 +20,8 @@ mod policy;
 mod proxy_edges;
 mod referrers;
 mod registry;
+mod proxy_env;
+mod rate_limit;
 mod robustness;
 mod serve;
 mod signing;

@@ -1,0 +1,139 @@
+//! The command-line conventions people expect (issue 13, item 5), on the built binary:
+//! `--version` names the commit, completions load in a real bash, man pages render, `--color`
+//! and `NO_COLOR` decide colour.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use crate::support::{code, signet};
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = signet().arg("--version").output().unwrap();
+    assert_eq!(code(&out), 0);
+    let line = text(&out);
+    let line = line.trim();
+    let rest = line
+        .strip_prefix(&format!("signet {} (commit ", env!("CARGO_PKG_VERSION")))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"));
+    // This checkout has its .git: the commit is known (a clean copy says `unknown`).
+    let in_git = Command::new("git")
+        .args(["rev-parse", "--git-dir"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if in_git {
+        assert_eq!(rest.len(), 12, "{line}");
+        assert!(rest.chars().all(|c| c.is_ascii_hexdigit()), "{line}");
+    } else {
+        assert_eq!(rest, "unknown");
+    }
+    // Subcommands say the same.
+    let out = signet().args(["verify", "--version"]).output().unwrap();
+    assert!(
+        text(&out).contains(&format!("(commit {rest})")),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn completions_for_every_shell_and_bash_loads_them() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = signet().args(["completion", shell]).output().unwrap();
+        assert_eq!(code(&out), 0, "{shell}");
+        let script = text(&out);
+        // fish writes long flags without their dashes (`-l allow-http-registry`).
+        for word in ["verify", "generate-key-pair", "allow-http-registry"] {
+            assert!(script.contains(word), "{shell}: {word}");
+        }
+    }
+    let out = signet().args(["completion", "tcsh"]).output().unwrap();
+    assert_eq!(code(&out), 2);
+    // A real bash sources it and completes `signet ver` to the verify commands.
+    let script = text(&signet().args(["completion", "bash"]).output().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("signet.bash");
+    std::fs::write(&file, script).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(signet ver); COMP_CWORD=1; COMP_LINE='signet ver'; COMP_POINT=10; _signet signet ver signet; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let words = text(&out);
+    assert!(words.lines().any(|w| w == "verify"), "{words}");
+    assert!(!words.lines().any(|w| w == "sign"), "{words}");
+}
+
+#[test]
+fn man_pages_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = signet()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    for page in [
+        "signet.1",
+        "signet-verify.1",
+        "signet-policy-lint.1",
+        "signet-serve.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}");
+    }
+    let lint = std::fs::read_to_string(dir.path().join("signet-policy-lint.1")).unwrap();
+    assert!(
+        lint.contains("signet policy lint"),
+        "the synopsis names the whole command"
+    );
+    let top = text(&signet().arg("man").output().unwrap());
+    assert!(top.contains(".TH signet 1"), "{top:.200}");
+}
+
+#[test]
+fn color_follows_the_flag_and_no_color() {
+    let help = |args: &[&str], no_color: Option<&str>| {
+        let mut cmd = signet();
+        cmd.args(args);
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(code(&out), 0, "{args:?}");
+        text(&out).contains('\u{1b}')
+    };
+    assert!(help(&["--color", "always", "--help"], None));
+    assert!(
+        help(&["--help", "--color=always"], Some("1")),
+        "the flag wins"
+    );
+    assert!(!help(&["--color", "never", "--help"], None));
+    assert!(!help(&["--help"], Some("1")));
+    // Not a terminal: no colour by default.
+    assert!(!help(&["--help"], None));
+    // Usage errors follow it too.
+    let out = signet()
+        .args(["--color", "always", "no-such-command"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
+    let out = signet()
+        .env("NO_COLOR", "1")
+        .arg("no-such-command")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
+}
