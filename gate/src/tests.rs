@@ -781,10 +781,9 @@ async fn sighup_reloads_the_policy() {
 /// config, takes no proxy from its environment, and refuses helper names that are paths.
 #[test]
 fn credential_helpers_and_proxies_only_from_the_gate_config() {
-    let plain = GateConfig::from_yaml(
-        "listen: 127.0.0.1:0\nupstreams: [{url: 'https://reg.example'}]\n",
-    )
-    .unwrap();
+    let plain =
+        GateConfig::from_yaml("listen: 127.0.0.1:0\nupstreams: [{url: 'https://reg.example'}]\n")
+            .unwrap();
     let options = plain.registry_options().unwrap();
     assert!(!options.use_auth_files);
     assert!(options.credential_helpers.is_empty());
