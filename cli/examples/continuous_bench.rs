@@ -32,10 +32,12 @@ use signet_oci::{Digest, Reference, RegistryClient, RegistryOptions};
 use signet_sign::SigningKey;
 use signet_verifier::sign::{sign_digest, SignOptions};
 
-fn access_counts(log: &Path) -> (usize, usize) {
+/// Requests, answers 304, and answer body bytes (the combined format's size field).
+fn access_counts(log: &Path) -> (usize, usize, u64) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let mut requests = 0;
     let mut not_modified = 0;
+    let mut bytes = 0u64;
     for line in text.lines() {
         let request = [
             "\"GET /v2/",
@@ -51,9 +53,17 @@ fn access_counts(log: &Path) -> (usize, usize) {
             if line.contains("\" 304 ") {
                 not_modified += 1;
             }
+            // `"GET /v2/… HTTP/1.1" 200 1234 "referer" "agent"`
+            if let Some(after) = line.split("HTTP/1.1\" ").nth(1) {
+                bytes += after
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|b| b.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
         }
     }
-    (requests, not_modified)
+    (requests, not_modified, bytes)
 }
 
 fn rss_kib() -> u64 {
@@ -167,24 +177,26 @@ async fn main() {
         }
         let cycles = if revalidate { 2 } else { 1 };
         for cycle in 1..=cycles {
-            let (before, before_304) = access_counts(&log);
+            let (before, before_304, before_bytes) = access_counts(&log);
             let t = Instant::now();
             let summary = gate.rejudge_all().await;
             let secs = t.elapsed().as_secs_f64();
             // The access log is written asynchronously; let it catch up.
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            let (after, after_304) = access_counts(&log);
+            let (after, after_304, after_bytes) = access_counts(&log);
             let requests = after - before;
+            let body_bytes = after_bytes - before_bytes;
             let line = serde_json::json!({
                 "client": label, "cycle": cycle, "images": summary.judged,
                 "changed": summary.changed, "unknown": summary.unknown,
                 "requests": requests, "not_modified": after_304 - before_304,
+                "body_bytes": body_bytes,
                 "requests_per_image": requests as f64 / n as f64,
                 "seconds": secs, "images_per_second": n as f64 / secs,
                 "rss_kib": rss_kib(),
             });
             println!(
-                "{label:<16} cycle {cycle}: {} images, {requests} requests ({:.2}/image, {} answered 304), {secs:.2} s ({:.0} images/s), unknown {}, RSS {} MiB",
+                "{label:<16} cycle {cycle}: {} images, {requests} requests ({:.2}/image, {} answered 304, {body_bytes} body bytes), {secs:.2} s ({:.0} images/s), unknown {}, RSS {} MiB",
                 summary.judged,
                 requests as f64 / n as f64,
                 after_304 - before_304,
