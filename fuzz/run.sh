@@ -10,7 +10,8 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(reference manifest payload key_files encrypted_key_json sigstore_json policy admission)
+  targets=(reference manifest payload key_files encrypted_key_json sigstore_json policy admission
+    keyless_bundle trusted_root)
 fi
 if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "fuzz/run.sh: needs a nightly toolchain (rustup toolchain install nightly)" >&2
@@ -80,6 +81,12 @@ seed_all() {
     ;;
   admission)
     seed admission "$testdata"/admission/*.json
+    ;;
+  keyless_bundle)
+    seed keyless_bundle "$testdata"/sigstore-bundles/*/bundle.sigstore.json
+    ;;
+  trusted_root)
+    seed trusted_root "$testdata"/sigstore-bundles/*/trusted_root.json
     ;;
   esac
 }
