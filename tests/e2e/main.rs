@@ -2,6 +2,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
 
+mod attest;
 mod cache_time;
 mod credentials;
 mod cli_conventions;

@@ -1,0 +1,774 @@
+//! Attestations and cosign 3 bundles end to end: `signet attest` / `verify-attestation`,
+//! `sign --format bundle|both`, concurrent bundle signers, `copy` carrying `.att` and referrers,
+//! and independent peers (securesystemslib verifies the DSSE envelopes, in-toto-attestation
+//! validates the statements; Signet verifies an envelope securesystemslib signed).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+
+use serde_json::Value;
+use signet_oci::store::ImageStore;
+use signet_oci::{Descriptor, Digest, ImageLocation, Manifest};
+use signet_sign::dsse::{Envelope, DSSE_ENVELOPE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE};
+use signet_sign::intoto::{PredicateType, Statement};
+use signet_verifier::bundle_sign::{BUNDLE_V03_MEDIA_TYPE, EMPTY_MEDIA_TYPE};
+
+use crate::support::{
+    self, client, code, keypair, run, runtime, s, signet, TestRegistry, KEY_PASSWORD,
+};
+
+const VULN: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
+const SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn store(location: &str) -> ImageStore {
+    let location: ImageLocation = location.parse().unwrap();
+    ImageStore::open(&location, &client()).unwrap()
+}
+
+/// The `.att` manifest's layers and their blobs.
+fn att_layers(image: &str, digest: &Digest) -> Vec<(Descriptor, Vec<u8>)> {
+    let st = store(image);
+    runtime().block_on(async {
+        let tag = signet_verifier::sign::attestation_tag(digest);
+        let (_, m) = signet_verifier::sign::read_tagged_manifest(&st, &tag)
+            .await
+            .unwrap()
+            .expect(".att manifest");
+        let mut out = Vec::new();
+        for l in m.layers {
+            let b = st.blob_bytes(&l, 8 << 20).await.unwrap();
+            out.push((l, b));
+        }
+        out
+    })
+}
+
+/// The bundle referrers of `digest`: (referrer manifest JSON, bundle JSON).
+fn bundles(image: &str, digest: &Digest) -> Vec<(Value, Value)> {
+    let st = store(image);
+    runtime().block_on(async {
+        let listed = st
+            .referrers(digest, Some(BUNDLE_V03_MEDIA_TYPE))
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for d in listed.descriptors {
+            let fetched = st.manifest(&d).await.unwrap();
+            let Manifest::Image(m) = &fetched.manifest else {
+                panic!("bundle referrer is an index")
+            };
+            let bundle = st.blob_bytes(&m.layers[0], 8 << 20).await.unwrap();
+            out.push((
+                serde_json::from_slice(&fetched.bytes).unwrap(),
+                serde_json::from_slice(&bundle).unwrap(),
+            ));
+        }
+        out
+    })
+}
+
+/// Check a DSSE envelope (JSON) with securesystemslib and its statement with in-toto-attestation;
+/// prints `predicateType subject-name sha256-hex`.
+const PYTHON_PEER: &str = r#"
+import json, sys
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from securesystemslib.signer import SSlibKey
+from securesystemslib.dsse import Envelope
+from google.protobuf import json_format
+import in_toto_attestation.v1.statement_pb2 as spb
+from in_toto_attestation.v1.statement import Statement
+d = json.load(open(sys.argv[1]))
+# A bundle's envelope is protobuf JSON, which omits an empty keyid (DSSE makes it optional, and
+# it is not signed); securesystemslib requires the member.
+for sig in d["signatures"]:
+    sig.setdefault("keyid", "")
+env = Envelope.from_dict(d)
+k = SSlibKey.from_crypto(load_pem_public_key(open(sys.argv[2], 'rb').read()))
+# cosign (and Signet) write an empty keyid; securesystemslib matches keys by keyid.
+key = SSlibKey(list(env.signatures)[0], k.keytype, k.scheme, k.keyval)
+env.verify([key], 1)
+assert env.payload_type == "application/vnd.in-toto+json", env.payload_type
+st = Statement.copy_from_pb(json_format.Parse(env.payload, spb.Statement()))
+st.validate()
+print(st.pb.predicate_type, st.pb.subject[0].name, st.pb.subject[0].digest["sha256"])
+"#;
+
+fn python_peer(envelope: &Value, public: &Path, dir: &Path) -> Output {
+    let file = dir.join("envelope.json");
+    std::fs::write(&file, serde_json::to_vec(envelope).unwrap()).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", PYTHON_PEER, s(&file), s(public)])
+        .output()
+        .expect(
+            "python3 with securesystemslib and in-toto-attestation (scripts/test.sh installs them)",
+        );
+    eprintln!(
+        "python peer -> {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn attest_in_both_formats_verifies_and_python_peers_accept_what_signet_wrote() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "att");
+    let digest = support::push_sample_image(&reg, "team/app:v1");
+    let image = format!("{}/team/app:v1", reg.host());
+    let predicate = dir.path().join("scan.json");
+    std::fs::write(
+        &predicate,
+        br#"{"scanner":{"uri":"pkg:github/aquasecurity/trivy","version":"0.50.0","result":{"Results":[]}},"metadata":{"scanStartedOn":"2026-01-01T00:00:00Z","scanFinishedOn":"2026-01-01T00:01:00Z"}}"#,
+    )
+    .unwrap();
+
+    let none = run(&["verify-attestation", "--key", s(&public), &image]);
+    assert_eq!(code(&none), 10, "no attestations yet");
+    assert!(stderr(&none).contains("no attestations found"));
+
+    let out = run(&[
+        "attest",
+        "--key",
+        s(&key),
+        "--predicate",
+        s(&predicate),
+        "--type",
+        "vuln",
+        "--format",
+        "both",
+        &image,
+    ]);
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains(&format!(
+        "in {}",
+        signet_verifier::sign::attestation_tag(&digest)
+    )));
+    assert!(stderr(&out).contains("as bundle referrer"));
+
+    // The legacy .att layer: cosign's media type and annotations.
+    let layers = att_layers(&image, &digest);
+    assert_eq!(layers.len(), 1);
+    let (layer, envelope_bytes) = &layers[0];
+    assert_eq!(layer.media_type, DSSE_ENVELOPE_MEDIA_TYPE);
+    assert_eq!(layer.annotation("predicateType"), Some(VULN));
+    assert_eq!(
+        layer.annotation("dev.cosignproject.cosign/signature"),
+        Some("")
+    );
+    let envelope: Value = serde_json::from_slice(envelope_bytes).unwrap();
+
+    // The bundle referrer: cosign's BUNDLE_SPEC shape.
+    let found = bundles(&image, &digest);
+    assert_eq!(found.len(), 1);
+    let (manifest, bundle) = &found[0];
+    assert_eq!(manifest["artifactType"], BUNDLE_V03_MEDIA_TYPE);
+    assert_eq!(manifest["config"]["mediaType"], EMPTY_MEDIA_TYPE);
+    assert_eq!(manifest["subject"]["digest"], digest.to_string());
+    assert_eq!(
+        manifest["annotations"]["dev.sigstore.bundle.content"],
+        "dsse-envelope"
+    );
+    assert_eq!(
+        manifest["annotations"]["dev.sigstore.bundle.predicateType"],
+        VULN
+    );
+    assert!(manifest["annotations"]["org.opencontainers.image.created"].is_string());
+    assert_eq!(bundle["mediaType"], BUNDLE_V03_MEDIA_TYPE);
+    assert!(bundle["verificationMaterial"]["publicKey"]["hint"].is_string());
+
+    // Independent peers: securesystemslib verifies both envelopes with the public key,
+    // in-toto-attestation validates both statements.
+    for env in [&envelope, &bundle["dsseEnvelope"]] {
+        let peer = python_peer(env, &public, dir.path());
+        assert_eq!(code(&peer), 0, "{}", stderr(&peer));
+        let line = String::from_utf8_lossy(&peer.stdout).trim().to_string();
+        assert_eq!(
+            line,
+            format!("{VULN} {}/team/app {}", reg.host(), digest.hex())
+        );
+    }
+    // The peer is not a rubber stamp: another key fails there too.
+    let (_, other_public) = keypair(dir.path(), "other");
+    let refused = python_peer(&envelope, &other_public, dir.path());
+    assert_ne!(code(&refused), 0);
+    assert!(
+        stderr(&refused).contains("VerificationError"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // verify-attestation: both candidates verify; text prints the statements.
+    let ok = run(&[
+        "verify-attestation",
+        "--key",
+        s(&public),
+        "--type",
+        "vuln",
+        &image,
+    ]);
+    assert_eq!(code(&ok), 0);
+    let lines: Vec<&str> = std::str::from_utf8(&ok.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 2);
+    for line in lines {
+        let st = Statement::parse(line.as_bytes()).unwrap();
+        assert!(st.names_digest(&digest));
+        assert_eq!(st.predicate_type.as_str(), VULN);
+        assert_eq!(st.predicate["scanner"]["version"], "0.50.0");
+    }
+    assert!(stderr(&ok).contains("2 of 2 attestation(s) of type"));
+    let json = run(&[
+        "verify-attestation",
+        "--key",
+        s(&public),
+        "--output",
+        "json",
+        &image,
+    ]);
+    assert_eq!(code(&json), 0);
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["outcome"], "verified");
+    let candidates = report["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2);
+    let kinds: Vec<&str> = candidates
+        .iter()
+        .map(|c| c["source"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["legacy", "bundle"]);
+    for c in candidates {
+        let names: Vec<&str> = c["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "envelope",
+                "signature",
+                "payload-type",
+                "statement",
+                "subject",
+                "predicate-type"
+            ]
+        );
+        assert!(c["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["passed"] == true));
+    }
+
+    // Attesting the same statement again adds nothing in either format.
+    let again = run(&[
+        "attest",
+        "--key",
+        s(&key),
+        "--predicate",
+        s(&predicate),
+        "--type",
+        "vuln",
+        "--format",
+        "both",
+        &image,
+    ]);
+    assert_eq!(code(&again), 0);
+    assert!(
+        stderr(&again).contains("Already attested"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(att_layers(&image, &digest).len(), 1);
+    assert_eq!(bundles(&image, &digest).len(), 1);
+}
+
+/// Push a hand-made `.att` layer holding `envelope` for `digest`.
+fn push_envelope(image: &str, digest: &Digest, envelope: &Envelope, annotated: &str) {
+    let st = store(image);
+    let bytes = envelope.to_json();
+    let mut layer = Descriptor::of(DSSE_ENVELOPE_MEDIA_TYPE, &bytes);
+    layer.annotations = Some(BTreeMap::from([
+        (
+            "dev.cosignproject.cosign/signature".to_string(),
+            String::new(),
+        ),
+        ("predicateType".to_string(), annotated.to_string()),
+    ]));
+    runtime()
+        .block_on(signet_verifier::sign::append_attestation_layer(
+            &st, digest, layer, bytes, 12,
+        ))
+        .unwrap();
+}
+
+fn decrypt(path: &Path) -> signet_sign::SigningKey {
+    signet_sign::keys::read_private_key_file(path, KEY_PASSWORD.as_bytes())
+        .unwrap()
+        .key
+}
+
+fn statement(name: &str, digest: &Digest, kind: &str, predicate: Value) -> Vec<u8> {
+    Statement::for_image(
+        Some(name),
+        digest,
+        PredicateType::from_name(kind).unwrap(),
+        predicate,
+    )
+    .to_bytes()
+    .unwrap()
+}
+
+#[test]
+fn refused_attestations_name_the_failed_check() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "att");
+    let (_, other_public) = keypair(dir.path(), "other");
+    let signing = decrypt(&key);
+    let name = format!("{}/neg/app", reg.host());
+    let refuse = |tag: &str, extra: &[&str], check: &str, detail: &str| {
+        let image = format!("{name}:{tag}");
+        let mut args = vec!["verify-attestation", "--key", s(&public)];
+        args.extend_from_slice(extra);
+        args.push(&image);
+        let out = run(&args);
+        assert_eq!(code(&out), 12, "{tag}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(
+            text.contains(&format!("{check}: ")) && text.contains(detail),
+            "{tag}: {text}"
+        );
+        // The JSON report names exactly that check as failed.
+        args.splice(1..1, ["--output", "json"]);
+        let json = run(&args);
+        let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(report["outcome"], "none-verified");
+        let failed: Vec<&str> = report["candidates"][0]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["passed"] == false && c.get("skipped").is_none())
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(failed, [check], "{tag}");
+    };
+
+    // An attestation about another image's digest, stored under this image's .att tag.
+    let this = support::push_sample_image(&reg, "neg/app:other-digest");
+    let other = Digest::sha256(b"another image");
+    let env = Envelope::sign(
+        &signing,
+        INTOTO_PAYLOAD_TYPE,
+        statement(&name, &other, "vuln", serde_json::json!({"a": 1})),
+    );
+    push_envelope(&format!("{name}:other-digest"), &this, &env, VULN);
+    refuse("other-digest", &[], "subject", "no subject names");
+
+    // Signed by another key than the one given.
+    let d = support::push_sample_image(&reg, "neg/app:wrong-key");
+    let out = run(&[
+        "attest",
+        "--key",
+        s(&key),
+        "--predicate",
+        "-",
+        "--type",
+        "vuln",
+        &format!("{name}:wrong-key"),
+    ]);
+    assert_eq!(code(&out), 2, "stdin is empty: not JSON");
+    let predicate = dir.path().join("p.json");
+    std::fs::write(&predicate, br#"{"a":1}"#).unwrap();
+    let out = run(&[
+        "attest",
+        "--key",
+        s(&key),
+        "--predicate",
+        s(&predicate),
+        "--type",
+        "vuln",
+        &format!("{name}:wrong-key"),
+    ]);
+    assert_eq!(code(&out), 0);
+    let image = format!("{name}:wrong-key");
+    let wrong = run(&["verify-attestation", "--key", s(&other_public), &image]);
+    assert_eq!(code(&wrong), 12);
+    assert!(
+        stderr(&wrong).contains("signature: the DSSE signature does not verify"),
+        "{}",
+        stderr(&wrong)
+    );
+    assert_eq!(att_layers(&image, &d).len(), 1);
+
+    // A validly signed envelope whose payload type is not in-toto.
+    let d = support::push_sample_image(&reg, "neg/app:payload-type");
+    let env = Envelope::sign(
+        &signing,
+        "application/json",
+        statement(&name, &d, "vuln", serde_json::json!({"a": 1})),
+    );
+    push_envelope(&format!("{name}:payload-type"), &d, &env, VULN);
+    refuse(
+        "payload-type",
+        &[],
+        "payload-type",
+        "not \"application/vnd.in-toto+json\"",
+    );
+
+    // A predicate changed after signing.
+    let d = support::push_sample_image(&reg, "neg/app:tampered");
+    let mut env = Envelope::sign(
+        &signing,
+        INTOTO_PAYLOAD_TYPE,
+        statement(
+            &name,
+            &d,
+            "vuln",
+            serde_json::json!({"severity": "CRITICAL"}),
+        ),
+    );
+    env.payload = String::from_utf8(env.payload)
+        .unwrap()
+        .replace("CRITICAL", "LOW")
+        .into_bytes();
+    push_envelope(&format!("{name}:tampered"), &d, &env, VULN);
+    refuse("tampered", &[], "signature", "does not verify");
+
+    // Another predicate type than asked for; and an annotation that disagrees with the statement.
+    let d = support::push_sample_image(&reg, "neg/app:type");
+    let env = Envelope::sign(
+        &signing,
+        INTOTO_PAYLOAD_TYPE,
+        statement(&name, &d, "vuln", serde_json::json!({"a": 1})),
+    );
+    push_envelope(&format!("{name}:type"), &d, &env, VULN);
+    refuse(
+        "type",
+        &["--type", "slsaprovenance1"],
+        "predicate-type",
+        "not the https://slsa.dev/provenance/v1 asked for",
+    );
+    let d = support::push_sample_image(&reg, "neg/app:annotation");
+    let env = Envelope::sign(
+        &signing,
+        INTOTO_PAYLOAD_TYPE,
+        statement(&name, &d, "vuln", serde_json::json!({"a": 1})),
+    );
+    push_envelope(
+        &format!("{name}:annotation"),
+        &d,
+        &env,
+        "https://slsa.dev/provenance/v1",
+    );
+    refuse(
+        "annotation",
+        &[],
+        "predicate-type",
+        "differs from the annotation",
+    );
+
+    // Not an in-toto statement at all (wrong _type).
+    let d = support::push_sample_image(&reg, "neg/app:statement");
+    let text = String::from_utf8(statement(&name, &d, "vuln", serde_json::json!({"a": 1})))
+        .unwrap()
+        .replace("Statement/v1", "Statement/v9");
+    let env = Envelope::sign(&signing, INTOTO_PAYLOAD_TYPE, text.into_bytes());
+    push_envelope(&format!("{name}:statement"), &d, &env, VULN);
+    refuse("statement", &[], "statement", "is not an in-toto statement");
+
+    // Unknown --type names are a usage error naming cosign's.
+    let out = run(&[
+        "verify-attestation",
+        "--key",
+        s(&public),
+        "--type",
+        "sbom",
+        &image,
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("slsaprovenance1"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_envelope_securesystemslib_signed_verifies_in_signet() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let digest = support::push_sample_image(&reg, "peer/app:v1");
+    let image = format!("{}/peer/app:v1", reg.host());
+    let statement_bytes = statement(
+        &format!("{}/peer/app", reg.host()),
+        &digest,
+        "slsaprovenance1",
+        serde_json::json!({"buildDefinition": {"buildType": "https://example.com/b"}}),
+    );
+    let statement_file = dir.path().join("statement.json");
+    std::fs::write(&statement_file, &statement_bytes).unwrap();
+    let public = dir.path().join("py.pub");
+    let envelope_file = dir.path().join("py-envelope.json");
+    let script = r#"
+import json, sys
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+from securesystemslib.signer import CryptoSigner, SSlibKey
+from securesystemslib.dsse import Envelope
+priv = ec.generate_private_key(ec.SECP256R1())
+pub = SSlibKey.from_crypto(priv.public_key())
+signer = CryptoSigner(priv, SSlibKey("", pub.keytype, pub.scheme, pub.keyval))
+env = Envelope(open(sys.argv[1], 'rb').read(), "application/vnd.in-toto+json", {})
+env.sign(signer)
+open(sys.argv[2], 'w').write(json.dumps(env.to_dict()))
+open(sys.argv[3], 'wb').write(priv.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+"#;
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            s(&statement_file),
+            s(&envelope_file),
+            s(&public),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let envelope = Envelope::parse(&std::fs::read(&envelope_file).unwrap()).unwrap();
+    push_envelope(&image, &digest, &envelope, "https://slsa.dev/provenance/v1");
+    let ok = run(&[
+        "verify-attestation",
+        "--key",
+        s(&public),
+        "--type",
+        "slsaprovenance1",
+        &image,
+    ]);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    let st = Statement::parse(String::from_utf8_lossy(&ok.stdout).trim().as_bytes()).unwrap();
+    assert_eq!(
+        st.predicate["buildDefinition"]["buildType"],
+        "https://example.com/b"
+    );
+}
+
+#[test]
+fn sign_format_both_writes_sig_and_bundle_and_copy_carries_them() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "k");
+    let digest = support::push_sample_image(&reg, "both/app:v1");
+    let image = format!("{}/both/app:v1", reg.host());
+    let out = run(&[
+        "sign",
+        "--key",
+        s(&key),
+        "--format",
+        "both",
+        "-a",
+        "team=blue",
+        &image,
+    ]);
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains("as bundle referrer"));
+    // Old verifiers: the .sig tag verifies.
+    assert_eq!(code(&run(&["verify", "--key", s(&public), &image])), 0);
+    // New: a bundle with cosign's sign/v1 statement about the digest.
+    let found = bundles(&image, &digest);
+    assert_eq!(found.len(), 1);
+    let (manifest, bundle) = &found[0];
+    assert_eq!(
+        manifest["annotations"]["dev.sigstore.bundle.predicateType"],
+        SIGN_V1
+    );
+    let env = Envelope::from_value(&bundle["dsseEnvelope"]).unwrap();
+    let st = Statement::parse(&env.payload).unwrap();
+    assert_eq!(st.predicate_type.as_str(), SIGN_V1);
+    assert!(st.names_digest(&digest));
+    assert_eq!(
+        st.subjects[0].name, None,
+        "cosign's sign statement names only the digest"
+    );
+    assert_eq!(st.subjects[0].annotations.as_ref().unwrap()["team"], "blue");
+    let ok = run(&[
+        "verify-attestation",
+        "--key",
+        s(&public),
+        "--type",
+        SIGN_V1,
+        &image,
+    ]);
+    assert_eq!(code(&ok), 0);
+    // Signing again adds nothing.
+    let again = run(&[
+        "sign",
+        "--key",
+        s(&key),
+        "--format",
+        "both",
+        "-a",
+        "team=blue",
+        &image,
+    ]);
+    assert_eq!(code(&again), 0);
+    assert!(
+        stderr(&again).contains("Already signed"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(bundles(&image, &digest).len(), 1);
+    // --format bundle cannot go to another repository.
+    let refused = run(&[
+        "sign",
+        "--key",
+        s(&key),
+        "--format",
+        "bundle",
+        "--signature-repo",
+        &format!("{}/sigs", reg.host()),
+        &image,
+    ]);
+    assert_eq!(code(&refused), 2);
+    assert!(stderr(&refused).contains("cannot go to --signature-repo"));
+
+    // Attest too, then copy registry -> layout -> another registry repository.
+    let predicate = dir.path().join("p.json");
+    std::fs::write(&predicate, br#"{"x":1}"#).unwrap();
+    assert_eq!(
+        code(&run(&[
+            "attest",
+            "--key",
+            s(&key),
+            "--predicate",
+            s(&predicate),
+            "--format",
+            "both",
+            &image
+        ])),
+        0
+    );
+    let layout = format!("oci:{}:v1", dir.path().join("layout").display());
+    let copied = run(&["copy", &image, &layout]);
+    assert_eq!(code(&copied), 0);
+    assert!(
+        stderr(&copied).contains("1 signature(s), 1 attestation(s) and 2 referrer(s) added"),
+        "{}",
+        stderr(&copied)
+    );
+    let back = format!("{}/copied/app:v1", reg.host());
+    let copied = run(&["copy", &layout, &back]);
+    assert_eq!(code(&copied), 0);
+    assert!(
+        stderr(&copied).contains("1 signature(s), 1 attestation(s) and 2 referrer(s) added"),
+        "{}",
+        stderr(&copied)
+    );
+    for place in [&layout, &back] {
+        assert_eq!(bundles(place, &digest).len(), 2, "{place}");
+        let ok = run(&[
+            "verify-attestation",
+            "--key",
+            s(&public),
+            "--output",
+            "json",
+            place,
+        ]);
+        assert_eq!(code(&ok), 0, "{place}");
+        let report: Value = serde_json::from_slice(&ok.stdout).unwrap();
+        // .att layer + attestation bundle + signature bundle.
+        assert_eq!(report["candidates"].as_array().unwrap().len(), 3, "{place}");
+        assert!(report["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passed"] == true));
+    }
+    let identity = format!("{}/both/app:v1", reg.host());
+    assert_eq!(
+        code(&run(&[
+            "verify",
+            "--key",
+            s(&public),
+            "--identity",
+            &identity,
+            &layout
+        ])),
+        0
+    );
+    // Copying again adds nothing.
+    let again = run(&["copy", &image, &layout]);
+    assert!(
+        stderr(&again).contains("0 signature(s), 0 attestation(s) and 0 referrer(s) added"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn eight_concurrent_bundle_signers_keep_eight_referrers() {
+    const SIGNERS: usize = 8;
+    const ROUNDS: usize = 3;
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<_> = (0..SIGNERS)
+        .map(|i| keypair(dir.path(), &format!("s{i}")))
+        .collect();
+    for round in 0..ROUNDS {
+        let digest = support::push_sample_image(&reg, &format!("many/app:r{round}"));
+        let image = format!("{}/many/app@{digest}", reg.host());
+        let children: Vec<Child> = keys
+            .iter()
+            .map(|(key, _)| {
+                signet()
+                    .env("SIGNET_PASSWORD", KEY_PASSWORD)
+                    .args(["sign", "--key", s(key), "--format", "both", &image])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+        }
+        let found = bundles(&image, &digest);
+        println!("round {round}: {} bundle referrers", found.len());
+        assert_eq!(
+            found.len(),
+            SIGNERS,
+            "round {round}: every signer's bundle listed"
+        );
+        for (_, public) in &keys {
+            assert_eq!(
+                code(&run(&["verify", "--key", s(public), &image])),
+                0,
+                "round {round}: .sig"
+            );
+            let att = run(&[
+                "verify-attestation",
+                "--key",
+                s(public),
+                "--type",
+                SIGN_V1,
+                &image,
+            ]);
+            assert_eq!(code(&att), 0, "round {round}: bundle");
+            assert!(
+                stderr(&att).contains("1 of 8 attestation(s)"),
+                "{}",
+                stderr(&att)
+            );
+        }
+    }
+}
