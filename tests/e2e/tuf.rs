@@ -5,6 +5,8 @@
 //! an oversized file are each refused with the role named, and the cache stays byte for byte as
 //! it was.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
