@@ -92,6 +92,8 @@ impl std::str::FromStr for FormatRequirement {
 }
 
 /// Whom signing certificates must chain to, and whom they must name.
+// One per verification, never in collections: boxing the verifier would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum CertificateTrust {
     /// Sigstore: a Fulcio certificate under a trusted root, with transparency-log (and
