@@ -166,6 +166,8 @@ pub struct NetworkConfig {
     pub token_realms: Vec<String>,
     /// An HTTP proxy for every upstream request. The gate never takes one from its environment
     /// (`HTTPS_PROXY` etc. are ignored): only this. Loopback destinations are never proxied.
+    /// Through a proxy, host names are resolved by the proxy: the gate still refuses internal
+    /// addresses written as such, but which addresses a name leads to is then the proxy's rule.
     pub proxy: Option<UpstreamProxy>,
 }
 

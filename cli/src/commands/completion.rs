@@ -233,7 +233,7 @@ fn help_of(arg: &clap::Arg) -> String {
                 .join(" ")
         })
         .unwrap_or_default();
-    if !text.is_empty() && !text.ends_with(['.', '!', '?', ')']) {
+    if !text.is_empty() && !text.ends_with(['.', '!', '?']) {
         text.push('.');
     }
     let values: Vec<String> = arg
