@@ -72,14 +72,14 @@ enum Command {
     Audit(commands::audit::AuditArgs),
     /// Refresh (through TUF) and show the cached Sigstore trusted roots keyless verification uses.
     Trust(commands::trust::TrustArgs),
-}
-
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let global = cli.global;
     /// Print a shell completion script (bash, zsh, fish, powershell).
     Completion(commands::completion::CompletionArgs),
     /// Write the man pages (signet.1 and one per command).
     Man(commands::completion::ManArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
     match cli.command {
         Command::Digest(args) => {
             commands::runtime()?.block_on(commands::digest::run(args, &global))
@@ -109,6 +109,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Audit(args) => commands::runtime()?.block_on(commands::audit::run(args, &global)),
         Command::Trust(args) => commands::trust::run(args, &global),
+        Command::Completion(args) => commands::completion::completion(&args, Cli::command()),
+        Command::Man(args) => commands::completion::man(&args, Cli::command()),
     }
 }
 
@@ -119,8 +121,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn containerd_arguments(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let invoked_as_hook = args.first().is_some_and(|a| {
         std::path::Path::new(a)
-        Command::Completion(args) => commands::completion::completion(&args, Cli::command()),
-        Command::Man(args) => commands::completion::man(&args, Cli::command()),
             .file_name()
             .is_some_and(|n| n.to_string_lossy().contains("containerd-verifier"))
     });
