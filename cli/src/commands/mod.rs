@@ -3,8 +3,8 @@
 
 pub mod attest;
 pub mod audit;
-pub mod copy;
 pub mod completion;
+pub mod copy;
 pub mod digest;
 pub mod keys;
 pub mod policy;
