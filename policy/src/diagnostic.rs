@@ -171,7 +171,7 @@ impl<'a> Sink<'a> {
     }
 }
 
-fn render_path(path: &[&str]) -> String {
+pub(crate) fn render_path(path: &[&str]) -> String {
     let mut out = String::new();
     for (i, seg) in path.iter().enumerate() {
         if seg.starts_with('[') {

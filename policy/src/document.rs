@@ -197,6 +197,11 @@ pub struct Requirements {
     /// Checks on the image configuration (every platform of an index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigChecks>,
+    /// Attestations the image must carry (in-toto statements of a predicate type, signed by
+    /// signers from `keys`, satisfying CEL conditions and the `vulnerabilities`/`slsa`
+    /// shortcuts); every entry must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<crate::attestation::AttestationSpec>,
     /// Overrides the document's default mode for this scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,

@@ -26,6 +26,8 @@
 //! assert_eq!(verdict.scope, "registry.example.com/public");
 //! ```
 
+pub mod attestation;
+pub mod cel;
 pub mod certificate;
 pub mod config;
 pub mod containers;
@@ -37,10 +39,13 @@ pub mod key;
 pub mod pattern;
 pub mod policy;
 pub mod signer;
+pub mod slsa;
 mod tree;
 pub mod trust;
 pub mod verdict;
+pub mod vuln;
 
+pub use attestation::{AttestationEvidence, AttestationInput};
 pub use config::ConfigFacts;
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use document::{json_schema, Mode, PolicyDocument};
@@ -53,7 +58,7 @@ pub use policy::{
 };
 pub use trust::{CertificateAuthority, LogSource, Material, SigstoreRoot, TrustSource};
 pub use verdict::{
-    evaluate, explain, judge_claims, Candidate, CertificateEvidence, ClaimVerdict, Decision,
+    evaluate, evaluate_with_attestations, explain, judge_claims, Candidate, CertificateEvidence, ClaimVerdict, Decision,
     Evidence, Explanation, Finding, SignatureEvidence, SignatureFormat, Signer, TlogEvidence,
     Verdict,
 };

@@ -108,6 +108,8 @@ pub struct Requirements {
     pub(crate) mode: Mode,
     /// `cacheTtl` in seconds: how long a verdict in this scope may be reused.
     pub(crate) cache_ttl: Option<u64>,
+    /// Attestation requirements (`attestation.rs`).
+    pub(crate) attestations: Vec<crate::attestation::AttestationRule>,
 }
 
 /// How signatures are judged.
@@ -232,6 +234,7 @@ impl Policy {
                 config: ConfigRules::default(),
                 mode: Mode::Enforce,
                 cache_ttl: None,
+                attestations: Vec::new(),
             },
             default_is_builtin: false,
             patterns: Vec::new(),
@@ -318,6 +321,21 @@ impl Policy {
     /// only fetches config blobs when they matter.
     pub fn needs_config(&self, reference: &Reference) -> bool {
         self.requirements_for(reference).1.config.any()
+    }
+
+    /// Whether the requirements for `reference` include attestation requirements, so the
+    /// verifier only reads attestations when they matter.
+    pub fn needs_attestations(&self, reference: &Reference) -> bool {
+        !self.requirements_for(reference).1.attestations.is_empty()
+    }
+
+    /// Whether an attestation condition for `reference` reads the image config as JSON.
+    pub fn needs_config_json(&self, reference: &Reference) -> bool {
+        self.requirements_for(reference)
+            .1
+            .attestations
+            .iter()
+            .any(|r| r.uses_config())
     }
 
     /// Index of the most specific scope matching `reference`, or `None` for the default. Equally
@@ -729,6 +747,7 @@ pub(crate) fn build(
             config: ConfigRules::default(),
             mode: global_mode,
             cache_ttl: None,
+            attestations: Vec::new(),
         }),
     };
 
@@ -1038,9 +1057,18 @@ fn requirements(
             None
         }
     };
+    let attestations = crate::attestation::rules(
+        &req.attestations,
+        base,
+        sink,
+        keys,
+        key_names,
+        used,
+    );
     if !ok {
         return None;
     }
+    let attestations = attestations?;
     let signatures = if let Some(message) = &req.reject {
         SignatureRule::Reject(if message.trim().is_empty() {
             format!("images in {label:?} are rejected by policy")
@@ -1058,6 +1086,7 @@ fn requirements(
         config,
         mode: req.mode.unwrap_or(global_mode),
         cache_ttl,
+        attestations,
     })
 }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use signet_oci::{Digest, Reference};
 
+use crate::attestation::AttestationInput;
 use crate::certificate::CertificateClaims;
 use crate::config::{find_secrets, runs_as_root, ConfigFacts, CREATED_SKEW_SECONDS};
 use crate::document::Mode;
@@ -367,11 +368,26 @@ fn describe(policy: &Policy, req: &Requirements) -> Vec<String> {
     if let Some((_, list)) = &c.platforms {
         out.push(format!("config: platform one of {}", list.join(", ")));
     }
+    for rule in &req.attestations {
+        out.extend(rule.describe());
+    }
     out
 }
 
-/// Evaluate the policy against evidence at `now` (unix seconds).
+/// Evaluate the policy against evidence at `now` (unix seconds), without attestations: a
+/// scope that requires attestations denies.
 pub fn evaluate(policy: &Policy, evidence: &Evidence, now: i64) -> Verdict {
+    evaluate_with_attestations(policy, evidence, &AttestationInput::default(), now)
+}
+
+/// [`evaluate`] with the verified attestations (and image configs as JSON) the scope's
+/// attestation requirements judge ([`Policy::needs_attestations`]).
+pub fn evaluate_with_attestations(
+    policy: &Policy,
+    evidence: &Evidence,
+    attestations: &AttestationInput,
+    now: i64,
+) -> Verdict {
     let selected = policy.select(&evidence.reference);
     let (scope, req, base) = match selected {
         Some(i) => (
@@ -417,6 +433,15 @@ pub fn evaluate(policy: &Policy, evidence: &Evidence, now: i64) -> Verdict {
         });
     }
     config_checks(req, evidence, now, &base, &mut findings);
+    let (attestation_findings, attestation_bounds) = crate::attestation::judge(
+        policy,
+        &req.attestations,
+        evidence,
+        attestations,
+        now,
+        &base,
+    );
+    findings.extend(attestation_findings);
     findings.sort();
     findings.dedup();
     let would_deny = !findings.is_empty();
@@ -431,7 +456,10 @@ pub fn evaluate(policy: &Policy, evidence: &Evidence, now: i64) -> Verdict {
         scope,
         would_deny,
         findings,
-        valid_until: valid_until(policy, req, evidence, now),
+        valid_until: valid_until(policy, req, evidence, now)
+            .into_iter()
+            .chain(attestation_bounds.into_iter().filter(|&t| t > now))
+            .min(),
     }
 }
 
@@ -551,7 +579,7 @@ fn augment(
     false
 }
 
-fn signed(
+pub(crate) fn signed(
     policy: &Policy,
     rule: &SignedRule,
     evidence: &Evidence,
@@ -809,7 +837,7 @@ fn signed(
     findings.extend(reasons);
 }
 
-fn format_time(t: i64) -> String {
+pub(crate) fn format_time(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .and_then(|d| {
