@@ -673,3 +673,38 @@ fn an_altered_cache_fails_closed() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(code(&fx.update()), 0);
 }
+
+#[test]
+fn trust_update_refuses_a_redirect_to_plain_http_elsewhere() {
+    let fx = Fixture::new();
+    // A loopback repository that redirects every request to plain HTTP on another host.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            let _ = BufReader::new(stream.try_clone().unwrap()).read_line(&mut line);
+            let _ = stream.write_all(
+                b"HTTP/1.1 302 Found\r\nLocation: http://tuf.example.invalid/x.json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let root = fx.dir.path().join("root.json");
+    let out = fx.trust(&[
+        "update",
+        "--tuf-url",
+        &format!("http://127.0.0.1:{port}"),
+        "--tuf-root",
+        s(&root),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr.contains("redirect to plain HTTP (not loopback) refused"),
+        "{stderr}"
+    );
+    assert!(
+        fx.cache_contents().values().all(|bytes| bytes.is_empty()),
+        "only the empty lock file"
+    );
+}
