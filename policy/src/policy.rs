@@ -642,13 +642,18 @@ pub(crate) fn build(
             None => Ok(None),
             Some(text) => parse_rfc3339(text).map(Some),
         };
-        if let Some(o) = crate::signer::options(name, spec, &kind, sink, origins) {
+        let mut cx = crate::signer::Cx {
+            sink: &mut *sink,
+            origins,
+            loader,
+        };
+        if let Some(o) = crate::signer::options(name, spec, &kind, &mut cx) {
             if o != SignerOptions::default() {
                 options.insert(name.clone(), o);
             }
         }
         if kind != crate::signer::Kind::Key {
-            if let Some(mut signer) = crate::signer::certificate(name, spec, &kind, sink, origins) {
+            if let Some(mut signer) = crate::signer::certificate(name, spec, &kind, &mut cx) {
                 match not_after_early {
                     Ok(t) => signer.not_after = t,
                     Err(reason) => sink.error(

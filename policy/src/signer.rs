@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use crate::certificate::{CertificateIdentity, GitHubRequirements, Match, Mismatch};
 use crate::diagnostic::Sink;
 use crate::document::{Instance, KeySpec, MaterialSpec};
+use crate::policy::KeyLoader;
 use crate::trust::{CertificateAuthority, LogSource, Material, SigstoreRoot, TrustSource};
 use crate::verdict::{CertificateEvidence, SignatureEvidence, SignatureFormat};
 
@@ -264,18 +265,112 @@ pub(crate) fn signer_kind(
     }
 }
 
-/// A material as the policy names it: exactly one of `path` and `pem`, neither empty.
+/// What a piece of trust material must look like. Only its shape is checked here (a PEM block of
+/// the right label, a JSON object); parsing and every cryptographic check are the verifier's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// PEM `CERTIFICATE` blocks.
+    Certificates,
+    /// A PEM `PUBLIC KEY`.
+    PublicKey,
+    /// A `trusted_root.json` (a JSON object).
+    TrustedRoot,
+}
+
+impl Expect {
+    fn check(self, bytes: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+        let ok = match self {
+            Expect::Certificates => text.contains("-----BEGIN CERTIFICATE-----"),
+            Expect::PublicKey => text.contains("-----BEGIN PUBLIC KEY-----"),
+            Expect::TrustedRoot => text.trim_start().starts_with('{'),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(match self {
+                Expect::Certificates => "holds no PEM CERTIFICATE block".to_string(),
+                Expect::PublicKey => "holds no PEM PUBLIC KEY block".to_string(),
+                Expect::TrustedRoot => "is not a JSON trusted root".to_string(),
+            })
+        }
+    }
+}
+
+/// Check that trust material is there and has the expected shape: a file through the policy's
+/// loader (the same one that reads key files), inline PEM as written. Lint reports a missing
+/// CA file with its position instead of the verifier failing later.
+pub(crate) fn check_material(
+    material: &Material,
+    expect: Expect,
+    loader: KeyLoader<'_>,
+    what: &str,
+    path: &[&str],
+    sink: &mut Sink<'_>,
+) -> bool {
+    // A file's diagnostics are placed at the file name as written: list entries (`rekorKeys`)
+    // have no key of their own to find.
+    let report = |sink: &mut Sink<'_>, code: &'static str, message: String| match material {
+        Material::Path(file) => sink.error_at_value(code, path, file, message),
+        Material::Pem(_) => sink.error(code, path, message),
+    };
+    let result = match material {
+        Material::Path(file) => match loader(file) {
+            Ok(bytes) => expect
+                .check(&bytes)
+                .map_err(|why| format!("{file:?} {why}")),
+            Err(reason) => {
+                report(
+                    sink,
+                    "trust-material-unreadable",
+                    format!("{what}: cannot read {file:?}: {reason}"),
+                );
+                return false;
+            }
+        },
+        Material::Pem(pem) => expect
+            .check(pem.as_bytes())
+            .map_err(|why| format!("inline PEM {why}")),
+    };
+    match result {
+        Ok(()) => true,
+        Err(why) => {
+            report(sink, "material-invalid", format!("{what}: {why}"));
+            false
+        }
+    }
+}
+
+/// A material as the policy names it: exactly one of `path` and `pem`, neither empty, readable
+/// and of the expected shape.
 fn material(
     spec: &MaterialSpec,
     name: &str,
     fields: &[&str],
-    sink: &mut Sink<'_>,
-    origins: &Origins,
+    expect: Expect,
+    cx: &mut Cx<'_, '_, '_>,
 ) -> Option<Material> {
-    match (&spec.path, &spec.pem) {
+    let sink = &mut *cx.sink;
+    let origins = cx.origins;
+    let found = match (&spec.path, &spec.pem) {
         (Some(path), None) if !path.is_empty() => Some(Material::Path(path.clone())),
         (None, Some(pem)) if !pem.trim().is_empty() => Some(Material::Pem(pem.clone())),
-        _ => {
+        _ => None,
+    };
+    match found {
+        Some(m) => {
+            let mut at = spot(origins, name, fields);
+            if origins.get(name).is_none() {
+                at.push(if matches!(m, Material::Path(_)) {
+                    "path"
+                } else {
+                    "pem"
+                });
+            }
+            let what = format!("key {name:?} {}", fields.join("."));
+            check_material(&m, expect, cx.loader, &what, &at, sink).then_some(m)
+        }
+        None => {
             sink.error(
                 "material-invalid",
                 &spot(origins, name, fields),
@@ -289,18 +384,29 @@ fn material(
     }
 }
 
+/// What building a signer needs: where diagnostics go, where converted entries came from, and
+/// the policy's file loader.
+pub(crate) struct Cx<'s, 'a, 'l> {
+    /// The diagnostics.
+    pub(crate) sink: &'s mut Sink<'a>,
+    /// Origins of entries converted from a containers-policy.json.
+    pub(crate) origins: &'s Origins,
+    /// Reads files named in the policy.
+    pub(crate) loader: KeyLoader<'l>,
+}
+
 /// `rekorKeys` and `formats` of an entry.
 pub(crate) fn options(
     name: &str,
     spec: &KeySpec,
     kind: &Kind,
-    sink: &mut Sink<'_>,
-    origins: &Origins,
+    cx: &mut Cx<'_, '_, '_>,
 ) -> Option<SignerOptions> {
+    let origins = cx.origins;
     let mut ok = true;
     let mut rekor_keys = Vec::new();
     if !spec.rekor_keys.is_empty() && *kind == Kind::Keyless {
-        sink.error(
+        cx.sink.error(
             "rekor-keys-with-trusted-root",
             &spot(origins, name, &["rekorKeys"]),
             format!("key {name:?}: a keyless signer's transparency logs come from its trusted root; `rekorKeys` is for `path`/`pem`, `pki` and `fulcio` signers"),
@@ -309,14 +415,14 @@ pub(crate) fn options(
     }
     for (i, m) in spec.rekor_keys.iter().enumerate() {
         let idx = format!("[{i}]");
-        match material(m, name, &["rekorKeys", &idx], sink, origins) {
+        match material(m, name, &["rekorKeys", &idx], Expect::PublicKey, cx) {
             Some(m) if !rekor_keys.contains(&m) => rekor_keys.push(m),
             Some(_) => {}
             None => ok = false,
         }
     }
     if *kind == Kind::Fulcio && spec.rekor_keys.is_empty() {
-        sink.error(
+        cx.sink.error(
             "rekor-keys-required",
             &spot(origins, name, &["fulcio"]),
             format!("key {name:?}: a `fulcio` signer needs `rekorKeys` (its certificates are checked at the Rekor entry's time)"),
@@ -326,7 +432,7 @@ pub(crate) fn options(
     let formats = match &spec.formats {
         None => None,
         Some(list) => {
-            ok &= formats_ok(list, &spot(origins, name, &["formats"]), sink);
+            ok &= formats_ok(list, &spot(origins, name, &["formats"]), cx.sink);
             Some(list.clone())
         }
     };
@@ -403,9 +509,9 @@ pub(crate) fn certificate(
     name: &str,
     spec: &KeySpec,
     kind: &Kind,
-    sink: &mut Sink<'_>,
-    origins: &Origins,
+    cx: &mut Cx<'_, '_, '_>,
 ) -> Option<CertificateSigner> {
+    let origins = cx.origins;
     let (trust, requirement) = match (kind, &spec.keyless, &spec.pki, &spec.fulcio) {
         (Kind::Keyless, Some(k), _, _) => {
             let subject = pattern_or_exact(
@@ -413,7 +519,7 @@ pub(crate) fn certificate(
                 &k.subject_pattern,
                 ("subject", "subjectPattern"),
                 name,
-                sink,
+                cx.sink,
                 origins,
             );
             let issuer = pattern_or_exact(
@@ -421,7 +527,7 @@ pub(crate) fn certificate(
                 &k.issuer_pattern,
                 ("issuer", "issuerPattern"),
                 name,
-                sink,
+                cx.sink,
                 origins,
             );
             let root = match (&k.instance, &k.trusted_root) {
@@ -429,13 +535,28 @@ pub(crate) fn certificate(
                 (Some(Instance::Github), None) => Some(SigstoreRoot::GitHub),
                 (None, Some(path)) if !path.is_empty() => Some(SigstoreRoot::File(path.clone())),
                 _ => {
-                    sink.error(
+                    cx.sink.error(
                         "trusted-root-invalid",
                         &spot(origins, name, &["keyless", "trustedRoot"]),
                         format!("key {name:?}: keyless takes `instance` or a non-empty `trustedRoot` file, not both"),
                     );
                     None
                 }
+            };
+            let root = match root {
+                Some(SigstoreRoot::File(path)) => {
+                    let what = format!("key {name:?} keyless.trustedRoot");
+                    check_material(
+                        &Material::Path(path.clone()),
+                        Expect::TrustedRoot,
+                        cx.loader,
+                        &what,
+                        &spot(origins, name, &["keyless", "trustedRoot"]),
+                        cx.sink,
+                    )
+                    .then_some(SigstoreRoot::File(path))
+                }
+                other => other,
             };
             let mut github = GitHubRequirements::default();
             let mut github_ok = true;
@@ -449,7 +570,7 @@ pub(crate) fn certificate(
                 ] {
                     match value {
                         Some(v) if v.is_empty() => {
-                            sink.error(
+                            cx.sink.error(
                                 "certificate-identity-invalid",
                                 &spot(origins, name, &["keyless", "github", claim]),
                                 format!("key {name:?}: github.{claim} must not be empty"),
@@ -461,7 +582,7 @@ pub(crate) fn certificate(
                     }
                 }
                 if *g == crate::document::GitHubSpec::default() {
-                    sink.warn(
+                    cx.sink.warn(
                         "empty-github-claims",
                         &spot(origins, name, &["keyless", "github"]),
                         format!("key {name:?}: `github` names no claim"),
@@ -483,16 +604,29 @@ pub(crate) fn certificate(
             )
         }
         (Kind::Pki, _, Some(p), _) => {
-            let roots = material(&p.ca_roots, name, &["pki", "caRoots"], sink, origins);
+            let roots = material(
+                &p.ca_roots,
+                name,
+                &["pki", "caRoots"],
+                Expect::Certificates,
+                cx,
+            );
             let intermediates = match &p.ca_intermediates {
                 None => Some(None),
-                Some(m) => material(m, name, &["pki", "caIntermediates"], sink, origins).map(Some),
+                Some(m) => material(
+                    m,
+                    name,
+                    &["pki", "caIntermediates"],
+                    Expect::Certificates,
+                    cx,
+                )
+                .map(Some),
             };
             let nonempty = |v: &Option<String>| v.as_ref().filter(|s| !s.is_empty()).cloned();
             let email = nonempty(&p.subject_email);
             let hostname = nonempty(&p.subject_hostname);
             let subject_ok = if email.is_none() && hostname.is_none() {
-                sink.error(
+                cx.sink.error(
                     "certificate-identity-invalid",
                     &spot(origins, name, &["pki"]),
                     format!("key {name:?}: pki needs `subjectEmail` and/or `subjectHostname`"),
@@ -515,14 +649,14 @@ pub(crate) fn certificate(
             )
         }
         (Kind::Fulcio, _, _, Some(f)) => {
-            let roots = material(&f.ca, name, &["fulcio", "ca"], sink, origins);
+            let roots = material(&f.ca, name, &["fulcio", "ca"], Expect::Certificates, cx);
             let mut ok = true;
             for (field, value) in [
                 ("oidcIssuer", &f.oidc_issuer),
                 ("subjectEmail", &f.subject_email),
             ] {
                 if value.is_empty() {
-                    sink.error(
+                    cx.sink.error(
                         "certificate-identity-invalid",
                         &spot(origins, name, &["fulcio", field]),
                         format!("key {name:?}: fulcio.{field} must not be empty"),

@@ -27,8 +27,21 @@ fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
+/// Key files from testdata/policies; CA and Rekor files from testdata/cosign-real under the
+/// names the policies here give them.
 fn loader(path: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(testdata().join("policies").join(path)).map_err(|e| e.to_string())
+    let real = |name: &str| testdata().join("cosign-real").join(name);
+    let file = match path {
+        "ca/roots.pem" => real("pki_root_crts.pem"),
+        "ca/intermediates.pem" => real("pki_intermediate_crts.pem"),
+        "rekor.pub" => real("rekor.pub"),
+        "not-a-cert.pem" => real("rekor.pub"),
+        other => match other.strip_prefix("/etc/pki/") {
+            Some(name) => real(name),
+            None => testdata().join("policies").join(other),
+        },
+    };
+    std::fs::read(file).map_err(|e| e.to_string())
 }
 
 fn load(text: &str) -> Policy {
@@ -543,6 +556,13 @@ default:
                 Some(23),
                 Some(5)
             ),
+            // roots.pem does not exist: placed at the file name.
+            (
+                Severity::Error,
+                "trust-material-unreadable",
+                Some(24),
+                Some(23)
+            ),
             (Severity::Error, "rekor-keys-required", Some(26), Some(5)),
             (Severity::Error, "key-source-invalid", Some(30), Some(3)),
             (Severity::Error, "invalid-formats", Some(38), Some(5)),
@@ -712,4 +732,60 @@ fn containers_policy_certificate_errors_follow_containers_image() {
         .2
         .contains("at least one of subjectEmail and subjectHostname"));
     assert!(d[5].2.contains("caRootsData is not base64 of a PEM text"));
+}
+
+#[test]
+fn trust_material_is_read_through_the_loader_and_shape_checked() {
+    let text = r#"keys:
+  build:
+    pki:
+      caRoots: {path: not-a-cert.pem}
+      caIntermediates: {pem: "-----BEGIN PUBLIC KEY-----"}
+      subjectEmail: a@b.example
+    rekorKeys:
+    - path: ca/roots.pem
+    - path: missing/rekor.pub
+  release:
+    keyless:
+      issuer: https://x.example
+      subject: a@b.example
+      trustedRoot: ca/roots.pem
+default:
+  signed: {keys: [build, release], threshold: 2}
+"#;
+    let d = lint("test.yaml", text, &loader);
+    let got: Vec<(&str, Option<usize>, &str)> = d
+        .iter()
+        .map(|d| (d.code, d.line, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "material-invalid",
+                Some(4),
+                "key \"build\" pki.caRoots: \"not-a-cert.pem\" holds no PEM CERTIFICATE block"
+            ),
+            (
+                "material-invalid",
+                Some(5),
+                "key \"build\" pki.caIntermediates: inline PEM holds no PEM CERTIFICATE block"
+            ),
+            (
+                "material-invalid",
+                Some(8),
+                "key \"build\" rekorKeys.[0]: \"ca/roots.pem\" holds no PEM PUBLIC KEY block"
+            ),
+            (
+                "trust-material-unreadable",
+                Some(9),
+                "key \"build\" rekorKeys.[1]: cannot read \"missing/rekor.pub\": No such file or directory (os error 2)"
+            ),
+            (
+                "material-invalid",
+                Some(14),
+                "key \"release\" keyless.trustedRoot: \"ca/roots.pem\" is not a JSON trusted root"
+            ),
+        ]
+    );
 }

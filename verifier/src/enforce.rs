@@ -19,8 +19,6 @@ use crate::Error;
 
 /// Largest policy file read.
 pub const MAX_POLICY_BYTES: u64 = 4 * 1024 * 1024;
-/// Largest key file a policy may name.
-const MAX_KEY_BYTES: u64 = 64 * 1024;
 /// Largest CA-certificate or Rekor-key file a policy may name (a CA bundle of a few hundred
 /// certificates).
 const MAX_TRUST_FILE_BYTES: u64 = 1024 * 1024;
@@ -93,14 +91,14 @@ pub fn read_policy_text(path: &Path) -> Result<String, Error> {
         .map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", path.display())))
 }
 
-/// The key loader for a policy at `policy_path`: key paths are relative to its directory, and
-/// each key file is size-bounded.
+/// The key loader for a policy at `policy_path`: key and trust-material paths are relative to
+/// its directory, and each file is size-bounded (the policy crate bounds key PEM further).
 pub fn key_loader(policy_path: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String> {
     let base = policy_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    move |key_path: &str| read_bounded(&resolve_key_path(&base, key_path), MAX_KEY_BYTES)
+    move |key_path: &str| read_bounded(&resolve_key_path(&base, key_path), MAX_TRUST_FILE_BYTES)
 }
 
 fn resolve_key_path(base: &Path, key_path: &str) -> PathBuf {
@@ -118,14 +116,20 @@ pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
     let text = read_policy_text(path)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let read = std::cell::RefCell::new(Vec::new());
+    // Files the policy reads through the loader (keys; CA, Rekor-key and trusted-root files,
+    // which it checks for shape), kept so that what is hashed and used below is what was checked.
+    let contents = std::cell::RefCell::new(BTreeMap::<PathBuf, Vec<u8>>::new());
     let loader = |key_path: &str| {
         let full = resolve_key_path(&base, key_path);
         read.borrow_mut().push(full.clone());
-        read_bounded(&full, MAX_KEY_BYTES)
+        let bytes = read_bounded(&full, MAX_TRUST_FILE_BYTES)?;
+        contents.borrow_mut().insert(full, bytes.clone());
+        Ok(bytes)
     };
     let name = path.display().to_string();
     let loaded = Policy::load(&name, &text, &loader)?;
     let key_paths = read.into_inner();
+    let contents = contents.into_inner();
     let mut keys = Vec::new();
     let mut hasher = Digest::sha256(b"").hasher();
     hasher.update(text.as_bytes());
@@ -153,16 +157,21 @@ pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
             // Trusted-root files are read (bounded), parsed and hashed by the root loader below.
             continue;
         }
-        let bytes = read_bounded(&full, MAX_TRUST_FILE_BYTES).map_err(|reason| {
-            Error::Invalid(format!(
-                "{name}: trust material {written:?} cannot be read: {reason}"
-            ))
-        })?;
+        let bytes = match contents.get(&full) {
+            Some(bytes) => bytes.clone(),
+            None => read_bounded(&full, MAX_TRUST_FILE_BYTES).map_err(|reason| {
+                Error::Invalid(format!(
+                    "{name}: trust material {written:?} cannot be read: {reason}"
+                ))
+            })?,
+        };
         hasher.update(b"trust-file\0");
         hasher.update(written.as_bytes());
         hasher.update(&(bytes.len() as u64).to_be_bytes());
         hasher.update(&bytes);
-        key_paths.push(full);
+        if !key_paths.contains(&full) {
+            key_paths.push(full);
+        }
         trust_files.insert(written.to_string(), bytes);
     }
     let mut trusted_roots = BTreeMap::new();
@@ -170,15 +179,18 @@ pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
         let signet_policy::TrustSource::Sigstore(root) = source else {
             continue;
         };
-        let loaded_root = load_sigstore_root(&base, root).map_err(|reason| {
+        let loaded_root = load_sigstore_root(&base, root, &contents).map_err(|reason| {
             Error::Invalid(format!("{name}: {root} cannot be loaded: {reason}"))
         })?;
         hasher.update(b"trusted-root\0");
         hasher.update(loaded_root.sha256().as_bytes());
-        match loaded_root.source() {
-            signet_keyless::TrustSource::File(p) => key_paths.push(p.clone()),
-            signet_keyless::TrustSource::Cache { path, .. } => key_paths.push(path.clone()),
-            signet_keyless::TrustSource::Embedded(_) => {}
+        let watched = match loaded_root.source() {
+            signet_keyless::TrustSource::File(p) => Some(p.clone()),
+            signet_keyless::TrustSource::Cache { path, .. } => Some(path.clone()),
+            signet_keyless::TrustSource::Embedded(_) => None,
+        };
+        if let Some(p) = watched.filter(|p| !key_paths.contains(p)) {
+            key_paths.push(p);
         }
         trusted_roots.insert(root.clone(), Arc::new(loaded_root));
     }
@@ -199,10 +211,18 @@ pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
 fn load_sigstore_root(
     base: &Path,
     root: &SigstoreRoot,
+    already_read: &BTreeMap<PathBuf, Vec<u8>>,
 ) -> Result<signet_keyless::TrustedRoot, signet_keyless::KeylessError> {
     let instance = match root {
         SigstoreRoot::File(path) => {
-            return signet_keyless::TrustedRoot::from_file(&resolve_key_path(base, path))
+            let full = resolve_key_path(base, path);
+            return match already_read.get(&full) {
+                Some(json) => signet_keyless::TrustedRoot::from_json(
+                    json,
+                    signet_keyless::TrustSource::File(full),
+                ),
+                None => signet_keyless::TrustedRoot::from_file(&full),
+            };
         }
         SigstoreRoot::PublicGood => signet_keyless::Instance::PublicGood,
         SigstoreRoot::GitHub => signet_keyless::Instance::GitHub,

@@ -88,8 +88,9 @@ fn missing_or_oversized_trust_material_fails_the_policy_load() {
     let policy_path = dir.path().join("policy.yaml");
     std::fs::remove_file(dir.path().join("ca/intermediates.pem")).unwrap();
     let err = load_policy_file(&policy_path).unwrap_err().to_string();
+    // Found by the policy's own check, through the verifier's bounded loader, with its position.
     assert!(
-        err.contains("trust material \"ca/intermediates.pem\" cannot be read"),
+        err.contains("policy.yaml:6:31: error[trust-material-unreadable]: key \"build\" pki.caIntermediates: cannot read \"ca/intermediates.pem\""),
         "{err}"
     );
     std::fs::write(
@@ -98,7 +99,11 @@ fn missing_or_oversized_trust_material_fails_the_policy_load() {
     )
     .unwrap();
     let err = load_policy_file(&policy_path).unwrap_err().to_string();
-    assert!(err.contains("larger than 1048576 bytes"), "{err}");
+    assert!(
+        err.contains("error[trust-material-unreadable]")
+            && err.contains("larger than 1048576 bytes"),
+        "{err}"
+    );
 }
 
 #[test]
