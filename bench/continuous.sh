@@ -12,6 +12,15 @@
 # then with revalidation: first cycle (fills what it keeps) and again against the unchanged
 # upstream (HEAD of the manifest by digest + conditional GET of the .sig tag, answered 304; no
 # blob). Loopback only; everything stops and is removed afterwards.
+#
+# Measured (2026-12-02, 2-core machine shared with other builds, release build, docker-registry
+# 2.8 on loopback, 10,000 signed images, 8 at a time, no rate limit):
+#   without revalidation           30,000 requests (3.0/image), 11.9 MB of bodies, 81 s (123 images/s)
+#   revalidation, first cycle      30,000 requests (3.0/image), 11.9 MB,           85 s (118 images/s)
+#   revalidation, unchanged        20,000 requests (2.0/image: 10,000 HEAD + 10,000 304), no body
+#                                  bytes (the access log shows HEAD's Content-Length), 34 s (293 images/s)
+# What is kept costs ~6 KB per image (RSS of the benchmark process 96 → 152 MiB for 10,000).
+# At the default per_upstream_per_second (50) a cycle of 10,000 images takes at least 200 s.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

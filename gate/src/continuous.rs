@@ -177,6 +177,12 @@ pub struct CycleSummary {
     pub forgotten: usize,
 }
 
+/// Images per verdict, and non-passing images per reason.
+pub(crate) type Tally = (Vec<(Standing, i64)>, Vec<(String, i64)>);
+
+/// One re-judgement: the image's key, its verdict now, and the judgement to cache.
+type Rejudged = ((String, Digest), Assessment, Option<Arc<Judgement>>);
+
 /// The remembered images and what wakes the re-judging loop.
 pub(crate) struct Continuous {
     config: ContinuousConfig,
@@ -211,7 +217,7 @@ impl Continuous {
     }
 
     /// Counts per verdict and per reason (non-passing images only), for the metrics.
-    pub(crate) fn tally(&self) -> (Vec<(Standing, i64)>, Vec<(String, i64)>) {
+    pub(crate) fn tally(&self) -> Tally {
         let images = self.images();
         let mut verdicts: HashMap<Standing, i64> = HashMap::new();
         let mut reasons: HashMap<String, i64> = HashMap::new();
@@ -344,10 +350,8 @@ impl<J: Judge> Gate<J> {
         let c = &self.inner.continuous;
         let _one_at_a_time = c.cycle.lock().await;
         let mut summary = CycleSummary::default();
-        let now = match self.inner.clock.unix_now() {
-            Ok(now) => now,
-            Err(_) => i64::MIN,
-        };
+        // A clock that cannot be read forgets nothing (every judgement will say why).
+        let now = self.inner.clock.unix_now().unwrap_or(i64::MIN);
         let forget = i64::try_from(c.config.forget_after_seconds).unwrap_or(i64::MAX);
         let work: Vec<(String, Digest, Reference)> = {
             let mut images = c.images();
@@ -360,21 +364,19 @@ impl<J: Judge> Gate<J> {
                 .collect()
         };
         let limiter = Arc::new(RateLimiter::new(c.config.per_upstream_per_second));
-        let results: Vec<((String, Digest), Assessment, Option<Arc<Judgement>>)> =
-            futures_util::stream::iter(work)
-                .map(|(name, digest, reference)| {
-                    let gate = self.clone();
-                    let limiter = limiter.clone();
-                    async move {
-                        limiter.wait(reference.registry()).await;
-                        let (assessment, judgement) =
-                            gate.rejudge_one(reference, digest.clone()).await;
-                        ((name, digest), assessment, judgement)
-                    }
-                })
-                .buffer_unordered(c.config.parallel)
-                .collect()
-                .await;
+        let results: Vec<Rejudged> = futures_util::stream::iter(work)
+            .map(|(name, digest, reference)| {
+                let gate = self.clone();
+                let limiter = limiter.clone();
+                async move {
+                    limiter.wait(reference.registry()).await;
+                    let (assessment, judgement) = gate.rejudge_one(reference, digest.clone()).await;
+                    ((name, digest), assessment, judgement)
+                }
+            })
+            .buffer_unordered(c.config.parallel)
+            .collect()
+            .await;
         let checked_at = self.inner.clock.unix_now().unwrap_or(now);
         for (key, assessment, judgement) in results {
             summary.judged += 1;
