@@ -772,3 +772,79 @@ fn eight_concurrent_bundle_signers_keep_eight_referrers() {
         }
     }
 }
+
+/// A keyless (certificate-signed) bundle referrer goes through signet-keyless: a real
+/// public-good DSSE bundle (testdata/sigstore-bundles/dsse-rekor1-conda) attached to an image it
+/// is not about is refused, with the signature check (sigstore-verify binds the in-toto subject
+/// to the image digest) and the subject check named; with only a key, it is refused as keyless.
+#[test]
+fn a_keyless_bundle_about_another_artifact_is_refused_through_the_keyless_checks() {
+    use crate::referrers::{artifact_manifest, Api, RefServer};
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/sigstore-bundles/dsse-rekor1-conda"
+    );
+    let server = RefServer::start(Api::Pages(10));
+    let image_manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": signet_oci::manifest::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": Digest::sha256(b"cfg").to_string(), "size": 3},
+        "layers": [],
+    }))
+    .unwrap();
+    let digest = server.manifest(
+        Some("v1"),
+        &image_manifest,
+        signet_oci::manifest::OCI_MANIFEST,
+    );
+    let bundle = std::fs::read(format!("{fixture}/bundle.sigstore.json")).unwrap();
+    server.blob(&bundle);
+    server.blob(b"{}");
+    let referrer = artifact_manifest(
+        &digest,
+        image_manifest.len(),
+        BUNDLE_V03_MEDIA_TYPE,
+        &bundle,
+    );
+    server.manifest(None, &referrer, signet_oci::manifest::OCI_MANIFEST);
+    let image = format!("{}/app:v1", server.host());
+    let identity = std::fs::read_to_string(format!("{fixture}/identity")).unwrap();
+    let issuer = std::fs::read_to_string(format!("{fixture}/issuer")).unwrap();
+
+    let out = run(&[
+        "verify-attestation",
+        "--certificate-identity",
+        identity.trim(),
+        "--certificate-oidc-issuer",
+        issuer.trim(),
+        "--output",
+        "json",
+        &image,
+    ]);
+    assert_eq!(code(&out), 12, "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = report["candidates"][0]["checks"].as_array().unwrap();
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["signature", "subject"], "{checks:?}");
+    assert!(checks[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("signed with a certificate"));
+
+    // With a key only, the keyless bundle is not accepted as a key signature.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, public) = keypair(dir.path(), "k");
+    let out = run(&["verify-attestation", "--key", s(&public), &image]);
+    assert_eq!(code(&out), 12);
+    assert!(
+        stderr(&out).contains(
+            "signature: signed with a certificate (keyless), but no certificate identity was given"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

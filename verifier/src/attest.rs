@@ -127,12 +127,24 @@ pub async fn attest_image(
 }
 
 /// How to verify attestations.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct VerifyAttestationOptions {
     /// Trusted keys (any one suffices per envelope).
     pub keys: Vec<PublicKey>,
+    /// Trusted keyless signers (bundle referrers signed with a Fulcio certificate).
+    pub keyless: Option<KeylessSigner>,
     /// Only statements of this predicate type are accepted (`None`: any).
     pub predicate_type: Option<PredicateType>,
+}
+
+/// A keyless signer of attestations: a certificate under the verifier's trusted root (with its
+/// log and timestamp evidence, checked by signet-keyless) naming `identity`.
+#[derive(Debug)]
+pub struct KeylessSigner {
+    /// The verifier over the trusted root.
+    pub verifier: signet_keyless::Verifier,
+    /// Who must have signed.
+    pub identity: signet_policy::certificate::CertificateIdentity,
 }
 
 /// Where a candidate came from.
@@ -237,7 +249,9 @@ fn check_envelope(
         .filter(|k| envelope.verify(k).is_ok())
         .map(PublicKey::key_id)
         .collect();
-    let signature = if verified_by.is_empty() {
+    let signature = if options.keys.is_empty() {
+        CheckResult::Failed("signed with a managed key, but no --key was given".into())
+    } else if verified_by.is_empty() {
         CheckResult::Failed(format!(
             "the DSSE signature does not verify with the given key(s) ({})",
             options
@@ -257,6 +271,27 @@ fn check_envelope(
                 .join(", ")
         ))
     };
+    checks_after_signature(
+        source,
+        envelope_detail,
+        envelope,
+        image_digest,
+        options,
+        annotated,
+        (signature, verified_by),
+    )
+}
+
+/// The checks after the signature (which the caller made, with a key or keylessly).
+fn checks_after_signature(
+    source: AttestationSource,
+    envelope_detail: String,
+    envelope: &Envelope,
+    image_digest: &Digest,
+    options: &VerifyAttestationOptions,
+    annotated: Option<&str>,
+    (signature, verified_by): (CheckResult, Vec<KeyId>),
+) -> AttestationChecks {
     let payload_type = if envelope.payload_type == INTOTO_PAYLOAD_TYPE {
         CheckResult::Passed(INTOTO_PAYLOAD_TYPE.to_string())
     } else {
@@ -540,11 +575,29 @@ async fn bundle_candidates(
             .and_then(|a| a.get(PREDICATE_TYPE_ANNOTATION))
             .map(String::as_str);
         out.push(match parse_bundle(&bytes) {
+            Ok(content) if content.bundle.has_certificate() => {
+                let detail = format!(
+                    "bundle referrer {}: bundle {} with a DSSE envelope, signed with a certificate",
+                    referrer.descriptor.digest,
+                    content.bundle.version().as_str()
+                );
+                let signature = keyless_signature(&content.bundle, &image.digest, options);
+                checks_after_signature(
+                    source,
+                    detail,
+                    &content.envelope,
+                    &image.digest,
+                    options,
+                    annotated,
+                    (signature, Vec::new()),
+                )
+            }
             Ok(content) => check_envelope(
                 source,
                 format!(
-                    "bundle referrer {}: bundle v0.3 with a DSSE envelope{}",
+                    "bundle referrer {}: bundle {} with a DSSE envelope{}",
                     referrer.descriptor.digest,
+                    content.bundle.version().as_str(),
                     content
                         .hint
                         .map(|h| format!(", key hint {h}"))
@@ -561,6 +614,53 @@ async fn bundle_candidates(
     Ok(out)
 }
 
+/// Verify a certificate-signed bundle keylessly (signet-keyless: chain, log and timestamp
+/// evidence, the DSSE signature, the in-toto subject against the image digest) and match the
+/// certificate against the trusted identity.
+fn keyless_signature(
+    bundle: &signet_keyless::Bundle,
+    image_digest: &Digest,
+    options: &VerifyAttestationOptions,
+) -> CheckResult {
+    let Some(signer) = &options.keyless else {
+        return CheckResult::Failed(
+            "signed with a certificate (keyless), but no certificate identity was given".into(),
+        );
+    };
+    let Ok(digest) = image_digest
+        .to_string()
+        .parse::<signet_keyless::Sha256Digest>()
+    else {
+        return CheckResult::Failed(format!(
+            "{image_digest}: only SHA-256 image digests can be verified against a bundle"
+        ));
+    };
+    match signer.verifier.verify(
+        signet_keyless::Artifact::Digest(digest),
+        bundle,
+        signet_keyless::Signer::Certificate,
+    ) {
+        Ok(verified) => match &verified.certificate {
+            Some(claims) => match signer
+                .identity
+                .matches(&crate::keyless::policy_claims(claims))
+            {
+                Ok(()) => CheckResult::Passed(format!(
+                    "certificate chain, log and timestamp evidence verified; certificate names {} (issuer {})",
+                    claims.subjects.first().map_or("?", |s| s.as_str()),
+                    claims.issuer.as_deref().unwrap_or("?")
+                )),
+                Err(mismatch) => CheckResult::Failed(format!("{}: {mismatch}", mismatch.code())),
+            },
+            None => CheckResult::Failed("the bundle carries no certificate".into()),
+        },
+        Err(e) => CheckResult::Failed(format!(
+            "{}: {e}",
+            e.check().map_or("not-verified", |c| c.code())
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -570,6 +670,7 @@ mod tests {
     fn options(key: &SigningKey, wanted: Option<&str>) -> VerifyAttestationOptions {
         VerifyAttestationOptions {
             keys: vec![key.public_key()],
+            keyless: None,
             predicate_type: wanted.map(|w| PredicateType::from_name(w).unwrap()),
         }
     }

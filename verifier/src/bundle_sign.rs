@@ -290,25 +290,22 @@ fn check_bundle_manifest(
     Ok((m.clone(), layer.clone()))
 }
 
-/// What a bundle carries for key-based verification.
-#[derive(Debug, Clone)]
+/// What a bundle carries for verification.
+#[derive(Debug)]
 pub struct BundleContent {
     /// The public-key hint, if any (informational: the key given is what is checked).
     pub hint: Option<String>,
     /// The DSSE envelope.
     pub envelope: Envelope,
+    /// The bundle as sigstore reads it (for keyless verification).
+    pub bundle: signet_keyless::Bundle,
 }
 
-/// Read a bundle for verification with a managed key: sigstore's own parser must accept it
-/// (signet-keyless: bounds, structure), it must carry a DSSE envelope (not a message signature)
-/// and a public-key hint, not a certificate (a keyless bundle is verified keylessly).
+/// Read a bundle: sigstore's own parser must accept it (signet-keyless: bounds, structure) and
+/// it must carry a DSSE envelope (not a message signature). Whether it is signed with a
+/// certificate (keyless) or a managed key is [`signet_keyless::Bundle::has_certificate`].
 pub fn parse_bundle(bytes: &[u8]) -> Result<BundleContent, String> {
-    let parsed = signet_keyless::Bundle::from_json(bytes).map_err(|e| e.to_string())?;
-    if parsed.has_certificate() {
-        return Err(
-            "the bundle is signed with a certificate (keyless), not a managed key".to_string(),
-        );
-    }
+    let bundle = signet_keyless::Bundle::from_json(bytes).map_err(|e| e.to_string())?;
     let value: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let envelope = value
         .get("dsseEnvelope")
@@ -318,7 +315,11 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<BundleContent, String> {
         .pointer("/verificationMaterial/publicKey/hint")
         .and_then(Value::as_str)
         .map(str::to_string);
-    Ok(BundleContent { hint, envelope })
+    Ok(BundleContent {
+        hint,
+        envelope,
+        bundle,
+    })
 }
 
 /// The name a statement's subject carries for an image: its repository.
@@ -339,6 +340,24 @@ mod tests {
             .decode(&hint)
             .unwrap();
         assert_eq!(hex::encode(raw), key.key_id().as_str());
+    }
+
+    #[test]
+    fn key_hint_equals_the_one_in_a_real_managed_key_bundle() {
+        // testdata/sigstore-bundles/managed-key-v0.3: a bundle from sigstore-verify's test data.
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/sigstore-bundles/managed-key-v0.3"
+        );
+        let pem = std::fs::read(format!("{dir}/key.pub")).unwrap();
+        let key = PublicKey::from_pem(&pem, "key.pub").unwrap();
+        let bundle: Value =
+            serde_json::from_slice(&std::fs::read(format!("{dir}/bundle.sigstore.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            bundle["verificationMaterial"]["publicKey"]["hint"],
+            key_hint(&key)
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use signet_oci::ImageLocation;
 use signet_sign::intoto::{PredicateType, MAX_STATEMENT_BYTES};
 use signet_sign::keys::read_public_key_file;
 use signet_verifier::attest::{
-    attest_image, verify_attestations, AttestOptions, AttestationOutcome, VerifyAttestationOptions,
+    attest_image, verify_attestations, AttestOptions, AttestationOutcome, KeylessSigner,
+    VerifyAttestationOptions,
 };
 use signet_verifier::bundle_sign::SignatureFormat;
 use signet_verifier::sign::DEFAULT_MAX_ATTEMPTS;
@@ -67,8 +68,36 @@ pub struct AttestArgs {
 #[derive(Debug, clap::Args)]
 pub struct VerifyAttestationArgs {
     /// A trusted public key (PEM); repeat for several (any one suffices).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"])]
     key: Vec<PathBuf>,
+    /// Keyless (bundle referrers): the certificate's subject (email or URI), exactly.
+    #[arg(long, value_name = "ID", requires = "issuer")]
+    certificate_identity: Option<String>,
+    /// Keyless: the subject as a pattern matching the whole subject (anchored).
+    #[arg(
+        long,
+        value_name = "RE",
+        requires = "issuer",
+        conflicts_with = "certificate_identity"
+    )]
+    certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer the certificate must name.
+    #[arg(long, value_name = "URL", group = "issuer")]
+    certificate_oidc_issuer: Option<String>,
+    /// Keyless: the OIDC issuer as a pattern matching the whole issuer (anchored).
+    #[arg(
+        long,
+        value_name = "RE",
+        group = "issuer",
+        conflicts_with = "certificate_oidc_issuer"
+    )]
+    certificate_oidc_issuer_regexp: Option<String>,
+    /// Keyless: trust this `trusted_root.json` instead of the cached or embedded root.
+    #[arg(long, value_name = "FILE", requires = "issuer")]
+    trusted_root: Option<PathBuf>,
+    /// Keyless: which Sigstore instance's root to use without --trusted-root.
+    #[arg(long, default_value = "public-good", value_name = "INSTANCE")]
+    instance: signet_keyless::Instance,
     /// Accept only this predicate type (cosign's type names or a URI).
     #[arg(long = "type")]
     predicate_type: Option<String>,
@@ -156,6 +185,43 @@ pub async fn attest(args: AttestArgs, global: &GlobalOptions) -> anyhow::Result<
     Ok(ExitCode::Success)
 }
 
+/// The keyless signer the flags name, if any.
+fn keyless_signer(args: &VerifyAttestationArgs) -> anyhow::Result<Option<KeylessSigner>> {
+    use signet_policy::certificate::{CertificateIdentity, GitHubRequirements, Match};
+    let subject = match (
+        &args.certificate_identity,
+        &args.certificate_identity_regexp,
+    ) {
+        (Some(exact), _) => Match::Exact(exact.clone()),
+        (None, Some(pattern)) => Match::pattern(pattern)?,
+        (None, None) => return Ok(None),
+    };
+    let issuer = match (
+        &args.certificate_oidc_issuer,
+        &args.certificate_oidc_issuer_regexp,
+    ) {
+        (Some(exact), _) => Match::Exact(exact.clone()),
+        (None, Some(pattern)) => Match::pattern(pattern)?,
+        (None, None) => bail!("keyless verification needs --certificate-oidc-issuer[-regexp]"),
+    };
+    let cache = signet_keyless::cache::TufCache::default_location().ok();
+    let root = signet_keyless::load_trusted_root(
+        args.trusted_root.as_deref(),
+        args.instance,
+        cache
+            .as_ref()
+            .map(|c| c as &dyn signet_keyless::TrustedRootCache),
+    )?;
+    Ok(Some(KeylessSigner {
+        verifier: signet_keyless::Verifier::new(&root)?,
+        identity: CertificateIdentity {
+            subject,
+            issuer,
+            github: GitHubRequirements::default(),
+        },
+    }))
+}
+
 /// Run `signet verify-attestation`: exit 0 (some verified), 10 (none), 11 (no such image),
 /// 12 (none verifies), 2 (could not check).
 pub async fn verify_attestation(
@@ -175,8 +241,10 @@ pub async fn verify_attestation(
     let location: ImageLocation = args.image.parse()?;
     let client = &global.registry_client(&location)?;
     let store = ImageStore::open(&location, client)?;
+    let keyless = keyless_signer(&args)?;
     let options = VerifyAttestationOptions {
         keys,
+        keyless,
         predicate_type,
     };
     let report = match verify_attestations(&store, &options).await {
@@ -214,7 +282,7 @@ pub async fn verify_attestation(
     match report.outcome {
         AttestationOutcome::Verified => {
             eprintln!(
-                "\nVerification for {} ({}) --\nThe following checks were performed on each of these attestations:\n  - the envelope matched its digest and parsed strictly as DSSE\n  - the DSSE signature was verified against the given public key(s)\n  - the payload type is in-toto\n  - the payload parsed strictly as an in-toto statement\n  - a subject names the image's manifest digest\n  - the predicate type is the one asked for (and the one annotated)\n{} of {} attestation(s){wanted} verified.",
+                "\nVerification for {} ({}) --\nThe following checks were performed on each of these attestations:\n  - the envelope matched its digest and parsed strictly as DSSE\n  - the DSSE signature was verified against the given public key(s), or keylessly (certificate, log and timestamp evidence, identity)\n  - the payload type is in-toto\n  - the payload parsed strictly as an in-toto statement\n  - a subject names the image's manifest digest\n  - the predicate type is the one asked for (and the one annotated)\n{} of {} attestation(s){wanted} verified.",
                 report.image,
                 report.digest,
                 report.verified().count(),
