@@ -145,7 +145,16 @@ fn main() -> std::process::ExitCode {
     // (help, usage errors) follows --color and NO_COLOR too, so they are looked at first.
     let args = containerd_arguments(std::env::args_os().collect());
     let color = options::color_choice(&args, std::env::var_os("NO_COLOR").as_deref());
-    let matches = Cli::command().color(color).get_matches_from(args);
+    let matches = Cli::command().color(color).get_matches_from(args.clone());
+    // `-` for a file read from stdin: saved to a private file that lives while the command runs.
+    let (matches, _stdin_file) = match options::stdin_file_args(&matches, args) {
+        Ok(None) => (matches, None),
+        Ok(Some((args, file))) => (
+            Cli::command().color(color).get_matches_from(args),
+            Some(file),
+        ),
+        Err(error) => return exit::report_error(&error).into(),
+    };
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let quiet_level = if matches!(cli.command, Command::Serve(_)) {
         "info"

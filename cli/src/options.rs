@@ -101,6 +101,119 @@ pub enum ColorWhen {
     Never,
 }
 
+/// Arguments that name a file to read and take `-` for stdin, by command: keys, bundles,
+/// predicates and trust material. Not policies or gate configs (paths inside them are relative
+/// to their own folder, which stdin has not), not outputs, not directories.
+pub const STDIN_FILE_ARGS: &[(&str, &[&str])] = &[
+    (
+        "verify",
+        &["key", "trusted_root", "ca_roots", "ca_intermediates"],
+    ),
+    ("verify-blob", &["bundle", "key", "trusted_root"]),
+    ("verify-attestation", &["key"]),
+    ("attest", &["key", "predicate"]),
+    ("sign", &["key"]),
+    ("public-key", &["key"]),
+    ("import-key-pair", &["key"]),
+];
+
+/// Largest input read from stdin for a `-` file argument.
+const MAX_STDIN_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Stdin saved to a private file (0600, removed when dropped) for a `-` file argument.
+pub struct StdinFile {
+    path: PathBuf,
+}
+
+impl Drop for StdinFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// When `matches` give `-` to one of [`STDIN_FILE_ARGS`], read stdin into a private file and
+/// return `args` with that `-` replaced by its path (the caller parses them again). Only one
+/// input can come from stdin, and not when `--registry-password-stdin` reads it.
+pub fn stdin_file_args(
+    matches: &clap::ArgMatches,
+    mut args: Vec<std::ffi::OsString>,
+) -> anyhow::Result<Option<(Vec<std::ffi::OsString>, StdinFile)>> {
+    let Some((command, sub)) = matches.subcommand() else {
+        return Ok(None);
+    };
+    let Some((_, ids)) = STDIN_FILE_ARGS.iter().find(|(c, _)| *c == command) else {
+        return Ok(None);
+    };
+    let dashed: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| {
+            sub.try_get_raw(id)
+                .ok()
+                .flatten()
+                .is_some_and(|mut v| v.any(|v| v == "-"))
+        })
+        .collect();
+    let Some(id) = dashed.first() else {
+        return Ok(None);
+    };
+    let flag = id.replace('_', "-");
+    // The argv elements that are this `-`: `--flag -` or `--flag=-`.
+    let at: Vec<usize> = (1..args.len())
+        .filter(|&i| {
+            let a = args[i].to_string_lossy();
+            a == format!("--{flag}=-") || (a == "-" && args[i - 1] == *format!("--{flag}"))
+        })
+        .collect();
+    let all_dashes = args
+        .iter()
+        .skip(1)
+        .filter(|a| *a == "-" || a.to_string_lossy().ends_with("=-"))
+        .count();
+    if dashed.len() > 1 || at.len() != 1 || all_dashes != 1 {
+        bail!("only one input can be read from stdin (`-`)");
+    }
+    if matches.get_flag("registry_password_stdin") {
+        bail!("--{flag} -: stdin is already read by --registry-password-stdin");
+    }
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .take(MAX_STDIN_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("--{flag} -: reading stdin"))?;
+    if bytes.len() as u64 > MAX_STDIN_FILE_BYTES {
+        bail!("--{flag} -: stdin holds more than {MAX_STDIN_FILE_BYTES} bytes");
+    }
+    let file = write_private_temp(&bytes).with_context(|| format!("--{flag} -: saving stdin"))?;
+    let i = at[0];
+    args[i] = if args[i] == "-" {
+        file.path.clone().into_os_string()
+    } else {
+        format!("--{flag}={}", file.path.display()).into()
+    };
+    Ok(Some((args, file)))
+}
+
+/// A new file only this user can read, holding `bytes`.
+fn write_private_temp(bytes: &[u8]) -> std::io::Result<StdinFile> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let path = std::env::temp_dir().join(format!("signet-stdin-{}-{nanos:09}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    let guard = StdinFile { path };
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(guard)
+}
+
 /// The colour choice the command line asks for (the last `--color`), or `NO_COLOR`'s when it
 /// does not: looked up before clap parses, so clap's own help and errors follow it too.
 pub fn color_choice(

@@ -137,3 +137,76 @@ fn color_follows_the_flag_and_no_color() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
 }
+
+/// `signet ARGS` with `input` on stdin, `SIGNET_PASSWORD` set and `TMPDIR` = `tmp`.
+fn with_stdin(args: &[&str], input: &[u8], tmp: &std::path::Path) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = signet()
+        .env("SIGNET_PASSWORD", crate::support::KEY_PASSWORD)
+        .env("TMPDIR", tmp)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_dash_reads_a_file_argument_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = crate::support::keypair(dir.path(), "stdin");
+    let key_bytes = std::fs::read(&key).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let from_file = with_stdin(
+        &["public-key", "--key", key.to_str().unwrap()],
+        b"",
+        tmp.path(),
+    );
+    assert_eq!(code(&from_file), 0, "{from_file:?}");
+    for args in [
+        &["public-key", "--key", "-"][..],
+        &["public-key", "--key=-"][..],
+    ] {
+        let out = with_stdin(args, &key_bytes, tmp.path());
+        assert_eq!(code(&out), 0, "{args:?}: {out:?}");
+        assert_eq!(out.stdout, from_file.stdout, "{args:?}");
+    }
+    // The private copy of stdin is gone when the command ends.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // Stdin is read once: not for two inputs, not besides --registry-password-stdin.
+    let out = with_stdin(
+        &["verify", "--key", "-", "--key", "-", "oci:/nonexistent"],
+        b"x",
+        tmp.path(),
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only one input can be read from stdin"),
+        "{out:?}"
+    );
+    let out = with_stdin(
+        &[
+            "verify",
+            "--key",
+            "-",
+            "--registry-username",
+            "u",
+            "--registry-password-stdin",
+            "127.0.0.1:1/a:b",
+        ],
+        b"x",
+        tmp.path(),
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--key -: stdin is already read by --registry-password-stdin"),
+        "{out:?}"
+    );
+    // A key from stdin that is not one: the usual error, about the key.
+    let out = with_stdin(&["public-key", "--key", "-"], b"not a key", tmp.path());
+    assert_eq!(code(&out), 2, "{out:?}");
+}

@@ -138,6 +138,19 @@ pub fn markdown(command: clap::Command) -> String {
          Shell completions: `signet completion bash|zsh|fish|powershell`; man pages:\n\
          `signet man --dir DIR`.\n",
     );
+    let dashed: Vec<String> = crate::options::STDIN_FILE_ARGS
+        .iter()
+        .flat_map(|(cmd, ids)| {
+            ids.iter()
+                .map(move |id| format!("`{cmd} --{}`", id.replace('_', "-")))
+        })
+        .collect();
+    let _ = write!(
+        out,
+        "\nA file argument given as `-` is read from stdin (one per command, not with\n\
+         `--registry-password-stdin`) for: {}.\n",
+        dashed.join(", ")
+    );
     write_command(&mut out, &command, "signet", 2);
     out
 }
@@ -322,6 +335,32 @@ mod tests {
             set,
             clap::ColorChoice::Never,
         );
+    }
+
+    #[test]
+    fn every_stdin_file_argument_exists_and_takes_a_value() {
+        let command = crate::Cli::command();
+        for (name, ids) in crate::options::STDIN_FILE_ARGS {
+            let sub = command
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no command {name}"));
+            for id in *ids {
+                let arg = sub
+                    .get_arguments()
+                    .find(|a| a.get_id() == *id)
+                    .unwrap_or_else(|| panic!("{name} has no argument {id}"));
+                assert!(
+                    arg.get_num_args().is_some_and(|n| n.takes_values())
+                        || arg.get_long().is_some(),
+                    "{name} {id}"
+                );
+                assert_eq!(
+                    arg.get_long(),
+                    Some(id.replace('_', "-").as_str()),
+                    "{name} {id}"
+                );
+            }
+        }
     }
 
     #[test]
