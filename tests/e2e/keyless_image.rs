@@ -415,3 +415,89 @@ fn pki_valid_gets_every_verdict_of_its_readme_through_the_binary() {
         "{err}"
     );
 }
+
+#[test]
+fn policies_with_keyless_and_pki_signers_get_certificate_evidence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fulcio = tmp.path().join("fulcio");
+    layout(&fulcio, FULCIO, &[]);
+    let pki = tmp.path().join("pki");
+    layout(&pki, "dir-img-cosign-pki-valid", &[]);
+    let policy = |name: &str, signer: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(
+            &path,
+            format!("keys:\n  signer:\n{signer}default:\n  signed:\n    keys: [signer]\n"),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let run = |layout: &Path, identity: &str, policy: &str| {
+        let image = format!("oci:{}:latest", layout.display());
+        let out = signet()
+            .args(["verify", &image, "--identity", identity, "--policy", policy])
+            .args(["--output", "json"])
+            .output()
+            .unwrap();
+        (
+            code(&out),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let keyless =
+        |subject: &str| format!("    keyless:\n      subject: {subject}\n      issuer: {GITHUB}\n");
+    let (rc, out, err) = run(
+        &fulcio,
+        FULCIO_IDENTITY,
+        &policy("ok.yaml", &keyless(EMAIL)),
+    );
+    assert_eq!(rc, 0, "{out}{err}");
+    let (rc, out, err) = run(
+        &fulcio,
+        FULCIO_IDENTITY,
+        &policy("other.yaml", &keyless("other@redhat.com")),
+    );
+    assert_ne!(rc, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["verdict"]["decision"], "deny", "{out}");
+    let codes: Vec<&str> = report["verdict"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"certificate-identity-mismatch"),
+        "{codes:?}"
+    );
+
+    let pki_signer = format!(
+        "    pki:\n      caRoots: {{path: {FIXTURES}/pki_root_crts.pem}}\n      caIntermediates: {{path: {FIXTURES}/pki_intermediate_crts.pem}}\n      subjectEmail: qiwan@redhat.com\n      subjectHostname: myhost.example.com\n"
+    );
+    let (rc, out, err) = run(
+        &pki,
+        "localhost:5000/test",
+        &policy("pki.yaml", &pki_signer),
+    );
+    assert_eq!(rc, 0, "{out}{err}");
+    let wrong = pki_signer.replace("myhost.example.com", "other.example.com");
+    let (rc, out, err) = run(
+        &pki,
+        "localhost:5000/test",
+        &policy("pki-wrong.yaml", &wrong),
+    );
+    assert_ne!(rc, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["verdict"]["decision"], "deny", "{out}");
+    let codes: Vec<&str> = report["verdict"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"certificate-identity-mismatch"),
+        "{codes:?}"
+    );
+}

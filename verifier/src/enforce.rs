@@ -252,6 +252,10 @@ pub struct PolicyReport {
     /// Every candidate signature with its layer checks (identity and annotations are judged per
     /// rule by the policy; see the verdict's findings).
     pub signatures: Vec<LayerChecks>,
+    /// Every certificate-signed candidate (legacy keyless layers, bundle referrers) checked
+    /// under each trust source the policy names (`crate::keyless::policy_evidence`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificate_signatures: Vec<crate::keyless::KeylessChecks>,
 }
 
 /// Evaluate `policy` for the image in `image` known as `identity`, reading signatures from
@@ -315,7 +319,11 @@ pub async fn evaluate_digest(
         }
     };
     // Only layers whose size, digest, strict parse and signature all passed give evidence.
-    let evidence_signatures = candidates.iter().flat_map(LayerChecks::evidence).collect();
+    let mut evidence_signatures: Vec<_> =
+        candidates.iter().flat_map(LayerChecks::evidence).collect();
+    let (certificate_evidence, certificate_signatures) =
+        crate::keyless::policy_evidence(signatures, identity, &digest, policy, now).await?;
+    evidence_signatures.extend(certificate_evidence);
     let configs = if policy.policy().needs_config(identity) {
         match resolved {
             Some(resolved) => config_facts(image, resolved).await?,
@@ -348,6 +356,7 @@ pub async fn evaluate_digest(
         digest,
         verdict,
         signatures: candidates,
+        certificate_signatures,
     })
 }
 

@@ -149,6 +149,14 @@ pub struct KeylessChecks {
     claims: Option<CertificateClaims>,
     verified_times: Vec<i64>,
     payload_bytes: Option<Vec<u8>>,
+    /// The legacy payload's signed `docker-reference` (a bundle signs none).
+    signed_reference: Option<String>,
+    /// String members of the legacy payload's `optional` section.
+    annotations: BTreeMap<String, String>,
+    /// The certificate's `dNSName` SANs (private PKI).
+    hostnames: Vec<String>,
+    /// The verified transparency-log entry's integrated time.
+    integrated_time: Option<i64>,
 }
 
 impl KeylessChecks {
@@ -167,6 +175,10 @@ impl KeylessChecks {
             claims: None,
             verified_times: Vec::new(),
             payload_bytes: None,
+            signed_reference: None,
+            annotations: BTreeMap::new(),
+            hostnames: Vec::new(),
+            integrated_time: None,
         }
     }
 
@@ -232,6 +244,53 @@ impl KeylessChecks {
     /// The verified certificate's claims (only once the signature check passed).
     pub fn claims(&self) -> Option<&CertificateClaims> {
         self.claims.as_ref()
+    }
+
+    /// The policy's evidence from this signature, verified under `trust`: none unless the
+    /// material, payload and signature checks (certificate chain, log and timestamp evidence)
+    /// all passed. Who signed (certificate identity) and the signed repository are left to the
+    /// policy, which weighs the claims.
+    pub fn evidence(
+        &self,
+        trust: &signet_policy::trust::TrustSource,
+    ) -> Option<signet_policy::SignatureEvidence> {
+        use signet_policy::verdict::{CertificateEvidence, Signer as PolicySigner, TlogEvidence};
+        let sound = self.material.passed() && self.payload.passed() && self.signature.passed();
+        let claims = self.claims.as_ref().filter(|_| sound)?;
+        let verified_time = *self.verified_times.first()?;
+        let tlog = match (trust, self.integrated_time) {
+            (signet_policy::trust::TrustSource::Sigstore(root), Some(integrated_time)) => {
+                Some(TlogEvidence {
+                    log: signet_policy::trust::LogSource::Sigstore(root.clone()),
+                    integrated_time,
+                })
+            }
+            _ => None,
+        };
+        Some(signet_policy::SignatureEvidence {
+            signer: PolicySigner::Certificate(Box::new(CertificateEvidence {
+                claims: policy_claims(claims),
+                emails: claims
+                    .subjects
+                    .iter()
+                    .filter_map(|s| match s {
+                        SubjectName::Email(e) => Some(e.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                hostnames: self.hostnames.clone(),
+                trust: trust.clone(),
+                verified_time,
+            })),
+            format: match self.format {
+                SignatureFormat::Legacy => signet_policy::verdict::SignatureFormat::Legacy,
+                SignatureFormat::Bundle => signet_policy::verdict::SignatureFormat::Bundle,
+            },
+            docker_reference: self.signed_reference.clone(),
+            manifest_digest_matches: self.manifest_digest.passed(),
+            annotations: self.annotations.clone(),
+            tlog,
+        })
     }
 
     /// The exact payload bytes (legacy) or in-toto statement (bundle), once digest-checked.
@@ -495,6 +554,13 @@ pub(crate) fn assess_legacy(
             return checks;
         }
     };
+    checks.signed_reference = Some(parsed.docker_reference.clone());
+    checks.annotations = parsed
+        .optional
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+        .collect();
     checks.manifest_digest = if &parsed.manifest_digest == digest {
         CheckResult::Passed(format!("payload names {digest}"))
     } else {
@@ -575,6 +641,7 @@ fn verify_bundle(
                 times.join(", ")
             ));
             checks.verified_times = verified.verified_times.clone();
+            checks.integrated_time = verified.log_entries.iter().find_map(|e| e.integrated_time);
             match &verified.certificate {
                 Some(claims) => {
                     checks.certificate_identity = match identity.matches(&policy_claims(claims)) {
@@ -839,6 +906,7 @@ fn verify_pki(
                 signet_keyless::rfc3339(now)
             ));
             checks.verified_times = vec![now];
+            checks.hostnames = verified.hostnames.clone();
             let mut missing = Vec::new();
             if let Some(email) = email {
                 if !verified.emails.contains(email) {
@@ -1105,6 +1173,161 @@ fn cosign_statement_subject(statement: &[u8], digest: &Digest) -> Result<(), Sta
             "no statement subject names {digest}"
         )))
     }
+}
+
+/// Every certificate-signed candidate of the image `digest` checked under each trust source
+/// `policy` names, and the evidence they give (what [`crate::enforce`] adds to key signatures).
+/// Sigstore roots verify legacy layers and bundle referrers; a private PKI (`pki`) verifies
+/// legacy layers at `now`. A Fulcio CA named without a Sigstore root (containers/image `fulcio`
+/// with `rekorPublicKey`) gives no evidence yet: its signatures are not trusted.
+pub async fn policy_evidence(
+    store: &ImageStore,
+    identity: &Reference,
+    digest: &Digest,
+    policy: &crate::enforce::PolicyFile,
+    now: i64,
+) -> Result<(Vec<signet_policy::SignatureEvidence>, Vec<KeylessChecks>), Error> {
+    use signet_policy::trust::TrustSource;
+    let sources = policy.policy().trust_sources();
+    if sources.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // Fetch once, check under every source.
+    let mut legacy = Vec::new();
+    if let Some((_, manifest)) = read_signature_manifest(store, digest).await? {
+        let layers: Vec<(usize, &Descriptor)> = manifest
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.media_type == SIMPLE_SIGNING)
+            .filter(|(_, l)| l.annotation(CERTIFICATE_ANNOTATION).is_some())
+            .collect();
+        if layers.len() > crate::signatures::DEFAULT_MAX_SIGNATURES {
+            return Err(Error::LimitExceeded {
+                what: format!("{} certificate signatures of {digest}", layers.len()),
+                limit: format!("{} signatures", crate::signatures::DEFAULT_MAX_SIGNATURES),
+            });
+        }
+        for (index, layer) in layers {
+            let fetched = if layer.size > MAX_PAYLOAD_BYTES {
+                Err(format!(
+                    "payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
+                    layer.size
+                ))
+            } else {
+                match store.blob_bytes(layer, MAX_PAYLOAD_BYTES).await {
+                    Ok(bytes) => Ok(bytes),
+                    Err(
+                        e @ (signet_oci::Error::DigestMismatch { .. }
+                        | signet_oci::Error::SizeMismatch { .. }),
+                    ) => Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            legacy.push((index, layer.clone(), fetched));
+        }
+    }
+    let mut bundles: Vec<(usize, Digest, Result<Vec<u8>, String>)> = Vec::new();
+    if sources
+        .iter()
+        .any(|s| matches!(s, TrustSource::Sigstore(_)))
+    {
+        let referrers = store.referrers(digest, Some(BUNDLE_ARTIFACT_TYPE)).await?;
+        if referrers.descriptors.len() > crate::signatures::DEFAULT_MAX_SIGNATURES {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "{} bundle referrers of {digest}",
+                    referrers.descriptors.len()
+                ),
+                limit: format!("{} signatures", crate::signatures::DEFAULT_MAX_SIGNATURES),
+            });
+        }
+        for (index, descriptor) in referrers.descriptors.iter().enumerate() {
+            let bytes = match referrer_bundle_bytes(store, descriptor, digest).await {
+                Ok(bytes) => Ok(bytes),
+                Err(ReferrerProblem::Invalid(why)) => Err(why),
+                Err(ReferrerProblem::Error(e)) => return Err(e),
+            };
+            bundles.push((index, descriptor.digest.clone(), bytes));
+        }
+    }
+    let mut evidence = Vec::new();
+    let mut candidates = Vec::new();
+    for source in sources {
+        let trust = match source {
+            TrustSource::Sigstore(root) => {
+                let root = policy.trusted_root(root).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "trusted root {root} was not loaded with the policy"
+                    ))
+                })?;
+                let verifier = Verifier::new(root)
+                    .map_err(|e| Error::Invalid(format!("trusted root: {e}")))?;
+                // Identity is the policy's to judge, on the claims; this matcher only fills
+                // the report's certificate-identity check.
+                let any = signet_policy::certificate::Match::pattern(".*")
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                CertificateTrust::Sigstore {
+                    verifier,
+                    identity: CertificateIdentity {
+                        subject: any.clone(),
+                        issuer: any,
+                        github: Default::default(),
+                    },
+                }
+            }
+            TrustSource::Authority(ca) if !ca.fulcio => {
+                let read = |m: &signet_policy::trust::Material| -> Result<Vec<Vec<u8>>, Error> {
+                    let bytes = policy.material(m).ok_or_else(|| {
+                        Error::Invalid(format!("trust material {m} was not loaded with the policy"))
+                    })?;
+                    let text = std::str::from_utf8(bytes)
+                        .map_err(|_| Error::Invalid(format!("{m}: not PEM text")))?;
+                    pem_certificates(text, signet_keyless::pki::MAX_PKI_CERTIFICATES)
+                        .map_err(|e| Error::Invalid(format!("{m}: {e}")))
+                };
+                let intermediates = match &ca.intermediates {
+                    Some(m) => read(m)?,
+                    None => Vec::new(),
+                };
+                CertificateTrust::Pki {
+                    trust: PkiTrust::new(read(&ca.roots)?, intermediates)
+                        .map_err(|e| Error::Invalid(format!("{}: {e}", ca.roots)))?,
+                    email: None,
+                    hostname: None,
+                    now,
+                }
+            }
+            TrustSource::Authority(_) => continue,
+        };
+        let options = KeylessOptions {
+            trust,
+            identity_rule: IdentityRule::MatchRepository,
+            formats: FormatRequirement::Any,
+            max_signatures: crate::signatures::DEFAULT_MAX_SIGNATURES,
+        };
+        for (index, layer, fetched) in &legacy {
+            let checks = assess_legacy(*index, layer, fetched.clone(), identity, digest, &options);
+            evidence.extend(checks.evidence(source));
+            candidates.push(checks);
+        }
+        if matches!(options.trust, CertificateTrust::Sigstore { .. }) {
+            for (index, referrer, bytes) in &bundles {
+                let mut checks =
+                    KeylessChecks::new(SignatureFormat::Bundle, *index, referrer.clone());
+                match bytes {
+                    Ok(bytes) => assess_bundle(&mut checks, bytes, digest, &options),
+                    Err(why) => {
+                        checks.material = CheckResult::Failed(why.clone());
+                        checks.stop_after("material");
+                    }
+                }
+                evidence.extend(checks.evidence(source));
+                candidates.push(checks);
+            }
+        }
+    }
+    Ok((evidence, candidates))
 }
 
 #[cfg(test)]
