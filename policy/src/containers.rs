@@ -551,7 +551,12 @@ impl Converter<'_, '_> {
         if let Some((_, name)) = self.keys.iter().find(|(k, _)| *k == spec) {
             return name.clone();
         }
-        let name = format!("{prefix}-{}", self.keys.len() + 1);
+        let same_kind = self
+            .keys
+            .iter()
+            .filter(|(_, n)| n.starts_with(&format!("{prefix}-")))
+            .count();
+        let name = format!("{prefix}-{}", same_kind + 1);
         self.keys.push((spec, name.clone()));
         let mut origin = path.to_vec();
         origin.push(field.to_string());
