@@ -184,12 +184,17 @@ fn report(verified: &VerifiedBundle, root: &TrustedRoot, artifact: &str) -> serd
     })
 }
 
+/// One line on stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn out(line: &dyn std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn not_verified(output: OutputFormat, code: &str, message: &str) -> ExitCode {
     match output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::json!({"verified": false, "code": code, "error": message})
-        ),
+        OutputFormat::Json => {
+            out(&serde_json::json!({"verified": false, "code": code, "error": message}))
+        }
         OutputFormat::Text => eprintln!("signet: not verified: {message}"),
     }
     ExitCode::NoValidSignature
@@ -233,7 +238,7 @@ pub fn run(args: VerifyBlobArgs, _global: &GlobalOptions) -> anyhow::Result<Exit
         _ => args.artifact.clone(),
     };
     match args.output {
-        OutputFormat::Json => println!("{}", report(&verified, &root, &shown)),
+        OutputFormat::Json => out(&report(&verified, &root, &shown)),
         OutputFormat::Text => {
             let who = match &verified.certificate {
                 Some(c) => format!(
@@ -243,7 +248,7 @@ pub fn run(args: VerifyBlobArgs, _global: &GlobalOptions) -> anyhow::Result<Exit
                 ),
                 None => "the given key".to_string(),
             };
-            println!("Verified OK: {shown} signed by {who}");
+            out(&format!("Verified OK: {shown} signed by {who}"));
         }
     }
     Ok(ExitCode::Success)
