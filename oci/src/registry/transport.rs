@@ -204,7 +204,11 @@ pub(super) fn next_link(headers: &HeaderMap) -> Option<String> {
 /// The wait a `Retry-After` header asks for: delay-seconds or an HTTP date (RFC 9110 10.2.3),
 /// counted from `now`; a date in the past is no wait.
 pub(super) fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -427,7 +431,9 @@ impl RegistryClient {
                 form.push(("service", service.to_string()));
             }
             let post = self
-                .token_request(call, Method::POST, url.clone(), &registry, |r| r.form(&form))
+                .token_request(call, Method::POST, url.clone(), &registry, |r| {
+                    r.form(&form)
+                })
                 .await?;
             if post.status() != StatusCode::NOT_FOUND
                 && post.status() != StatusCode::METHOD_NOT_ALLOWED
@@ -545,7 +551,8 @@ impl RegistryClient {
                 return Ok(response);
             }
             let what = format!("{}: token service", call.what);
-            let wait = self.rate_limit_wait(registry, &what, response.headers(), attempt, attempts)?;
+            let wait =
+                self.rate_limit_wait(registry, &what, response.headers(), attempt, attempts)?;
             tokio::time::sleep(wait).await;
         }
     }
