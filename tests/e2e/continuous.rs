@@ -1294,3 +1294,92 @@ fn re_judging_an_unchanged_upstream_asks_only_whether_it_changed() {
         "{audit}"
     );
 }
+
+/// `signet serve` itself: what admission lets in is re-judged when the policy file changes
+/// (the reload wakes the loop), and the change reaches `/v1/audit`, `/metrics` and the webhook.
+#[test]
+fn signet_serve_re_judges_on_a_policy_file_change() {
+    let hook = Webhook::start(false);
+    let reg = TestRegistry::start();
+    let digest = push_sample_image(&reg, "app:v1");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "release");
+    let host = reg.host();
+    assert_eq!(
+        code(&run(&["sign", "--key", s(&key), &format!("{host}/app:v1")])),
+        0
+    );
+    let policy = dir.path().join("policy.yaml");
+    let (_, other) = keypair(dir.path(), "other");
+    let trusting = |keys: &str| {
+        format!(
+            "keys:\n  release: {{path: {}}}\n  other: {{path: {}}}\nscopes:\n  \"{host}/app\":\n    signed: {{keys: [{keys}]}}\n",
+            s(&public),
+            s(&other)
+        )
+    };
+    std::fs::write(&policy, trusting("release")).unwrap();
+    let port = support::free_port();
+    let config = dir.path().join("gate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\npolicy: {}\nupstreams: [{{url: 'http://{host}'}}]\ncontinuous:\n  interval_seconds: 3600\n  webhook: {{url: '{}', timeout_seconds: 2, retries: 1}}\n",
+            s(&policy),
+            hook.url
+        ),
+    )
+    .unwrap();
+    let mut child = support::signet()
+        .args(["serve", "--config", s(&config)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/readyz")).send().is_err() {
+        assert!(Instant::now() < deadline, "signet serve did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let image = format!("{host}/app@{digest}");
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE", "namespace": "default",
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": image}]}}}
+    });
+    let answer: Value = http
+        .post(format!("{base}/validate"))
+        .json(&review)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let audit = |http: &reqwest::blocking::Client| -> Value {
+        http.get(format!("{base}/v1/audit"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(audit(&http)["images"][0]["verdict"], "pass");
+
+    // The key leaves the scope: the file watcher reloads, the reload wakes the re-judging.
+    std::thread::sleep(Duration::from_millis(1100)); // a new modification time
+    std::fs::write(&policy, trusting("other")).unwrap();
+    let bodies = hook.wait_for(1);
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}\n{log}");
+    assert_eq!(bodies[0]["image"], image);
+    assert_eq!(
+        (bodies[0]["from"].as_str(), bodies[0]["to"].as_str()),
+        (Some("pass"), Some("deny"))
+    );
+}
