@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 use signet_oci::store::ImageStore;
-use signet_oci::{Descriptor, Digest, FetchedManifest, Reference};
+use signet_oci::{Descriptor, Digest, Reference};
 use signet_sign::dsse::{
     Envelope, DSSE_ENVELOPE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, MAX_ENVELOPE_BYTES,
 };
@@ -456,8 +456,7 @@ pub async fn verify_attestations(
     options: &VerifyAttestationOptions,
 ) -> Result<AttestationReport, Error> {
     let image = store.resolve().await?;
-    let mut candidates = legacy_candidates(store, &image, options).await?;
-    candidates.extend(bundle_candidates(store, &image, options).await?);
+    let candidates = attestation_candidates(store, &image.digest, options).await?;
     let outcome = if candidates.is_empty() {
         AttestationOutcome::NoAttestations
     } else if candidates.iter().any(AttestationChecks::passed) {
@@ -474,12 +473,25 @@ pub async fn verify_attestations(
     })
 }
 
-async fn legacy_candidates(
+/// Every candidate attestation of the manifest `digest` in `store` (`.att` layers, then bundle
+/// referrers) with its checks; the same bounds as [`verify_attestations`]. Policy enforcement
+/// calls it with the digest it already resolved.
+pub async fn attestation_candidates(
     store: &ImageStore,
-    image: &FetchedManifest,
+    digest: &Digest,
     options: &VerifyAttestationOptions,
 ) -> Result<Vec<AttestationChecks>, Error> {
-    let tag = attestation_tag(&image.digest);
+    let mut candidates = legacy_candidates(store, digest, options).await?;
+    candidates.extend(bundle_candidates(store, digest, options).await?);
+    Ok(candidates)
+}
+
+async fn legacy_candidates(
+    store: &ImageStore,
+    digest: &Digest,
+    options: &VerifyAttestationOptions,
+) -> Result<Vec<AttestationChecks>, Error> {
+    let tag = attestation_tag(digest);
     let Some((_, manifest)) = read_tagged_manifest(store, &tag).await? else {
         return Ok(Vec::new());
     };
@@ -528,7 +540,7 @@ async fn legacy_candidates(
                 source,
                 format!("{tag} layer {index}: blob matches its digest; DSSE envelope parsed"),
                 &envelope,
-                &image.digest,
+                digest,
                 options,
                 annotated,
             ),
@@ -540,11 +552,11 @@ async fn legacy_candidates(
 
 async fn bundle_candidates(
     store: &ImageStore,
-    image: &FetchedManifest,
+    digest: &Digest,
     options: &VerifyAttestationOptions,
 ) -> Result<Vec<AttestationChecks>, Error> {
     let mut out = Vec::new();
-    for referrer in read_bundle_manifests(store, &image.digest).await? {
+    for referrer in read_bundle_manifests(store, digest).await? {
         let source = AttestationSource::Bundle {
             manifest_digest: referrer.descriptor.digest.clone(),
         };
@@ -581,12 +593,12 @@ async fn bundle_candidates(
                     referrer.descriptor.digest,
                     content.bundle.version().as_str()
                 );
-                let signature = keyless_signature(&content.bundle, &image.digest, options);
+                let signature = keyless_signature(&content.bundle, digest, options);
                 checks_after_signature(
                     source,
                     detail,
                     &content.envelope,
-                    &image.digest,
+                    digest,
                     options,
                     annotated,
                     (signature, Vec::new()),
@@ -604,7 +616,7 @@ async fn bundle_candidates(
                         .unwrap_or_default()
                 ),
                 &content.envelope,
-                &image.digest,
+                digest,
                 options,
                 annotated,
             ),

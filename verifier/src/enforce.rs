@@ -9,9 +9,15 @@ use std::sync::Arc;
 use serde::Serialize;
 use signet_oci::store::ImageStore;
 use signet_oci::{Descriptor, Digest, FetchedManifest, Manifest, Reference};
-use signet_policy::{ConfigFacts, Evidence, Loaded, Material, Policy, SigstoreRoot, Verdict};
+use signet_policy::{
+    AttestationEvidence, AttestationInput, ConfigFacts, Evidence, Loaded, Material, Policy,
+    SignatureFormat, Signer, SigstoreRoot, Verdict,
+};
 use signet_sign::keys::PublicKey;
 
+use crate::attest::{
+    attestation_candidates, AttestationChecks, AttestationSource, VerifyAttestationOptions,
+};
 use crate::signatures::{
     check_layers, read_signature_manifest, LayerChecks, DEFAULT_MAX_SIGNATURES,
 };
@@ -256,6 +262,9 @@ pub struct PolicyReport {
     /// under each trust source the policy names (`crate::keyless::policy_evidence`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificate_signatures: Vec<crate::keyless::KeylessChecks>,
+    /// Every candidate attestation with its checks, when the scope requires attestations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<AttestationChecks>,
 }
 
 /// Evaluate `policy` for the image in `image` known as `identity`, reading signatures from
@@ -324,9 +333,11 @@ pub async fn evaluate_digest(
     let (certificate_evidence, certificate_signatures) =
         crate::keyless::policy_evidence(signatures, identity, &digest, policy, now).await?;
     evidence_signatures.extend(certificate_evidence);
-    let configs = if policy.policy().needs_config(identity) {
+    let needs_facts = policy.policy().needs_config(identity);
+    let needs_json = policy.policy().needs_config_json(identity);
+    let blobs = if needs_facts || needs_json {
         match resolved {
-            Some(resolved) => config_facts(image, resolved).await?,
+            Some(resolved) => config_blobs(image, resolved).await?,
             None => {
                 let fetched = image.resolve().await?;
                 if fetched.digest != digest {
@@ -336,11 +347,35 @@ pub async fn evaluate_digest(
                         fetched.digest
                     )));
                 }
-                config_facts(image, &fetched).await?
+                config_blobs(image, &fetched).await?
             }
         }
     } else {
         Vec::new()
+    };
+    let mut configs = Vec::new();
+    let mut config_json = Vec::new();
+    for (config_digest, bytes) in &blobs {
+        if needs_facts {
+            configs.push(
+                ConfigFacts::from_config_json(bytes)
+                    .map_err(|e| Error::Invalid(format!("config {config_digest}: {e}")))?,
+            );
+        }
+        if needs_json {
+            config_json.push(
+                serde_json::from_slice::<serde_json::Value>(bytes)
+                    .map_err(|e| Error::Invalid(format!("config {config_digest}: {e}")))?,
+            );
+        }
+    }
+    // Attestations only for a scope that requires them: `.att` layers and bundle referrers,
+    // each checked (envelope, signature by a policy key, statement, subject = this digest,
+    // predicate type); only a candidate that passed every check is evidence.
+    let (attestation_evidence, attestations) = if policy.policy().needs_attestations(identity) {
+        gather_attestations(signatures, &digest, policy).await?
+    } else {
+        (Vec::new(), Vec::new())
     };
     let evidence = Evidence {
         reference: identity.clone(),
@@ -349,7 +384,15 @@ pub async fn evaluate_digest(
         signatures: evidence_signatures,
         configs,
     };
-    let verdict = signet_policy::evaluate(policy.policy(), &evidence, now);
+    let verdict = signet_policy::evaluate_with_attestations(
+        policy.policy(),
+        &evidence,
+        &AttestationInput {
+            attestations: attestation_evidence,
+            configs: config_json,
+        },
+        now,
+    );
     Ok(PolicyReport {
         image: image.display_name(),
         reference: identity.to_string(),
@@ -357,13 +400,53 @@ pub async fn evaluate_digest(
         verdict,
         signatures: candidates,
         certificate_signatures,
+        attestations,
     })
 }
 
-async fn config_facts(
+/// Verified attestations of `digest` as policy evidence (one per key that verified the
+/// envelope), and every candidate with its checks for the report. Attestations are checked
+/// with the policy's keys; certificate-signed ones are candidates that never verify here.
+async fn gather_attestations(
+    store: &ImageStore,
+    digest: &Digest,
+    policy: &PolicyFile,
+) -> Result<(Vec<AttestationEvidence>, Vec<AttestationChecks>), Error> {
+    let options = VerifyAttestationOptions {
+        keys: policy.keys.clone(),
+        ..VerifyAttestationOptions::default()
+    };
+    let candidates = attestation_candidates(store, digest, &options).await?;
+    let mut evidence = Vec::new();
+    for candidate in &candidates {
+        let Some(statement) = candidate.verified_statement() else {
+            continue;
+        };
+        let format = match candidate.source() {
+            AttestationSource::Legacy { .. } => SignatureFormat::Legacy,
+            AttestationSource::Bundle { .. } => SignatureFormat::Bundle,
+        };
+        let subject = serde_json::to_value(&statement.subjects)
+            .map_err(|e| Error::Invalid(format!("attestation subject: {e}")))?;
+        for key in candidate.verified_by() {
+            evidence.push(AttestationEvidence {
+                signer: Signer::Key(key.clone()),
+                format,
+                predicate_type: statement.predicate_type.as_str().to_string(),
+                subject: subject.clone(),
+                predicate: statement.predicate.clone(),
+                tlog: None,
+            });
+        }
+    }
+    Ok((evidence, candidates))
+}
+
+/// Every config blob of the image (one per platform of an index), with its digest.
+async fn config_blobs(
     image: &ImageStore,
     resolved: &FetchedManifest,
-) -> Result<Vec<ConfigFacts>, Error> {
+) -> Result<Vec<(Digest, Vec<u8>)>, Error> {
     let children: Vec<FetchedManifest> = match &resolved.manifest {
         Manifest::Image(_) => vec![resolved.clone()],
         Manifest::Index(index) => {
@@ -391,9 +474,7 @@ async fn config_facts(
             )));
         };
         let bytes = image.blob_bytes(&manifest.config, MAX_CONFIG_BYTES).await?;
-        let parsed = ConfigFacts::from_config_json(&bytes)
-            .map_err(|e| Error::Invalid(format!("config {}: {e}", manifest.config.digest)))?;
-        facts.push(parsed);
+        facts.push((manifest.config.digest.clone(), bytes));
     }
     Ok(facts)
 }
