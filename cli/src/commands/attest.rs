@@ -257,10 +257,7 @@ pub async fn verify_attestation(
     };
     match args.output {
         crate::options::OutputFormat::Json => {
-            print!(
-                "{}",
-                format!("{}\n", serde_json::to_string_pretty(&report)?)
-            );
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         crate::options::OutputFormat::Text => {
             let mut out = String::new();
