@@ -458,3 +458,118 @@ pub fn rfc3339(unix_seconds: i64) -> String {
         .map(|t| t.to_string())
         .unwrap_or_else(|_| unix_seconds.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::trust::Instance;
+
+    const COSIGN_BUNDLE: &[u8] =
+        include_bytes!("../../testdata/sigstore-bundles/cosign-v3-blob/bundle.sigstore.json");
+    const COSIGN_ARTIFACT: &[u8] =
+        include_bytes!("../../testdata/sigstore-bundles/cosign-v3-blob/artifact");
+    const KEY_BUNDLE: &[u8] =
+        include_bytes!("../../testdata/sigstore-bundles/managed-key-v0.3/bundle.sigstore.json");
+    const KEY_ARTIFACT: &[u8] =
+        include_bytes!("../../testdata/sigstore-bundles/managed-key-v0.3/artifact");
+    const KEY: &str = include_str!("../../testdata/sigstore-bundles/managed-key-v0.3/key.pub");
+
+    fn verifier() -> Verifier {
+        Verifier::new(&TrustedRoot::embedded(Instance::PublicGood).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn keyless_bundle_verifies_by_bytes_and_digest_and_reports_claims() {
+        let bundle = Bundle::from_json(COSIGN_BUNDLE).unwrap();
+        let v = verifier();
+        let by_bytes = v
+            .verify(
+                Artifact::Bytes(COSIGN_ARTIFACT),
+                &bundle,
+                Signer::Certificate,
+            )
+            .unwrap();
+        let digest = Sha256Digest::of(COSIGN_ARTIFACT);
+        let by_digest = v
+            .verify(Artifact::Digest(digest), &bundle, Signer::Certificate)
+            .unwrap();
+        let claims = by_bytes.certificate.unwrap();
+        assert_eq!(
+            claims.subjects,
+            vec![crate::SubjectName::Email("w.vollprecht@gmail.com".into())]
+        );
+        assert_eq!(
+            claims.issuer.as_deref(),
+            Some("https://github.com/login/oauth")
+        );
+        assert!(by_bytes.sct_verified);
+        assert_eq!(by_bytes.timestamps, 1);
+        assert_eq!(by_digest.verified_times, by_bytes.verified_times);
+        // Every verified time lies within the certificate's validity.
+        assert!(by_bytes
+            .verified_times
+            .iter()
+            .all(|t| (claims.not_before..=claims.not_after).contains(t)));
+    }
+
+    #[test]
+    fn another_artifact_is_refused_as_artifact_mismatch() {
+        let bundle = Bundle::from_json(COSIGN_BUNDLE).unwrap();
+        let err = verifier()
+            .verify(
+                Artifact::Bytes(b"something else"),
+                &bundle,
+                Signer::Certificate,
+            )
+            .unwrap_err();
+        assert_eq!(err.check(), Some(Check::Artifact), "{err}");
+    }
+
+    #[test]
+    fn managed_key_bundle_needs_the_key_and_the_key_needs_a_key_bundle() {
+        let key = PublicKey::from_pem(KEY).unwrap();
+        let v = verifier();
+        let bundle = Bundle::from_json(KEY_BUNDLE).unwrap();
+        let ok = v
+            .verify(Artifact::Bytes(KEY_ARTIFACT), &bundle, Signer::Key(&key))
+            .unwrap();
+        assert!(ok.certificate.is_none());
+        let err = v
+            .verify(Artifact::Bytes(KEY_ARTIFACT), &bundle, Signer::Certificate)
+            .unwrap_err();
+        assert_eq!(err.check(), Some(Check::Bundle), "{err}");
+        let keyless = Bundle::from_json(COSIGN_BUNDLE).unwrap();
+        let err = v
+            .verify(
+                Artifact::Bytes(COSIGN_ARTIFACT),
+                &keyless,
+                Signer::Key(&key),
+            )
+            .unwrap_err();
+        assert_eq!(err.check(), Some(Check::Bundle), "{err}");
+    }
+
+    #[test]
+    fn digests_parse_strictly() {
+        let hex = "ab".repeat(32);
+        assert!(format!("sha256:{hex}").parse::<Sha256Digest>().is_ok());
+        for bad in [
+            format!("sha256:{}", &hex[1..]),
+            format!("sha512:{hex}"),
+            format!("sha256:{}zz", &hex[2..]),
+        ] {
+            let err = bad.parse::<Sha256Digest>().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    KeylessError::Malformed {
+                        input: Input::Digest,
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
