@@ -210,3 +210,36 @@ fn a_dash_reads_a_file_argument_from_stdin() {
     let out = with_stdin(&["public-key", "--key", "-"], b"not a key", tmp.path());
     assert_eq!(code(&out), 2, "{out:?}");
 }
+
+#[test]
+fn copy_reports_in_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    crate::support::copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/images/single"),
+        &source,
+    );
+    let destination = dir.path().join("dst");
+    let src = format!("oci:{}", source.display());
+    let dst = format!("oci:{}", destination.display());
+    let out = signet()
+        .args(["copy", "--output", "json", &src, &dst])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["source"], src.as_str());
+    assert_eq!(doc["destination"], dst.as_str());
+    assert!(
+        doc["digest"].as_str().unwrap().starts_with("sha256:"),
+        "{doc}"
+    );
+    assert!(doc["blobsCopied"].as_u64().unwrap() >= 1, "{doc}");
+    assert_eq!(doc["blobsPresent"], 0, "{doc}");
+    // The digest is the source's.
+    let digest = signet().args(["digest", &src]).output().unwrap();
+    assert_eq!(
+        doc["digest"].as_str().unwrap(),
+        String::from_utf8_lossy(&digest.stdout).trim()
+    );
+}

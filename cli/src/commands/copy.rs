@@ -5,7 +5,7 @@ use signet_oci::ImageLocation;
 use signet_verifier::copy::copy_image;
 
 use crate::exit::ExitCode;
-use crate::options::GlobalOptions;
+use crate::options::{GlobalOptions, OutputFormat};
 
 /// Arguments of `signet copy`.
 #[derive(Debug, clap::Args)]
@@ -17,6 +17,9 @@ pub struct CopyArgs {
     source: String,
     /// Where it goes (`HOST/REPO[:TAG]` or `oci:DIR[:TAG]`).
     destination: String,
+    /// `text`: a summary on stderr and the digest on stdout; `json`: one document on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputFormat,
 }
 
 /// Run `signet copy`.
@@ -27,6 +30,21 @@ pub async fn run(args: CopyArgs, global: &GlobalOptions) -> anyhow::Result<ExitC
     let src = ImageStore::open(&source, client)?;
     let dst = ImageStore::open_for_write(&destination, client)?;
     let report = copy_image(&src, &dst, !args.no_signatures).await?;
+    if args.output == OutputFormat::Json {
+        let doc = serde_json::json!({
+            "source": source.to_string(),
+            "destination": destination.to_string(),
+            "digest": report.digest.as_ref().map(ToString::to_string),
+            "manifests": report.manifests,
+            "blobsCopied": report.blobs_copied,
+            "blobsPresent": report.blobs_present,
+            "signaturesCopied": report.signatures_copied,
+            "attestationsCopied": report.attestations_copied,
+            "referrersCopied": report.referrers_copied,
+        });
+        println!("{doc}");
+        return Ok(ExitCode::Success);
+    }
     eprintln!(
         "Copied {} to {}: {} blob(s) copied, {} already present, {} manifest(s) written, {} signature(s), {} attestation(s) and {} referrer(s) added",
         source,
