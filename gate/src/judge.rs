@@ -107,6 +107,9 @@ impl Judge for PolicyJudge {
         })
     }
 
+    /// The content hash of the policy: its text, its keys and the trust material its certificate
+    /// signers name (CA and Rekor-key files, trusted roots; see `load_policy_file`). Verdicts are
+    /// cached under it, so a changed CA file is a changed policy.
     fn policy_hash(&self) -> String {
         self.policy.hash.to_string()
     }
@@ -134,5 +137,36 @@ impl Judge for PolicyJudge {
                 }),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod trust_material_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_cache_key_changes_with_the_ca_file_not_only_the_policy_text() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/cosign-real");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("roots.pem");
+        std::fs::copy(format!("{fixtures}/pki_root_crts.pem"), &ca).unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            "keys:\n  build:\n    pki:\n      caRoots: {path: roots.pem}\n      subjectEmail: a@b.example\ndefault:\n  signed: {keys: [build]}\n",
+        )
+        .unwrap();
+        let judge = |path: &std::path::Path| {
+            let client = RegistryClient::new(Default::default()).unwrap();
+            PolicyJudge::new(
+                signet_verifier::enforce::load_policy_file(path).unwrap(),
+                client,
+            )
+        };
+        let before = judge(&policy).policy_hash();
+        assert_eq!(judge(&policy).policy_hash(), before);
+        std::fs::copy(format!("{fixtures}/fulcio_v1.crt.pem"), &ca).unwrap();
+        assert_ne!(judge(&policy).policy_hash(), before);
     }
 }
