@@ -220,6 +220,8 @@ impl Policy {
             threshold: 1,
             required: Vec::new(),
             identity,
+            // The command line always names an identity rule: a signature that signs no
+            // reference (a bundle) cannot meet it.
             identity_explicit: true,
             annotations,
             formats: None,
