@@ -720,3 +720,89 @@ fn malformed_input_is_one_line_and_exit_2_never_a_panic() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("malformed trusted root"));
 }
+
+// ---- flags ---------------------------------------------------------------------------------------
+
+#[test]
+fn identity_patterns_match_whole_values_and_flag_misuse_exits_2() {
+    let case = case("cosign-v3-blob");
+    let bundle = case.dir.join("bundle.sigstore.json");
+    let artifact = case.artifact.clone().unwrap();
+    let run = |flags: &[&str]| {
+        let out = signet()
+            .arg("verify-blob")
+            .arg("--bundle")
+            .arg(&bundle)
+            .args(flags)
+            .arg(&artifact)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let issuer_re = [
+        "--certificate-oidc-issuer-regexp",
+        r"https://github\.com/login/.*",
+    ];
+    let (code, text) = run(&[
+        &["--certificate-identity-regexp", r".*@gmail\.com"],
+        &issuer_re[..],
+    ]
+    .concat());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Verified OK"), "{text}");
+    // cosign (Go regexp, match anywhere) accepts this; Signet anchors it.
+    let (code, text) = run(&[
+        &["--certificate-identity-regexp", "vollprecht"],
+        &issuer_re[..],
+    ]
+    .concat());
+    assert_eq!(code, Some(12), "{text}");
+    assert!(text.contains("does not match /vollprecht/"), "{text}");
+    // Usage: an issuer is required, exact and pattern exclude each other, a key excludes both,
+    // and a pattern that does not compile is refused before anything is read.
+    for (flags, wanted) in [
+        (
+            vec!["--certificate-identity", "x"],
+            "--certificate-oidc-issuer",
+        ),
+        (
+            vec![
+                "--certificate-identity",
+                "x",
+                "--certificate-identity-regexp",
+                "y",
+                "--certificate-oidc-issuer",
+                "z",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "--key",
+                "k.pub",
+                "--certificate-identity",
+                "x",
+                "--certificate-oidc-issuer",
+                "z",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "--certificate-identity-regexp",
+                "(",
+                "--certificate-oidc-issuer",
+                "z",
+            ],
+            "invalid certificate identity pattern",
+        ),
+    ] {
+        let (code, text) = run(&flags);
+        assert_eq!(code, Some(2), "{flags:?}: {text}");
+        assert!(text.contains(wanted), "{flags:?}: {text}");
+    }
+}
