@@ -243,3 +243,45 @@ fn copy_reports_in_json_on_request() {
         String::from_utf8_lossy(&digest.stdout).trim()
     );
 }
+
+#[test]
+fn sign_reports_in_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img");
+    crate::support::copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/images/single"),
+        &layout,
+    );
+    let (key, _) = crate::support::keypair(dir.path(), "json");
+    let image = format!("oci:{}", layout.display());
+    let sign = || {
+        signet()
+            .env("SIGNET_PASSWORD", crate::support::KEY_PASSWORD)
+            .args(["sign", "--key", key.to_str().unwrap()])
+            .args([
+                "--identity",
+                "registry.example/app:v1",
+                "--output",
+                "json",
+                &image,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = sign();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digest = signet().args(["digest", &image]).output().unwrap();
+    let digest = String::from_utf8_lossy(&digest.stdout).trim().to_string();
+    assert_eq!(doc["image"], image.as_str());
+    assert_eq!(doc["signatures"][0]["digest"], digest.as_str(), "{doc}");
+    assert_eq!(
+        doc["signatures"][0]["dockerReference"], "registry.example/app",
+        "{doc}"
+    );
+    assert_eq!(doc["signatures"][0]["added"], true, "{doc}");
+    assert_eq!(doc["bundles"], serde_json::json!([]));
+    // Signing again adds nothing, and says so.
+    let again: serde_json::Value = serde_json::from_slice(&sign().stdout).unwrap();
+    assert_eq!(again["signatures"][0]["added"], false, "{again}");
+}

@@ -36,6 +36,9 @@ pub struct SignArgs {
     /// legacy: the `sha256-<hex>.sig` tag; bundle: a cosign 3 Sigstore bundle referrer; both.
     #[arg(long, value_enum, default_value = "legacy")]
     format: super::attest::FormatArg,
+    /// `text`: what was signed, on stderr; `json`: one document on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output: crate::options::OutputFormat,
     /// The image to sign.
     image: String,
 }
@@ -143,9 +146,31 @@ pub async fn run(args: SignArgs, global: &GlobalOptions) -> anyhow::Result<ExitC
     } else {
         Vec::new()
     };
+    let mut bundles = Vec::new();
     if format.bundle() {
         let created = signet_keyless::rfc3339(super::verify::now()?);
-        for written in sign_image_bundles(&image, &key, &options, &created).await? {
+        bundles = sign_image_bundles(&image, &key, &options, &created).await?;
+    }
+    if args.output == crate::options::OutputFormat::Json {
+        let doc = serde_json::json!({
+            "image": location.to_string(),
+            "signatures": signed.iter().map(|s| serde_json::json!({
+                "digest": s.digest.to_string(),
+                "dockerReference": s.docker_reference.to_string(),
+                "signatureTag": s.signature_tag.to_string(),
+                "added": s.added,
+            })).collect::<Vec<_>>(),
+            "bundles": bundles.iter().map(|b| serde_json::json!({
+                "subject": b.subject.to_string(),
+                "referrer": b.referrer.to_string(),
+                "added": b.added,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{doc}");
+        return Ok(ExitCode::Success);
+    }
+    {
+        for written in &bundles {
             if !by_digest {
                 eprintln!(
                     "signet: warning: {} was named by tag; signed its current digest {}",
