@@ -23,6 +23,41 @@ pub struct VerifyArgs {
         conflicts_with_all = ["policy", "certificate_identity", "certificate_identity_regexp", "ca_roots"]
     )]
     key: Vec<PathBuf>,
+    /// Keyless and private-PKI flags (boxed: they would make every command's arguments large).
+    #[command(flatten)]
+    keyless: Box<KeylessFlags>,
+    /// Evaluate a trust policy (Signet YAML/JSON or containers-policy.json) instead of --key.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// With --policy, how many images are verified at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// An annotation every accepted payload must carry (repeatable).
+    #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE", value_parser = super::sign::parse_annotation)]
+    annotations: Vec<(String, String)>,
+    /// How the signed identity must match: matchRepository, matchRepoDigestOrExact, matchExact.
+    #[arg(long, default_value = "matchRepository", value_parser = parse_identity_rule)]
+    identity_rule: IdentityRule,
+    /// The registry reference the image is known by (required for oci: and docker-archive: images).
+    #[arg(long, value_name = "REF")]
+    identity: Option<String>,
+    /// Read signatures from this repository (`HOST/REPO` or `oci:DIR`) instead of the image's own.
+    #[arg(long, value_name = "REPO")]
+    signature_repo: Option<String>,
+    /// Most signature layers examined.
+    #[arg(long, default_value_t = signet_verifier::signatures::DEFAULT_MAX_SIGNATURES)]
+    max_signatures: usize,
+    /// `text`: verified payloads on stdout (cosign's format); `json`: a report of every candidate.
+    #[arg(long, value_enum, default_value = "text")]
+    output: crate::options::OutputFormat,
+    /// The image(s) to verify (several only with --policy).
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// The keyless and private-PKI flags of `signet verify`.
+#[derive(Debug, clap::Args)]
+pub struct KeylessFlags {
     /// Keyless: the signer's identity; one of the certificate's SANs (email, URI, otherName)
     /// must equal it.
     #[arg(long, value_name = "ID", conflicts_with_all = ["policy", "certificate_identity_regexp"], requires = "issuer")]
@@ -86,57 +121,30 @@ pub struct VerifyArgs {
     /// payload must name the repository too; referrers are not read).
     #[arg(long, default_value = "any", value_name = "FORMAT")]
     signature_format: signet_verifier::keyless::FormatRequirement,
-    /// Evaluate a trust policy (Signet YAML/JSON or containers-policy.json) instead of --key.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
-    /// With --policy, how many images are verified at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    jobs: u16,
-    /// An annotation every accepted payload must carry (repeatable).
-    #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE", value_parser = super::sign::parse_annotation)]
-    annotations: Vec<(String, String)>,
-    /// How the signed identity must match: matchRepository, matchRepoDigestOrExact, matchExact.
-    #[arg(long, default_value = "matchRepository", value_parser = parse_identity_rule)]
-    identity_rule: IdentityRule,
-    /// The registry reference the image is known by (required for oci: and docker-archive: images).
-    #[arg(long, value_name = "REF")]
-    identity: Option<String>,
-    /// Read signatures from this repository (`HOST/REPO` or `oci:DIR`) instead of the image's own.
-    #[arg(long, value_name = "REPO")]
-    signature_repo: Option<String>,
-    /// Most signature layers examined.
-    #[arg(long, default_value_t = signet_verifier::signatures::DEFAULT_MAX_SIGNATURES)]
-    max_signatures: usize,
-    /// `text`: verified payloads on stdout (cosign's format); `json`: a report of every candidate.
-    #[arg(long, value_enum, default_value = "text")]
-    output: crate::options::OutputFormat,
-    /// The image(s) to verify (several only with --policy).
-    #[arg(required = true)]
-    images: Vec<String>,
 }
 
 impl VerifyArgs {
     /// The keyless flags, for `verify_keyless`.
     fn keyless(&self) -> super::verify_keyless::KeylessArgs {
         super::verify_keyless::KeylessArgs {
-            certificate_identity: self.certificate_identity.clone(),
-            certificate_identity_regexp: self.certificate_identity_regexp.clone(),
-            certificate_oidc_issuer: self.certificate_oidc_issuer.clone(),
-            certificate_oidc_issuer_regexp: self.certificate_oidc_issuer_regexp.clone(),
+            certificate_identity: self.keyless.certificate_identity.clone(),
+            certificate_identity_regexp: self.keyless.certificate_identity_regexp.clone(),
+            certificate_oidc_issuer: self.keyless.certificate_oidc_issuer.clone(),
+            certificate_oidc_issuer_regexp: self.keyless.certificate_oidc_issuer_regexp.clone(),
             github: signet_policy::certificate::GitHubRequirements {
-                trigger: self.certificate_github_workflow_trigger.clone(),
-                sha: self.certificate_github_workflow_sha.clone(),
-                name: self.certificate_github_workflow_name.clone(),
-                repository: self.certificate_github_workflow_repository.clone(),
-                git_ref: self.certificate_github_workflow_ref.clone(),
+                trigger: self.keyless.certificate_github_workflow_trigger.clone(),
+                sha: self.keyless.certificate_github_workflow_sha.clone(),
+                name: self.keyless.certificate_github_workflow_name.clone(),
+                repository: self.keyless.certificate_github_workflow_repository.clone(),
+                git_ref: self.keyless.certificate_github_workflow_ref.clone(),
             },
-            trusted_root: self.trusted_root.clone(),
-            ca_roots: self.ca_roots.clone(),
-            ca_intermediates: self.ca_intermediates.clone(),
-            certificate_email: self.certificate_email.clone(),
-            certificate_hostname: self.certificate_hostname.clone(),
-            instance: self.instance,
-            formats: self.signature_format,
+            trusted_root: self.keyless.trusted_root.clone(),
+            ca_roots: self.keyless.ca_roots.clone(),
+            ca_intermediates: self.keyless.ca_intermediates.clone(),
+            certificate_email: self.keyless.certificate_email.clone(),
+            certificate_hostname: self.keyless.certificate_hostname.clone(),
+            instance: self.keyless.instance,
+            formats: self.keyless.signature_format,
             identity_rule: self.identity_rule.clone(),
             identity: self.identity.clone(),
             signature_repo: self.signature_repo.clone(),
@@ -168,9 +176,9 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
     let [image] = args.images.as_slice() else {
         anyhow::bail!("verify with --key takes one image; use --policy to verify several");
     };
-    if args.certificate_identity.is_some()
-        || args.certificate_identity_regexp.is_some()
-        || args.ca_roots.is_some()
+    if args.keyless.certificate_identity.is_some()
+        || args.keyless.certificate_identity_regexp.is_some()
+        || args.keyless.ca_roots.is_some()
     {
         return super::verify_keyless::run(&args.keyless(), image, global).await;
     }
