@@ -848,3 +848,71 @@ fn a_keyless_bundle_about_another_artifact_is_refused_through_the_keyless_checks
         stderr(&out)
     );
 }
+
+/// Bounds: an `.att` manifest with more envelopes than verifiers examine, and a predicate over
+/// the statement bound, are one-line errors (exit 2), never a verdict.
+#[test]
+fn oversized_attestations_are_refused_in_one_line() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "k");
+    let digest = support::push_sample_image(&reg, "bounds/app:v1");
+    let image = format!("{}/bounds/app:v1", reg.host());
+
+    let huge = dir.path().join("huge.json");
+    let mut text = String::from("{\"pad\":\"");
+    text.push_str(&"x".repeat(4 * 1024 * 1024));
+    text.push_str("\"}");
+    std::fs::write(&huge, text).unwrap();
+    let out = run(&["attest", "--key", s(&key), "--predicate", s(&huge), &image]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("over the 4194304-byte limit"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1);
+
+    // 101 envelope layers (one blob, listed 101 times) under the .att tag.
+    let reference = reg.reference(&format!(
+        "bounds/app:{}",
+        signet_verifier::sign::attestation_tag(&digest)
+    ));
+    let c = client();
+    runtime().block_on(async {
+        let env = Envelope::sign(&decrypt(&key), INTOTO_PAYLOAD_TYPE, b"{}".to_vec()).to_json();
+        c.put_blob(&reference, bytes::Bytes::from(env.clone()))
+            .await
+            .unwrap();
+        let layers = vec![Descriptor::of(DSSE_ENVELOPE_MEDIA_TYPE, &env); 101];
+        let (manifest, config) =
+            signet_verifier::signatures::signature_manifest(None, layers).unwrap();
+        c.put_blob(&reference, bytes::Bytes::from(config))
+            .await
+            .unwrap();
+        c.put_manifest(&reference, &manifest, signet_oci::manifest::OCI_MANIFEST)
+            .await
+            .unwrap();
+    });
+    let out = run(&["verify-attestation", "--key", s(&public), &image]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("with 101 envelopes exceeds the limit of 100 attestations"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1);
+    // Attesting refuses to extend it.
+    let predicate = dir.path().join("p.json");
+    std::fs::write(&predicate, b"{\"a\":1}").unwrap();
+    let out = run(&[
+        "attest",
+        "--key",
+        s(&key),
+        "--predicate",
+        s(&predicate),
+        &image,
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("101 layers"), "{}", stderr(&out));
+}
