@@ -285,3 +285,32 @@ fn sign_reports_in_json_on_request() {
     let again: serde_json::Value = serde_json::from_slice(&sign().stdout).unwrap();
     assert_eq!(again["signatures"][0]["added"], false, "{again}");
 }
+
+#[test]
+fn key_pairs_report_in_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("k");
+    let out = signet()
+        .env("SIGNET_PASSWORD", crate::support::KEY_PASSWORD)
+        .args([
+            "generate-key-pair",
+            "--output",
+            "json",
+            "--output-key-prefix",
+        ])
+        .arg(&prefix)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let private = doc["privateKey"].as_str().unwrap();
+    let public = doc["publicKey"].as_str().unwrap();
+    assert!(
+        private.ends_with("k.key") && std::path::Path::new(private).exists(),
+        "{doc}"
+    );
+    assert!(
+        public.ends_with("k.pub") && std::path::Path::new(public).exists(),
+        "{doc}"
+    );
+}

@@ -17,6 +17,9 @@ pub struct GenerateArgs {
     /// Replace existing key files.
     #[arg(long)]
     force: bool,
+    /// `text`: where the files went, on stderr; `json`: one document on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output: crate::options::OutputFormat,
 }
 
 /// Arguments of `signet import-key-pair`.
@@ -31,6 +34,9 @@ pub struct ImportArgs {
     /// Replace existing key files.
     #[arg(long)]
     force: bool,
+    /// `text`: where the files went, on stderr; `json`: one document on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output: crate::options::OutputFormat,
 }
 
 /// Arguments of `signet public-key`.
@@ -78,13 +84,31 @@ pub fn open_private_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
 
 /// Run `signet generate-key-pair`.
 pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    write_pair(&SigningKey::generate(), &args.output_key_prefix, args.force)
+    write_pair(
+        &SigningKey::generate(),
+        &args.output_key_prefix,
+        args.force,
+        args.output,
+    )
 }
 
 /// Encrypt `key` under a new password and write the pair, saying where.
-fn write_pair(key: &SigningKey, prefix: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
+fn write_pair(
+    key: &SigningKey,
+    prefix: &std::path::Path,
+    force: bool,
+    output: crate::options::OutputFormat,
+) -> anyhow::Result<ExitCode> {
     let password = new_password()?;
     let (private, public) = write_key_pair(prefix, key, &password, force)?;
+    if output == crate::options::OutputFormat::Json {
+        let doc = serde_json::json!({
+            "privateKey": private.display().to_string(),
+            "publicKey": public.display().to_string(),
+        });
+        println!("{doc}");
+        return Ok(ExitCode::Success);
+    }
     eprintln!(
         "Private key written to {}\nPublic key written to {}",
         private.display(),
@@ -102,7 +126,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         bail!("{}: not a key file (over 64 KiB)", args.key.display());
     }
     let key = SigningKey::from_pkcs8_or_sec1_pem(&pem, &args.key.display().to_string())?;
-    write_pair(&key, &args.output_key_prefix, args.force)
+    write_pair(&key, &args.output_key_prefix, args.force, args.output)
 }
 
 /// Run `signet public-key`.
