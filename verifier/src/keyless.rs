@@ -1543,6 +1543,56 @@ mod tests {
             }
         }
 
+        /// A real v0.3 DSSE bundle (testdata/sigstore-bundles/dsse-rekor1-conda) whose payload
+        /// is replaced by a cosign image-signature statement naming `digest`: it parses and
+        /// names the image, but its signature no longer verifies; and a bundle never signs the
+        /// repository, which `FormatRequirement::Legacy` refuses.
+        #[test]
+        fn a_rewritten_bundle_statement_is_refused_and_legacy_only_refuses_bundles() {
+            let digest = Digest::sha256(b"the image");
+            let mut bundle: Value = serde_json::from_slice(
+                &std::fs::read(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../testdata/sigstore-bundles/dsse-rekor1-conda/bundle.sigstore.json"
+                ))
+                .unwrap(),
+            )
+            .unwrap();
+            let statement = json!({
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": "image", "digest": {"sha256": digest.hex()}}],
+                "predicateType": COSIGN_SIGN_PREDICATE,
+                "predicate": {},
+            });
+            bundle["dsseEnvelope"]["payload"] = Value::from(
+                base64::engine::general_purpose::STANDARD
+                    .encode(serde_json::to_vec(&statement).unwrap()),
+            );
+            let bytes = serde_json::to_vec(&bundle).unwrap();
+            let root = TrustedRoot::embedded(Instance::PublicGood).unwrap();
+            for (formats, reference_passes) in [
+                (FormatRequirement::Any, true),
+                (FormatRequirement::Legacy, false),
+            ] {
+                let mut options = options(&root, "anyone@example.com");
+                options.formats = formats;
+                let mut checks = KeylessChecks::new(SignatureFormat::Bundle, 0, digest.clone());
+                assess_bundle(&mut checks, &bytes, &digest, &options);
+                let f = failed(&checks);
+                assert!(checks.material.passed() && checks.payload.passed(), "{f:?}");
+                assert!(checks.manifest_digest.passed(), "{f:?}");
+                assert!(checks.signature.failed(), "{f:?}");
+                assert!(!checks.binds_repository());
+                assert_eq!(checks.docker_reference.passed(), reference_passes, "{f:?}");
+                assert!(checks
+                    .evidence(&signet_policy::trust::TrustSource::Sigstore(
+                        signet_policy::trust::SigstoreRoot::PublicGood
+                    ))
+                    .is_none());
+                assert!(!checks.passed());
+            }
+        }
+
         #[test]
         fn pki_valid_gets_every_verdict_of_its_readme() {
             let (layer, payload) = signature_file("dir-img-cosign-pki-valid");
@@ -1630,6 +1680,26 @@ mod tests {
             assert!(accepted.passed(), "{:?}", failed(&accepted));
             assert_eq!(accepted.verified_times, [1674247893]);
             assert!(accepted.binds_repository());
+            let source = signet_policy::trust::TrustSource::Sigstore(
+                signet_policy::trust::SigstoreRoot::PublicGood,
+            );
+            let evidence = accepted.evidence(&source).unwrap();
+            assert_eq!(
+                evidence.format,
+                signet_policy::verdict::SignatureFormat::Legacy
+            );
+            assert_eq!(evidence.docker_reference.as_deref(), Some(FULCIO_REF));
+            assert!(evidence.manifest_digest_matches);
+            assert_eq!(evidence.tlog.as_ref().unwrap().integrated_time, 1674247893);
+            match &evidence.signer {
+                signet_policy::verdict::Signer::Certificate(c) => {
+                    assert_eq!(c.emails, ["mitr@redhat.com"]);
+                    assert_eq!(c.verified_time, 1674247893);
+                    assert_eq!(c.trust, source);
+                    assert_eq!(c.claims.issuer.as_deref(), Some(GITHUB));
+                }
+                other => panic!("a certificate signer, not {other:?}"),
+            }
 
             // REJECT without the bundle (no Rekor evidence) or without the certificate.
             for (key, named) in [
