@@ -444,3 +444,31 @@ mod tests {
         assert!(column.is_some());
     }
 }
+
+#[cfg(test)]
+mod arithmetic_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    /// Overflow, division by zero and out-of-range indexes are evaluation errors, not panics.
+    #[test]
+    fn arithmetic_faults_are_errors() {
+        for src in [
+            "predicate.m + 1 > 0",
+            "predicate.m * 2 > 0",
+            "1 / predicate.z == 1",
+            "1 % predicate.z == 1",
+            "predicate.l[5] == 1",
+            "-(predicate.n) > 0",
+        ] {
+            let e = Expression::compile(src).unwrap();
+            let out = e.evaluate(
+                &json!({"m": i64::MAX, "z": 0, "l": [1], "n": i64::MIN}),
+                &json!([]),
+                &serde_json::Value::Null,
+            );
+            assert!(matches!(out, Outcome::Error(_)), "{src}: {out:?}");
+        }
+    }
+}
