@@ -71,63 +71,8 @@ impl TestJudge {
     }
 }
 
-/// A gate on a free loopback port in front of `upstream` (`host:port`), running on `rt`.
-struct RunningGate {
-    url: String,
-    host: String,
-    judge: TestJudge,
-    gate: Gate<TestJudge>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl RunningGate {
-    fn start(rt: &tokio::runtime::Runtime, upstream: &str) -> RunningGate {
-        RunningGate::start_with(rt, upstream, |_| {})
-    }
-
-    /// [`RunningGate::start`] with the simple configuration changed by `adjust`.
-    fn start_with(
-        rt: &tokio::runtime::Runtime,
-        upstream: &str,
-        adjust: impl FnOnce(&mut GateConfig),
-    ) -> RunningGate {
-        let mut config = GateConfig::simple(
-            "unused-policy.yaml".into(),
-            "127.0.0.1:0".parse().unwrap(),
-            &format!("http://{upstream}"),
-        )
-        .unwrap();
-        adjust(&mut config);
-        let judge = TestJudge::default();
-        let gate = Gate::new(config, judge.clone()).unwrap();
-        let bound = rt.block_on(gate.bind()).unwrap();
-        let host = format!("127.0.0.1:{}", bound.local_addr().port());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        rt.spawn(bound.run(async move {
-            let _ = rx.await;
-        }));
-        RunningGate {
-            url: format!("http://{host}"),
-            host,
-            judge,
-            gate,
-            stop: Some(tx),
-        }
-    }
-
-    /// `HOST:PORT/<repo_and_tag>` of the proxy, parsed.
-    fn reference(&self, repo_and_tag: &str) -> Reference {
-        format!("{}/{repo_and_tag}", self.host).parse().unwrap()
-    }
-}
-
-impl Drop for RunningGate {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
+/// A gate on a free loopback port in front of the upstream, judged by [`TestJudge`].
+type RunningGate = support::RunningGate<TestJudge>;
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()

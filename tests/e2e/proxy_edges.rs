@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use signet_gate::{Gate, GateConfig, GateError, Judge, Judgement, Mode};
+use signet_gate::{GateError, Judge, Judgement, Mode};
 use signet_oci::manifest::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, SIMPLE_SIGNING};
 use signet_oci::{Descriptor, Digest, Reference, RegistryClient};
 
@@ -66,59 +66,8 @@ impl DigestJudge {
     }
 }
 
-/// A gate on a free loopback port in front of `upstream` (`host:port`), running on `rt`.
-struct RunningGate {
-    url: String,
-    judge: DigestJudge,
-    gate: Gate<DigestJudge>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl RunningGate {
-    fn start(
-        rt: &tokio::runtime::Runtime,
-        upstream: &str,
-        adjust: impl FnOnce(&mut GateConfig),
-    ) -> RunningGate {
-        let mut config = GateConfig::simple(
-            "unused-policy.yaml".into(),
-            "127.0.0.1:0".parse().unwrap(),
-            &format!("http://{upstream}"),
-        )
-        .unwrap();
-        adjust(&mut config);
-        let judge = DigestJudge::default();
-        let gate = Gate::new(config, judge.clone()).unwrap();
-        let bound = rt.block_on(gate.bind()).unwrap();
-        let host = format!("127.0.0.1:{}", bound.local_addr().port());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        rt.spawn(bound.run(async move {
-            let _ = rx.await;
-        }));
-        RunningGate {
-            url: format!("http://{host}"),
-            judge,
-            gate,
-            stop: Some(tx),
-        }
-    }
-
-    fn metric(&self, name: &str) -> String {
-        self.gate
-            .metrics_text()
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for RunningGate {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
+/// A gate on a free loopback port in front of the upstream, judged by [`DigestJudge`].
+type RunningGate = support::RunningGate<DigestJudge>;
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -158,7 +107,7 @@ fn the_blob_size_probe_waits_for_a_stream_place_and_opens_no_extra_upstream_get(
     let small_digest = content.blob(small.clone());
     let upstream = HostileServer::start(content, Misbehaviour::Honest);
     let rt = support::runtime();
-    let gate = RunningGate::start(&rt, &upstream.host(), |c| {
+    let gate = RunningGate::start_with(&rt, &upstream.host(), |c| {
         c.limits.max_blob_streams = 1;
         c.timeouts.upstream_seconds = 1;
     });
@@ -258,7 +207,7 @@ fn a_runnable_image_dressed_up_as_a_signature_is_refused() {
     let reg = TestRegistry::start();
     let allowed = support::push_sample_image(&reg, "team/app:v1");
     let rt = support::runtime();
-    let gate = RunningGate::start(&rt, &reg.host(), |_| {});
+    let gate = RunningGate::start(&rt, &reg.host());
     gate.judge.allow(&allowed);
     rt.block_on(async {
         let client = support::client();
@@ -329,7 +278,7 @@ fn signature_artifacts_pass_only_for_subjects_the_gate_admits() {
     let allowed = support::push_sample_image(&reg, "team/app:v1");
     let denied = support::push_sample_image(&reg, "team/app:v2");
     let rt = support::runtime();
-    let gate = RunningGate::start(&rt, &reg.host(), |_| {});
+    let gate = RunningGate::start(&rt, &reg.host());
     gate.judge.allow(&allowed);
     rt.block_on(async {
         let client = support::client();
@@ -446,7 +395,7 @@ fn a_signet_signature_passes_for_an_allowed_image_and_not_for_a_denied_one() {
         assert_eq!(code(&run(&["sign", "--key", s(&key), &image])), 0);
     }
     let rt = support::runtime();
-    let gate = RunningGate::start(&rt, &reg.host(), |_| {});
+    let gate = RunningGate::start(&rt, &reg.host());
     gate.judge.allow(&allowed);
     rt.block_on(async {
         let client = support::client();

@@ -883,3 +883,80 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn tar_of(name: &str, contents: &[u8]) -> Vec<u8> {
     sample_tar(name, contents)
 }
+
+/// An in-process gate on a free loopback port in front of an upstream registry, judged by `J`;
+/// stopped on drop.
+pub struct RunningGate<J: signet_gate::Judge + Clone> {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// The judge the gate asks (a clone sharing its state).
+    pub judge: J,
+    /// The gate itself, for its metrics.
+    pub gate: signet_gate::Gate<J>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<J: signet_gate::Judge + Clone + Default> RunningGate<J> {
+    /// A gate with the simple configuration in front of `upstream` (`host:port`), running on
+    /// `rt`, with a default `J`.
+    pub fn start(rt: &tokio::runtime::Runtime, upstream: &str) -> Self {
+        Self::start_with(rt, upstream, |_| {})
+    }
+
+    /// [`RunningGate::start`] with the simple configuration changed by `adjust`.
+    pub fn start_with(
+        rt: &tokio::runtime::Runtime,
+        upstream: &str,
+        adjust: impl FnOnce(&mut signet_gate::GateConfig),
+    ) -> Self {
+        let mut config = signet_gate::GateConfig::simple(
+            "unused-policy.yaml".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            &format!("http://{upstream}"),
+        )
+        .unwrap();
+        adjust(&mut config);
+        let judge = J::default();
+        let gate = signet_gate::Gate::new(config, judge.clone()).unwrap();
+        let bound = rt.block_on(gate.bind()).unwrap();
+        let host = format!("127.0.0.1:{}", bound.local_addr().port());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(bound.run(async move {
+            let _ = rx.await;
+        }));
+        RunningGate {
+            url: format!("http://{host}"),
+            host,
+            judge,
+            gate,
+            stop: Some(tx),
+        }
+    }
+}
+
+impl<J: signet_gate::Judge + Clone> RunningGate<J> {
+    /// `HOST:PORT/<repo_and_tag>` of the proxy, parsed.
+    pub fn reference(&self, repo_and_tag: &str) -> Reference {
+        format!("{}/{repo_and_tag}", self.host).parse().unwrap()
+    }
+
+    /// The value of the metrics sample `name` (the whole sample name, labels included), or ""
+    /// when it is absent.
+    pub fn metric(&self, name: &str) -> String {
+        self.gate
+            .metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+impl<J: signet_gate::Judge + Clone> Drop for RunningGate<J> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
