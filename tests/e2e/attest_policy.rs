@@ -163,3 +163,81 @@ fn verify_policy_denies_a_critical_cve_until_it_is_allow_listed() {
         assert_eq!(signature["passed"], false, "{c}");
     }
 }
+
+/// `signet serve`, killed on drop.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn verify_api(port: u16, image: &str) -> Value {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .post(format!("http://127.0.0.1:{port}/v1/verify"))
+        .json(&serde_json::json!({ "image": image }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+/// The gate judges with the same engine: its verify API denies the critical scan naming the CVE
+/// and allows the clean one.
+#[test]
+fn the_gate_verify_api_judges_attestation_requirements() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (scanner, _) = keypair(dir.path(), "scanner");
+    support::push_sample_image(&reg, "team/critical:v1");
+    support::push_sample_image(&reg, "team/clean:v1");
+    let critical = format!("{}/team/critical:v1", reg.host());
+    let clean = format!("{}/team/clean:v1", reg.host());
+    attest(&scanner, &fixture("trivy-vuln-critical.json"), &critical);
+    attest(&scanner, &fixture("trivy-vuln-clean.json"), &clean);
+    let path = policy(dir.path(), &reg.host(), "");
+
+    let port = support::free_port();
+    let child = support::signet()
+        .args([
+            "serve",
+            "--policy",
+            s(&path),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            &format!("http://{}", reg.host()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _serve = Serve(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/readyz"))
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "signet serve not ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let denied = verify_api(port, &critical);
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert_eq!(denied["error"], false, "{denied}");
+    let text = denied.to_string();
+    assert!(
+        text.contains("vulnerability-too-severe")
+            && text.contains("CVE-2024-3094 CRITICAL in xz-utils 5.6.0-0.2"),
+        "{denied}"
+    );
+    let allowed = verify_api(port, &clean);
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+}
