@@ -19,7 +19,7 @@ use signet_gate::judge::PolicyJudge;
 use signet_gate::{Clock, Gate, GateConfig, ManualClock, Source, WebhookConfig};
 use signet_oci::{Digest, RegistryClient};
 
-use crate::support::{self, code, keypair, push_sample_image, run, s, TestRegistry};
+use crate::support::{self, code, keypair, push_sample_image, run, s, Daemon, TestRegistry};
 
 /// A loopback webhook receiver: records each request body; answers 200, or never (`hang`).
 struct Webhook {
@@ -614,56 +614,17 @@ fn a_hanging_notification_endpoint_blocks_nothing() {
 
 // ---- `signet audit` against real engines, and its faults ----
 
-/// A daemon of the test's own, stopped (SIGTERM, then SIGKILL after 20 s) when dropped.
-struct Daemon {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(program: &str, args: impl FnOnce(&Path) -> Vec<String>, socket: &str) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join(format!("{program}.log"));
-        let child = std::process::Command::new(program)
-            .args(args(dir.path()))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("run {program}: {e}"));
-        let daemon = Daemon { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !daemon.path(socket).exists() {
-            assert!(
-                Instant::now() < deadline,
-                "{program} did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        daemon
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
+/// Start `program` (from `package`) as a daemon of the test's own and wait until it has made
+/// `socket` in its directory, and half a second more for it to answer there.
+fn start_daemon(
+    program: &str,
+    package: &str,
+    args: impl FnOnce(&Path) -> Vec<String>,
+    socket: &str,
+) -> Daemon {
+    let daemon = Daemon::start(program, package, args, |d| d.path(socket).exists());
+    std::thread::sleep(Duration::from_millis(500));
+    daemon
 }
 
 /// Whether the engines can run here (root); under CI their absence is a failure.
@@ -756,8 +717,9 @@ fn audit_judges_what_docker_runs_and_stores() {
         return;
     }
     let lab = audit_lab();
-    let engine = Daemon::start(
+    let engine = start_daemon(
         "dockerd",
+        "docker.io",
         |p| {
             vec![
                 format!("--host=unix://{}", p.join("d.sock").display()),
@@ -881,7 +843,8 @@ fn audit_judges_what_containerd_and_podman_hold() {
     }
     let lab = audit_lab();
     let host = lab.reg.host();
-    let containerd = Daemon::start(
+    let containerd = start_daemon(
+        "containerd",
         "containerd",
         |p| {
             let config = p.join("config.toml");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::support::{self, free_port, run, s, signet, TestRegistry};
+use crate::support::{self, free_port, run, s, signet, Daemon, TestRegistry};
 
 struct Gate {
     child: Child,
@@ -425,65 +425,6 @@ fn containerd_hook_allows_and_denies() {
         said.contains("signet: denied: ") && said.contains("[no-valid-signature]"),
         "{said}"
     );
-}
-
-/// A daemon of a test's own (containerd, dockerd), its files in a temporary directory and its
-/// stderr in `NAME.log` there. Stopped with SIGTERM, so that what it started (dockerd's
-/// containerd) stops with it; SIGKILL after 20 s.
-struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    /// Start `program` with the arguments `args(dir)` gives, and wait until `ready(&daemon)`.
-    fn start(
-        program: &str,
-        package: &str,
-        args: impl FnOnce(&Path) -> Vec<String>,
-        ready: impl Fn(&Daemon) -> bool,
-    ) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join(format!("{program}.log"));
-        let child = std::process::Command::new(program)
-            .args(args(dir.path()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("run {program} (apt-get install -y {package}): {e}"));
-        let daemon = Daemon { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready(&daemon) {
-            assert!(
-                Instant::now() < deadline,
-                "{program} did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        daemon
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
 }
 
 /// A containerd of the test's own (root, state and socket in its directory, the CRI plugin off),

@@ -960,3 +960,64 @@ impl<J: signet_gate::Judge + Clone> Drop for RunningGate<J> {
         }
     }
 }
+
+/// A daemon of a test's own (containerd, dockerd), its files in a temporary directory and its
+/// stderr in `NAME.log` there. Stopped with SIGTERM, so that what it started (dockerd's
+/// containerd) stops with it; SIGKILL after 20 s.
+pub struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Start `program` (from the Debian package `package`) with the arguments `args(dir)`
+    /// gives, and wait up to 30 s until `ready(&daemon)`.
+    pub fn start(
+        program: &str,
+        package: &str,
+        args: impl FnOnce(&Path) -> Vec<String>,
+        ready: impl Fn(&Daemon) -> bool,
+    ) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(format!("{program}.log"));
+        let child = Command::new(program)
+            .args(args(dir.path()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {program} (apt-get install -y {package}): {e}"));
+        let daemon = Daemon { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready(&daemon) {
+            assert!(
+                Instant::now() < deadline,
+                "{program} did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        daemon
+    }
+
+    /// `name` inside the daemon's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
