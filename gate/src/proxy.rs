@@ -78,7 +78,7 @@ fn parse_path(path: &str) -> Option<Target<'_>> {
     if let Some(i) = path.rfind("/manifests/") {
         let (name, rest) = (&path[..i], &path[i + "/manifests/".len()..]);
         return (!rest.is_empty() && !rest.contains('/'))
-            .then(|| Target::Manifest(name, rest.replace("%3A", ":").replace("%3a", ":")));
+            .then(|| Target::Manifest(name, percent_decoded(rest)));
     }
     if let Some(i) = path.find("/blobs/uploads") {
         let _ = i;
@@ -87,7 +87,7 @@ fn parse_path(path: &str) -> Option<Target<'_>> {
     if let Some(i) = path.rfind("/blobs/") {
         let (name, rest) = (&path[..i], &path[i + "/blobs/".len()..]);
         return (!rest.is_empty() && !rest.contains('/'))
-            .then(|| Target::Blob(name, rest.replace("%3A", ":").replace("%3a", ":")));
+            .then(|| Target::Blob(name, percent_decoded(rest)));
     }
     None
 }
@@ -224,18 +224,22 @@ fn inert_config(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// containerd's `ns` query parameter (the registry a mirror request is for), if any. Registry
-/// names hold no characters that need percent-decoding except `:` before a port.
+/// containerd's `ns` query parameter (the registry a mirror request is for), if any.
 fn namespace(query: Option<&str>) -> Option<String> {
     query?
         .split('&')
         .find_map(|pair| pair.strip_prefix("ns="))
-        .map(|v| {
-            v.replace("%3A", ":")
-                .replace("%3a", ":")
-                .to_ascii_lowercase()
-        })
+        .map(|v| percent_decoded(v).to_ascii_lowercase())
         .filter(|v| !v.is_empty())
+}
+
+/// The one percent-decoder of request paths and queries (clients write a digest's `:` and a
+/// registry's port separator as `%3A`). What does not decode to UTF-8 is kept as sent, so it
+/// then fails the reference grammar rather than being guessed at.
+fn percent_decoded(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map_or_else(|_| text.to_string(), |decoded| decoded.into_owned())
 }
 
 /// Every `/v2/<name>/…` request.

@@ -54,18 +54,19 @@ pub(crate) fn limit_exceeded(what: String, limit: u64) -> Error {
 /// Read the whole file at `path`, refusing one larger than `max` bytes (counted while reading:
 /// the file may grow after any `stat`).
 pub fn read_file_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut out = BoundedBytes::new(max);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => return Ok(out.into_inner()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        out.extend(&buf[..n], || path.display().to_string())?;
-    }
+    read_at_most(path, max)
+        .map_err(|e| Error::io(path, e))?
+        .ok_or_else(|| limit_exceeded(path.display().to_string(), max))
+}
+
+/// The whole file at `path` if it holds at most `limit` bytes, `Ok(None)` if it holds more
+/// (counted while reading, never from metadata). For crates with error types of their own: each
+/// maps "too large" and I/O failures into its own errors, and the counting lives here only.
+pub fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub mod error;
 pub mod manifest;
 pub mod reference;
 
-pub use bounded::read_file_bounded;
+pub use bounded::{read_at_most, read_file_bounded};
 pub use digest::{Algorithm, Digest, DigestHasher};
 pub use error::Error;
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, Platform};

@@ -78,16 +78,9 @@ impl PolicyFile {
 }
 
 fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() as u64 > limit {
-        return Err(format!("{}: larger than {limit} bytes", path.display()));
-    }
-    Ok(bytes)
+    signet_oci::read_at_most(path, limit)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .ok_or_else(|| format!("{}: larger than {limit} bytes", path.display()))
 }
 
 /// Read a policy file's text (bounded, UTF-8).

@@ -2,8 +2,8 @@
 //! leaving a half-written file or silently replacing one, and reading them back with size limits.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::fs::OpenOptions;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use rand_core::RngCore as _;
@@ -31,17 +31,13 @@ pub(crate) fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::LimitExceeded {
+    signet_oci::read_at_most(path, limit)
+        .map_err(io)?
+        .ok_or_else(|| Error::LimitExceeded {
             what: format!("{what} {}", path.display()),
-            size: bytes.len() as u64,
+            size: limit + 1,
             limit,
-        });
-    }
-    Ok(bytes)
+        })
 }
 
 /// Read and decrypt a cosign encrypted private key file (either PEM label).
