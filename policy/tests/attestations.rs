@@ -508,3 +508,41 @@ fn the_schema_describes_attestations() {
     let on_disk = std::fs::read_to_string(testdata().join("../docs/policy.schema.json")).unwrap();
     assert_eq!(on_disk, schema, "docs/policy.schema.json is stale");
 }
+
+#[test]
+fn attestation_thresholds_count_distinct_signers() {
+    let scope = r#"    attestations:
+      - type: vuln
+        keys: [scanner, builder]
+        threshold: 2
+        vulnerabilities:
+          maxSeverity: high
+"#;
+    let policy = load(scope);
+    let one = judge(
+        &policy,
+        vec![att("keyA.pub", VULN, fixture("trivy-vuln-clean.json"))],
+        NOW,
+    );
+    assert_eq!(codes(&one), ["threshold-not-met"], "{one:?}");
+    // The second signer's scan finds the CVE: it does not count, and the CVE is named.
+    let v = judge(
+        &policy,
+        vec![
+            att("keyA.pub", VULN, fixture("trivy-vuln-clean.json")),
+            att("keyB.pub", VULN, fixture("trivy-vuln-critical.json")),
+        ],
+        NOW,
+    );
+    assert!(codes(&v).contains(&"threshold-not-met"), "{v:?}");
+    assert!(codes(&v).contains(&"vulnerability-too-severe"), "{v:?}");
+    let both = judge(
+        &policy,
+        vec![
+            att("keyA.pub", VULN, fixture("trivy-vuln-clean.json")),
+            att("keyB.pub", VULN, fixture("trivy-vuln-clean.json")),
+        ],
+        NOW,
+    );
+    assert_eq!(both.decision, Decision::Allow, "{both:?}");
+}
