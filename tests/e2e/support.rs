@@ -1021,3 +1021,33 @@ impl Daemon {
         self.dir.path().join(name)
     }
 }
+
+/// Whole seconds now, as a time and as Unix seconds: an injected clock started on a second
+/// makes a `notAfter` (seconds) fall exactly where the test advances to.
+pub fn whole_second_now() -> (SystemTime, u64) {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (UNIX_EPOCH + Duration::from_secs(secs), secs)
+}
+
+/// `unix` as RFC 3339 UTC (days to civil date, as in Howard Hinnant's `civil_from_days`).
+pub fn rfc3339(unix: u64) -> String {
+    let (days, secs) = ((unix / 86_400) as i64, unix % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
