@@ -68,6 +68,7 @@ enum Target<'a> {
     Manifest(&'a str, String),
     Blob(&'a str, String),
     Tags(&'a str),
+    Referrers(&'a str, String),
     Upload,
 }
 
@@ -79,6 +80,11 @@ fn parse_path(path: &str) -> Option<Target<'_>> {
         let (name, rest) = (&path[..i], &path[i + "/manifests/".len()..]);
         return (!rest.is_empty() && !rest.contains('/'))
             .then(|| Target::Manifest(name, percent_decoded(rest)));
+    }
+    if let Some(i) = path.rfind("/referrers/") {
+        let (name, rest) = (&path[..i], &path[i + "/referrers/".len()..]);
+        return (!rest.is_empty() && !rest.contains('/'))
+            .then(|| Target::Referrers(name, percent_decoded(rest)));
     }
     if let Some(i) = path.find("/blobs/uploads") {
         let _ = i;
@@ -233,6 +239,16 @@ fn namespace(query: Option<&str>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The value of query parameter `key`, percent-decoded (`+` is a space, as in forms), if present
+/// and not empty.
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| percent_decoded(&v.replace('+', " ")))
+        .filter(|v| !v.is_empty())
+}
+
 /// The one percent-decoder of request paths and queries (clients write a digest's `:` and a
 /// registry's port separator as `%3A`). What does not decode to UTF-8 is kept as sent, so it
 /// then fails the reference grammar rather than being guessed at.
@@ -261,6 +277,10 @@ pub(crate) async fn dispatch<J: Judge>(
         }
         Some(Target::Blob(name, digest)) => blob(&gate, ns, name, &digest, head).await,
         Some(Target::Tags(name)) => tags(&gate, ns, name, head).await,
+        Some(Target::Referrers(name, digest)) => {
+            let artifact = query_value(uri.query(), "artifactType");
+            referrers(&gate, ns, name, &digest, artifact.as_deref(), head).await
+        }
         Some(Target::Upload) => refused(),
         None => oci_error(
             StatusCode::NOT_FOUND,
@@ -442,6 +462,148 @@ async fn serve_artifact<J: Judge>(
     }
     tracing::debug!(target: "signet::gate", subject = %subject_ref, digest = %fetched.digest, "signature artifact passed through");
     serve_manifest(fetched, head)
+}
+
+/// Referrer manifests checked at once while building a referrers answer.
+const REFERRER_CHECKS_AT_ONCE: usize = 8;
+
+/// `GET /v2/<name>/referrers/<digest>`: the OCI 1.1 referrers API, served for any upstream (from
+/// its referrers API, else its `sha256-<hex>` tag index, through [`ImageStore::referrers`]) but
+/// only for a subject the gate would admit. An unknown subject has no referrers (an empty index).
+/// Each listed referrer is fetched by digest and listed only if it is an inert signature artifact
+/// ([`check_artifact`]) naming this subject; its descriptor is rebuilt from the checked bytes,
+/// so the `artifactType` filter (applied again here) and annotations are the manifest's own, not
+/// the upstream's claim. Listed digests are remembered so the client can fetch them next.
+///
+/// [`ImageStore::referrers`]: signet_oci::ImageStore::referrers
+async fn referrers<J: Judge>(
+    gate: &Gate<J>,
+    ns: Option<&str>,
+    name: &str,
+    digest: &str,
+    artifact_type: Option<&str>,
+    head: bool,
+) -> Response {
+    let subject: Digest = match digest.parse() {
+        Ok(d) => d,
+        Err(e) => return oci_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", &e.to_string()),
+    };
+    let subject_ref = match upstream(gate, ns, name, None, Some(subject.clone())) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let listed = match gate.inner.client.head_manifest(&subject_ref).await {
+        Ok(None) => Vec::new(),
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return upstream_failure(gate, &e, "MANIFEST_UNKNOWN"),
+        Ok(Some(_)) => {
+            let decision = gate
+                .decide_at(subject_ref.clone(), subject.clone(), Source::Proxy)
+                .await;
+            if !decision.admitted() {
+                return oci_error(
+                    StatusCode::FORBIDDEN,
+                    "DENIED",
+                    &format!(
+                        "referrers of {subject_ref} are not served: the image is not trusted: {}",
+                        decision.message
+                    ),
+                );
+            }
+            match checked_referrers(gate, &subject_ref, &subject, artifact_type).await {
+                Ok(listed) => listed,
+                Err(response) => return response,
+            }
+        }
+    };
+    let repository = subject_ref.name();
+    for descriptor in &listed {
+        gate.remember_artifact(&repository, &descriptor.digest, &subject);
+    }
+    if !listed.is_empty() {
+        Metrics::inc(&gate.inner.metrics.passthrough);
+    }
+    let body = json!({
+        "schemaVersion": 2,
+        "mediaType": signet_oci::manifest::OCI_INDEX,
+        "manifests": listed,
+    });
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let length = bytes.len();
+    let mut response = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    });
+    let headers = response.headers_mut();
+    headers.insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(signet_oci::manifest::OCI_INDEX),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if artifact_type.is_some() {
+        headers.insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
+    }
+    response
+}
+
+/// The referrers of admitted `subject` that the proxy would pass through, as descriptors built
+/// from their checked manifests, at most [`MAX_REFERRERS`].
+async fn checked_referrers<J: Judge>(
+    gate: &Gate<J>,
+    subject_ref: &Reference,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Descriptor>, Response> {
+    let store = signet_oci::ImageStore::Registry {
+        client: gate.inner.client.clone(),
+        reference: subject_ref.clone(),
+    };
+    let found = store
+        .referrers(subject, artifact_type)
+        .await
+        .map_err(|e| upstream_failure(gate, &e, "MANIFEST_UNKNOWN"))?;
+    let checks = found
+        .descriptors
+        .into_iter()
+        .take(MAX_REFERRERS)
+        .map(|listed| async move {
+            let at = subject_ref.with_digest(listed.digest.clone());
+            let fetched = match gate.inner.client.get_manifest(&at).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::debug!(target: "signet::gate", referrer = %listed.digest, error = %e, "referrer not listed: unreadable");
+                    return None;
+                }
+            };
+            match signet_oci::referrers::subject_of(&fetched.manifest) {
+                Ok(Some(named)) if &named == subject => {}
+                _ => return None,
+            }
+            let kind = match fetched.manifest {
+                Manifest::Index(_) => ArtifactTag::Referrers,
+                Manifest::Image(_) => ArtifactTag::Cosign,
+            };
+            if let Err(why) = check_artifact(gate, &at, &fetched, kind).await {
+                tracing::debug!(target: "signet::gate", referrer = %listed.digest, why = %why, "referrer not listed: not a signature artifact");
+                return None;
+            }
+            let descriptor =
+                signet_oci::referrers::referrer_descriptor(&fetched.bytes, &fetched.media_type)
+                    .ok()?;
+            artifact_type
+                .is_none_or(|t| signet_oci::referrers::artifact_type(&descriptor) == Some(t))
+                .then_some(descriptor)
+        });
+    Ok(futures_util::stream::iter(checks)
+        .buffered(REFERRER_CHECKS_AT_ONCE)
+        .filter_map(std::future::ready)
+        .collect()
+        .await)
 }
 
 fn serve_manifest(fetched: FetchedManifest, head: bool) -> Response {
@@ -783,6 +945,11 @@ mod tests {
                 Some(Target::Blob("x/y", d.into())),
             ),
             ("x/y/tags/list", Some(Target::Tags("x/y"))),
+            (
+                "x/y/referrers/sha256%3Aab",
+                Some(Target::Referrers("x/y", "sha256:ab".into())),
+            ),
+            ("x/referrers/", None),
             ("x/blobs/uploads/", Some(Target::Upload)),
             ("x/blobs/uploads/123", Some(Target::Upload)),
             ("x/manifests/", None),
@@ -790,6 +957,18 @@ mod tests {
         ] {
             assert_eq!(parse_path(path), wanted, "{path}");
         }
+    }
+
+    #[test]
+    fn artifact_type_query() {
+        let q = Some("n=1&artifactType=application%2Fvnd.dev.sigstore.bundle.v0.3%2Bjson");
+        assert_eq!(
+            query_value(q, "artifactType").as_deref(),
+            Some("application/vnd.dev.sigstore.bundle.v0.3+json")
+        );
+        assert_eq!(query_value(Some("xartifactType=a"), "artifactType"), None);
+        assert_eq!(query_value(Some("artifactType="), "artifactType"), None);
+        assert_eq!(query_value(None, "artifactType"), None);
     }
 
     #[test]
