@@ -20,7 +20,8 @@ use signet_gate::{Clock, Gate, GateConfig, ManualClock, Source, WebhookConfig};
 use signet_oci::{Digest, RegistryClient};
 
 use crate::support::{
-    self, code, keypair, push_sample_image, rfc3339, run, s, whole_second_now, Daemon, TestRegistry,
+    self, code, keypair, push_sample_image, rfc3339, run, s, whole_second_now, Containerd,
+    DockerEngine, TestRegistry,
 };
 
 /// A loopback webhook receiver: records each request body; answers 200, or never (`hang`).
@@ -587,19 +588,6 @@ fn a_hanging_notification_endpoint_blocks_nothing() {
 
 // ---- `signet audit` against real engines, and its faults ----
 
-/// Start `program` (from `package`) as a daemon of the test's own and wait until it has made
-/// `socket` in its directory, and half a second more for it to answer there.
-fn start_daemon(
-    program: &str,
-    package: &str,
-    args: impl FnOnce(&Path) -> Vec<String>,
-    socket: &str,
-) -> Daemon {
-    let daemon = Daemon::start(program, package, args, |d| d.path(socket).exists());
-    std::thread::sleep(Duration::from_millis(500));
-    daemon
-}
-
 /// Whether the engines can run here (root); under CI their absence is a failure.
 fn as_root(test: &str) -> bool {
     let uid = std::process::Command::new("id").arg("-u").output().unwrap();
@@ -690,36 +678,8 @@ fn audit_judges_what_docker_runs_and_stores() {
         return;
     }
     let lab = audit_lab();
-    let engine = start_daemon(
-        "dockerd",
-        "docker.io",
-        |p| {
-            vec![
-                format!("--host=unix://{}", p.join("d.sock").display()),
-                format!("--data-root={}", p.join("data").display()),
-                format!("--exec-root={}", p.join("x").display()),
-                format!("--pidfile={}", p.join("dockerd.pid").display()),
-                "--iptables=false".into(),
-                "--ip6tables=false".into(),
-                "--bridge=none".into(),
-                "--storage-driver=vfs".into(),
-                "--containerd-namespace=signet-audit".into(),
-                "--containerd-plugins-namespace=signet-audit-plugins".into(),
-            ]
-        },
-        "d.sock",
-    );
-    let docker = |args: &[&str]| {
-        std::process::Command::new("docker")
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", engine.path("d.sock").display()),
-            )
-            .env("DOCKER_CONFIG", engine.path("client"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let engine = DockerEngine::start("signet-audit");
+    let docker = |args: &[&str]| engine.docker(args);
     let host = lab.reg.host();
     for image in ["team/signed:v1", "team/unsigned:v1"] {
         ok(
@@ -744,7 +704,7 @@ fn audit_judges_what_docker_runs_and_stores() {
         &docker(&["import", s(&tar), "local/built:v1"]),
         "docker import",
     );
-    let socket = engine.path("d.sock");
+    let socket = engine.socket();
 
     // Only the signed image in a container: everything passes, exit 0.
     let (code, report) = audit_json(&lab, &["--docker", s(&socket)]);
@@ -816,36 +776,9 @@ fn audit_judges_what_containerd_and_podman_hold() {
     }
     let lab = audit_lab();
     let host = lab.reg.host();
-    let containerd = start_daemon(
-        "containerd",
-        "containerd",
-        |p| {
-            let config = p.join("config.toml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
-                     disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                     [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-                    root = p.join("root").display(),
-                    state = p.join("state").display(),
-                    sock = p.join("c.sock").display(),
-                ),
-            )
-            .unwrap();
-            vec!["--config".into(), s(&config).into()]
-        },
-        "c.sock",
-    );
-    let socket = containerd.path("c.sock");
-    let ctr = |args: &[&str]| {
-        std::process::Command::new("ctr")
-            .arg("--address")
-            .arg(&socket)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let containerd = Containerd::start();
+    let socket = containerd.socket();
+    let ctr = |args: &[&str]| containerd.ctr(args);
     for (ns, image, name) in [
         ("good", "team/signed:v1", "c-good"),
         ("mixed", "team/signed:v1", "c-signed"),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::support::{self, free_port, run, s, signet, Daemon, TestRegistry};
+use crate::support::{self, free_port, run, s, signet, Containerd, DockerEngine, TestRegistry};
 
 struct Gate {
     child: Child,
@@ -427,58 +427,6 @@ fn containerd_hook_allows_and_denies() {
     );
 }
 
-/// A containerd of the test's own (root, state and socket in its directory, the CRI plugin off),
-/// driven with `ctr`. containerd needs root; see [`containerd_pulls_through_the_gate`].
-struct Containerd(Daemon);
-
-impl Containerd {
-    fn start() -> Containerd {
-        let daemon = Daemon::start(
-            "containerd",
-            "containerd",
-            |p| {
-                let config = p.join("config.toml");
-                std::fs::write(
-                    &config,
-                    format!(
-                        "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
-                         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                         [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-                        root = p.join("root").display(),
-                        state = p.join("state").display(),
-                        sock = p.join("c.sock").display(),
-                    ),
-                )
-                .unwrap();
-                vec!["--config".into(), s(&config).into()]
-            },
-            |d| ctr(d, &["version"]).status.success(),
-        );
-        Containerd(daemon)
-    }
-
-    fn ctr(&self, args: &[&str]) -> std::process::Output {
-        ctr(&self.0, args)
-    }
-
-    /// A `--hosts-dir` for `registry` holding `hosts_toml`.
-    fn hosts_dir(&self, name: &str, registry: &str, hosts_toml: &str) -> PathBuf {
-        let dir = self.0.path(name);
-        std::fs::create_dir_all(dir.join(registry)).unwrap();
-        std::fs::write(dir.join(registry).join("hosts.toml"), hosts_toml).unwrap();
-        dir
-    }
-}
-
-fn ctr(daemon: &Daemon, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("ctr")
-        .arg("--address")
-        .arg(daemon.path("c.sock"))
-        .args(args)
-        .output()
-        .expect("run ctr (apt-get install -y containerd)")
-}
-
 #[test]
 fn containerd_pulls_through_the_gate() {
     let Some((lab, gate)) = lab_and_gate_as_root("containerd_pulls_through_the_gate") else {
@@ -673,63 +621,12 @@ fn podman_pulls_through_the_gate() {
     );
 }
 
-/// A Docker engine of the test's own: Debian's dockerd with its data, run state and socket in its
-/// directory, no networking set-up and vfs storage.
-struct DockerEngine(Daemon);
-
-impl DockerEngine {
-    fn start() -> DockerEngine {
-        let daemon = Daemon::start(
-            "dockerd",
-            "docker.io",
-            |p| {
-                let mut args = vec![
-                    format!("--host=unix://{}", p.join("d.sock").display()),
-                    format!("--data-root={}", p.join("data").display()),
-                    format!("--exec-root={}", p.join("x").display()),
-                    format!("--pidfile={}", p.join("dockerd.pid").display()),
-                ];
-                args.extend(
-                    [
-                        "--iptables=false",
-                        "--ip6tables=false",
-                        "--bridge=none",
-                        "--storage-driver=vfs",
-                        "--containerd-namespace=signet-e2e",
-                        "--containerd-plugins-namespace=signet-e2e-plugins",
-                    ]
-                    .map(String::from),
-                );
-                args
-            },
-            |d| docker(d, &["version"]).status.success(),
-        );
-        DockerEngine(daemon)
-    }
-
-    fn docker(&self, args: &[&str]) -> std::process::Output {
-        docker(&self.0, args)
-    }
-}
-
-fn docker(daemon: &Daemon, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", daemon.path("d.sock").display()),
-        )
-        .env("DOCKER_CONFIG", daemon.path("client"))
-        .args(args)
-        .output()
-        .expect("run docker (apt-get install -y docker.io)")
-}
-
 #[test]
 fn docker_pulls_through_the_gate() {
     let Some((lab, gate)) = lab_and_gate_as_root("docker_pulls_through_the_gate") else {
         return;
     };
-    let engine = DockerEngine::start();
+    let engine = DockerEngine::start("signet-e2e");
     // Docker talks plain HTTP to loopback registries, as to the gate here.
     let signed = format!("{}/team/signed:v1", gate.host());
     let out = engine.docker(&["pull", &signed]);

@@ -1051,3 +1051,123 @@ pub fn rfc3339(unix: u64) -> String {
         secs % 60
     )
 }
+
+/// A containerd of the test's own (root, state and socket in its directory, the CRI plugin off),
+/// driven with `ctr`. containerd needs root; see `serve::containerd_pulls_through_the_gate`.
+pub struct Containerd(Daemon);
+
+impl Containerd {
+    /// Start it and wait until `ctr version` answers.
+    pub fn start() -> Containerd {
+        let daemon = Daemon::start(
+            "containerd",
+            "containerd",
+            |p| {
+                let config = p.join("config.toml");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+                         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                         [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+                        root = p.join("root").display(),
+                        state = p.join("state").display(),
+                        sock = p.join("c.sock").display(),
+                    ),
+                )
+                .unwrap();
+                vec!["--config".into(), s(&config).into()]
+            },
+            |d| ctr(d, &["version"]).status.success(),
+        );
+        Containerd(daemon)
+    }
+
+    /// `ctr --address SOCKET ARGS`.
+    pub fn ctr(&self, args: &[&str]) -> std::process::Output {
+        ctr(&self.0, args)
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> PathBuf {
+        self.0.path("c.sock")
+    }
+
+    /// A `--hosts-dir` for `registry` holding `hosts_toml`.
+    pub fn hosts_dir(&self, name: &str, registry: &str, hosts_toml: &str) -> PathBuf {
+        let dir = self.0.path(name);
+        std::fs::create_dir_all(dir.join(registry)).unwrap();
+        std::fs::write(dir.join(registry).join("hosts.toml"), hosts_toml).unwrap();
+        dir
+    }
+}
+
+fn ctr(daemon: &Daemon, args: &[&str]) -> std::process::Output {
+    Command::new("ctr")
+        .arg("--address")
+        .arg(daemon.path("c.sock"))
+        .args(args)
+        .output()
+        .expect("run ctr (apt-get install -y containerd)")
+}
+
+/// A Docker engine of the test's own: Debian's dockerd with its data, run state and socket in its
+/// directory, no networking set-up and vfs storage, its containers in containerd namespace
+/// `namespace` (and its plugins in `namespace-plugins`).
+pub struct DockerEngine(Daemon);
+
+impl DockerEngine {
+    /// Start it and wait until `docker version` answers.
+    pub fn start(namespace: &str) -> DockerEngine {
+        let daemon = Daemon::start(
+            "dockerd",
+            "docker.io",
+            |p| {
+                let mut args = vec![
+                    format!("--host=unix://{}", p.join("d.sock").display()),
+                    format!("--data-root={}", p.join("data").display()),
+                    format!("--exec-root={}", p.join("x").display()),
+                    format!("--pidfile={}", p.join("dockerd.pid").display()),
+                ];
+                args.extend(
+                    [
+                        "--iptables=false",
+                        "--ip6tables=false",
+                        "--bridge=none",
+                        "--storage-driver=vfs",
+                    ]
+                    .map(String::from),
+                );
+                args.push(format!("--containerd-namespace={namespace}"));
+                args.push(format!(
+                    "--containerd-plugins-namespace={namespace}-plugins"
+                ));
+                args
+            },
+            |d| docker(d, &["version"]).status.success(),
+        );
+        DockerEngine(daemon)
+    }
+
+    /// `docker ARGS` against this engine (its own client configuration).
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        docker(&self.0, args)
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> PathBuf {
+        self.0.path("d.sock")
+    }
+}
+
+fn docker(daemon: &Daemon, args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", daemon.path("d.sock").display()),
+        )
+        .env("DOCKER_CONFIG", daemon.path("client"))
+        .args(args)
+        .output()
+        .expect("run docker (apt-get install -y docker.io)")
+}
