@@ -10,6 +10,7 @@ mod continuous;
 mod credentials;
 mod deploy;
 mod gate;
+mod gate_referrers;
 mod golden;
 mod hostile;
 mod hostile_server;
