@@ -4,9 +4,11 @@
 //! An entry holds when `threshold` distinct signers of its `keys` (the same signer specs and
 //! the same counting as `signed`: keys, keyless, PKI, `required`, one identity counts once)
 //! each signed an attestation of its predicate type that passes every check of the entry: age,
-//! CEL conditions, and the `vulnerabilities` / `slsa` shortcuts. Attestations by signers the
-//! entry does not trust are never judged on their content, so they can neither allow nor name
-//! a reason.
+//! CEL conditions, and the `vulnerabilities` / `slsa` shortcuts — and no other trusted
+//! attestation of that type, still within `maxAge` / `maxScanAge`, fails one. A deploy gate
+//! fails closed: evidence that says "no" is not outvoted by older evidence that says "yes".
+//! Attestations too old to count are set aside. Attestations by signers the entry does not
+//! trust are never judged on their content, so they can neither allow nor name a reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -577,6 +579,10 @@ fn content(
     (failures, bounds)
 }
 
+/// Failure codes that mean "too old to count": such an attestation is set aside rather than
+/// judged, so an expired scan neither allows nor denies beside a current one.
+const STALE_CODES: [&str; 2] = ["attestation-too-old", "vulnerability-scan-too-old"];
+
 /// Judge the attestation requirements of `rules` (at `base`): findings, and the instants after
 /// `now` at which the answer could change.
 pub(crate) fn judge(
@@ -666,22 +672,32 @@ pub(crate) fn judge(
             );
             continue;
         }
+        // Fail closed: every trusted attestation still in age is judged, and one that fails
+        // denies even beside passing ones (a newer scan that finds a CVE outweighs an older
+        // clean one). Only an attestation too old to count is set aside; its failures are
+        // reported when nothing else decides.
         let mut passing = Vec::new();
         let mut failures = Vec::new();
+        let mut stale = Vec::new();
         let mut rule_bounds = Vec::new();
         for a in &trusted {
             let (f, b) = content(rule, a, &input.configs, now);
             rule_bounds.extend(b);
             if f.is_empty() {
                 passing.push(*a);
+            } else if f.iter().any(|(code, _)| STALE_CODES.contains(code)) {
+                stale.extend(f);
             } else {
                 failures.extend(f);
             }
         }
         bounds.extend(rule_bounds);
         let counted = with(&passing, rule.signed.threshold, true);
-        if !passing.is_empty() && counted.is_empty() {
+        if failures.is_empty() && !passing.is_empty() && counted.is_empty() {
             continue;
+        }
+        if failures.is_empty() {
+            failures = stale;
         }
         for (code, message) in failures {
             findings.push(finding(code, format!("{wanted} attestation: {message}")));

@@ -546,3 +546,115 @@ fn attestation_thresholds_count_distinct_signers() {
     );
     assert_eq!(both.decision, Decision::Allow, "{both:?}");
 }
+
+/// A scan fixture whose `metadata.scanFinishedOn` is moved to `finished`.
+fn scan_at(name: &str, finished: &str) -> Value {
+    let mut p = fixture(name);
+    p["metadata"]["scanFinishedOn"] = json!(finished);
+    p
+}
+
+#[test]
+fn a_newer_critical_scan_denies_beside_an_older_clean_one() {
+    let policy = load(VULN_SCOPE);
+    // Both within maxScanAge (7d) at NOW (2024-03-31T00:00:00Z).
+    let older_clean = att(
+        "keyA.pub",
+        VULN,
+        scan_at("trivy-vuln-clean.json", "2024-03-28T00:00:00Z"),
+    );
+    let newer_critical = att(
+        "keyA.pub",
+        VULN,
+        scan_at("trivy-vuln-critical.json", "2024-03-30T12:00:00Z"),
+    );
+    for atts in [
+        vec![older_clean.clone(), newer_critical.clone()],
+        vec![newer_critical.clone(), older_clean.clone()],
+    ] {
+        let v = judge(&policy, atts, NOW);
+        assert_eq!(v.decision, Decision::Deny, "{v:?}");
+        assert!(
+            codes(&v).iter().all(|c| *c == "vulnerability-too-severe"),
+            "{v:?}"
+        );
+        assert!(
+            v.findings
+                .iter()
+                .any(|f| f.message.contains("CVE-2024-3094 CRITICAL")),
+            "{v:?}"
+        );
+    }
+
+    // Two clean scans: allowed, valid until the older one grows too old.
+    let two_clean = judge(
+        &policy,
+        vec![
+            older_clean.clone(),
+            att(
+                "keyA.pub",
+                VULN,
+                scan_at("trivy-vuln-clean.json", "2024-03-30T12:00:00Z"),
+            ),
+        ],
+        NOW,
+    );
+    assert_eq!(two_clean.decision, Decision::Allow, "{two_clean:?}");
+
+    // A critical scan too old to count is set aside, not judged: the current clean one holds.
+    let stale_critical = att(
+        "keyA.pub",
+        VULN,
+        scan_at("trivy-vuln-critical.json", "2024-03-01T00:00:00Z"),
+    );
+    let v = judge(&policy, vec![stale_critical.clone(), older_clean], NOW);
+    assert_eq!(v.decision, Decision::Allow, "{v:?}");
+    // Alone, it denies as too old (its other failures are reported beside).
+    let v = judge(&policy, vec![stale_critical], NOW);
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    assert_eq!(codes(&v)[0], "vulnerability-scan-too-old", "{v:?}");
+
+    // An untrusted signer's critical scan is never judged: the trusted clean scan holds.
+    let untrusted_scope = r#"    attestations:
+      - type: vuln
+        keys: [builder]
+        vulnerabilities:
+          maxSeverity: high
+"#;
+    let policy = load(untrusted_scope);
+    let v = judge(
+        &policy,
+        vec![
+            att("keyB.pub", VULN, fixture("trivy-vuln-clean.json")),
+            att("keyA.pub", VULN, fixture("trivy-vuln-critical.json")),
+        ],
+        NOW,
+    );
+    assert_eq!(v.decision, Decision::Allow, "{v:?}");
+}
+
+#[test]
+fn a_failing_attestation_by_one_trusted_signer_denies_even_above_the_threshold() {
+    let scope = r#"    attestations:
+      - type: vuln
+        keys: [scanner, builder]
+        threshold: 1
+        vulnerabilities:
+          maxSeverity: high
+"#;
+    let policy = load(scope);
+    let v = judge(
+        &policy,
+        vec![
+            att("keyA.pub", VULN, fixture("trivy-vuln-clean.json")),
+            att("keyB.pub", VULN, fixture("trivy-vuln-critical.json")),
+        ],
+        NOW,
+    );
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    assert!(
+        codes(&v).iter().all(|c| *c == "vulnerability-too-severe"),
+        "{v:?}"
+    );
+    assert!(v.findings[0].message.contains("CVE-2024-3094"), "{v:?}");
+}
