@@ -7,73 +7,18 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::support::{self, free_port, run, s, signet, Containerd, DockerEngine, TestRegistry};
+use crate::support::{
+    self, run, s, serve_http as http, signet, Containerd, DockerEngine, SignetServe, TestRegistry,
+};
 
-struct Gate {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Gate {
-    fn start(policy: &Path, upstream: &str) -> Gate {
-        let port = free_port();
-        let child = signet()
-            .args([
-                "serve",
-                "--policy",
-                s(policy),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--upstream",
-                upstream,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let gate = Gate { child, port };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(r) = http().get(gate.url("/readyz")).send() {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "signet serve did not become ready"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        gate
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+/// `signet serve --policy POLICY --upstream UPSTREAM` on a free loopback port, ready.
+fn serve_gate(policy: &Path, upstream: &str) -> SignetServe {
+    SignetServe::start(&["--policy", s(policy), "--upstream", upstream], |_| {})
 }
 
 struct Lab {
@@ -133,7 +78,7 @@ scopes:
 #[test]
 fn skopeo_pulls_signed_images_through_the_proxy_and_is_refused_unsigned_ones() {
     let lab = lab();
-    let gate = Gate::start(&lab.policy, &format!("http://{}", lab.reg.host()));
+    let gate = serve_gate(&lab.policy, &format!("http://{}", lab.reg.host()));
     let dest = lab.dir.path().join("pulled");
     let copy = |repo: &str| {
         std::process::Command::new("skopeo")
@@ -190,7 +135,7 @@ fn sigstore_rs_verifies_signatures_fetched_through_the_gate() {
     // The `.sig` manifest and its payload blob pass through unjudged and byte for byte, so an
     // independent cosign implementation verifies, through the gate, what signet signed upstream.
     let lab = lab();
-    let gate = Gate::start(&lab.policy, &format!("http://{}", lab.reg.host()));
+    let gate = serve_gate(&lab.policy, &format!("http://{}", lab.reg.host()));
     let through = format!("{}/team/signed:v1", gate.host());
     let release = std::fs::read(lab.dir.path().join("release.pub")).unwrap();
     assert_eq!(
@@ -231,7 +176,7 @@ fn review(kind: &str, object: serde_json::Value) -> serde_json::Value {
 fn admission_webhook_and_verify_api_use_the_policy() {
     let lab = lab();
     let host = lab.reg.host();
-    let gate = Gate::start(&lab.policy, &format!("http://{host}"));
+    let gate = serve_gate(&lab.policy, &format!("http://{host}"));
     let pod = |images: &[&str]| {
         let containers: Vec<serde_json::Value> = images
             .iter()
@@ -512,7 +457,7 @@ fn under_ci() -> bool {
 /// The lab and a gate in front of its registry, for a test that drives a container engine
 /// (dockerd, containerd, rootful podman): those need root, as CI is. Elsewhere the test has
 /// nothing to run against and says it skipped; under CI it fails instead.
-fn lab_and_gate_as_root(test: &str) -> Option<(Lab, Gate)> {
+fn lab_and_gate_as_root(test: &str) -> Option<(Lab, SignetServe)> {
     let uid = std::process::Command::new("id")
         .arg("-u")
         .output()
@@ -527,7 +472,7 @@ fn lab_and_gate_as_root(test: &str) -> Option<(Lab, Gate)> {
         return None;
     }
     let lab = lab();
-    let gate = Gate::start(&lab.policy, &format!("http://{}", lab.reg.host()));
+    let gate = serve_gate(&lab.policy, &format!("http://{}", lab.reg.host()));
     Some((lab, gate))
 }
 

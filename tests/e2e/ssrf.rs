@@ -8,13 +8,11 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_json::{json, Value};
 use signet_oci::{Reference, RegistryClient};
 
 use crate::support::{self, free_port, s, signet, TestRegistry, TLS_NAME};
@@ -34,82 +32,8 @@ fn counting_listener() -> (u16, Arc<AtomicUsize>) {
     (port, count)
 }
 
-struct Gate {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Gate {
-    /// `signet serve ARGS --listen 127.0.0.1:PORT`, as set up by `edit`, ready.
-    fn start(args: &[&str], edit: impl FnOnce(&mut Command)) -> Gate {
-        let port = free_port();
-        Gate::start_on(
-            port,
-            &[args, &["--listen", &format!("127.0.0.1:{port}")]].concat(),
-            edit,
-        )
-    }
-
-    /// `signet serve ARGS` listening on `port` (as ARGS say), as set up by `edit`, ready.
-    fn start_on(port: u16, args: &[&str], edit: impl FnOnce(&mut Command)) -> Gate {
-        let mut command = signet();
-        command
-            .arg("serve")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        edit(&mut command);
-        let gate = Gate {
-            child: command.spawn().unwrap(),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !http()
-            .get(gate.url("/readyz"))
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "signet serve did not become ready"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        gate
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// `POST /v1/verify` for `image`, with `token` as bearer if given: status and JSON answer.
-    fn verify(&self, image: &str, token: Option<&str>) -> (u16, Value) {
-        let mut request = http()
-            .post(self.url("/v1/verify"))
-            .header("Content-Type", "application/json")
-            .body(json!({ "image": image }).to_string());
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let response = request.send().unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap())
-    }
-}
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
+/// `signet serve` on a loopback port.
+type Gate = support::SignetServe;
 
 fn write_policy(dir: &Path, accepted: &str) -> std::path::PathBuf {
     let path = dir.join("policy.yaml");

@@ -1171,3 +1171,89 @@ fn docker(daemon: &Daemon, args: &[&str]) -> std::process::Output {
         .output()
         .expect("run docker (apt-get install -y docker.io)")
 }
+
+/// `signet serve` as a child process on a loopback port, killed on drop.
+pub struct SignetServe {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for SignetServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SignetServe {
+    /// `signet serve ARGS --listen 127.0.0.1:PORT` on a free port, as set up by `edit`, ready.
+    pub fn start(args: &[&str], edit: impl FnOnce(&mut Command)) -> SignetServe {
+        let port = free_port();
+        SignetServe::start_on(
+            port,
+            &[args, &["--listen", &format!("127.0.0.1:{port}")]].concat(),
+            edit,
+        )
+    }
+
+    /// `signet serve ARGS` listening on `port` (as ARGS say), as set up by `edit`; returns once
+    /// `/readyz` answers 2xx (at most 15 s).
+    pub fn start_on(port: u16, args: &[&str], edit: impl FnOnce(&mut Command)) -> SignetServe {
+        let mut command = signet();
+        command
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        edit(&mut command);
+        let gate = SignetServe {
+            child: command.spawn().unwrap(),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !serve_http()
+            .get(gate.url("/readyz"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "signet serve did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        gate
+    }
+
+    /// `http://127.0.0.1:PORT<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `POST /v1/verify` for `image`, with `token` as bearer if given: status and JSON answer.
+    pub fn verify(&self, image: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = serve_http()
+            .post(self.url("/v1/verify"))
+            .header("Content-Type", "application/json")
+            .body(serde_json::json!({ "image": image }).to_string());
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap())
+    }
+}
+
+/// A blocking HTTP client for talking to `signet serve` (60 s timeout).
+pub fn serve_http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
