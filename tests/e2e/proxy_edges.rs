@@ -86,6 +86,16 @@ async fn get(url: &str) -> reqwest::Response {
     send(reqwest::Method::GET, url).await
 }
 
+/// GET, through `gate`, the manifest under `team/app`'s signature tag for `subject`.
+async fn get_signature_of(gate: &RunningGate, subject: &Digest) -> reqwest::Response {
+    get(&format!(
+        "{}/v2/team/app/manifests/{}",
+        gate.url,
+        subject.signature_tag()
+    ))
+    .await
+}
+
 async fn error_of(response: reqwest::Response) -> (String, String) {
     let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     (
@@ -293,19 +303,9 @@ fn signature_artifacts_pass_only_for_subjects_the_gate_admits() {
             )
             .await;
         }
-        let r = get(&format!(
-            "{}/v2/team/app/manifests/{}",
-            gate.url,
-            allowed.signature_tag()
-        ))
-        .await;
+        let r = get_signature_of(&gate, &allowed).await;
         assert_eq!(r.status(), 200);
-        let r = get(&format!(
-            "{}/v2/team/app/manifests/{}",
-            gate.url,
-            denied.signature_tag()
-        ))
-        .await;
+        let r = get_signature_of(&gate, &denied).await;
         assert_eq!(r.status(), 403, "signatures of a denied image are not served");
         let (code, message) = error_of(r).await;
         assert_eq!(code, "DENIED");
@@ -403,12 +403,7 @@ fn a_signet_signature_passes_for_an_allowed_image_and_not_for_a_denied_one() {
             .get_manifest(&reg.reference(&format!("team/app:{}", allowed.signature_tag())))
             .await
             .unwrap();
-        let r = get(&format!(
-            "{}/v2/team/app/manifests/{}",
-            gate.url,
-            allowed.signature_tag()
-        ))
-        .await;
+        let r = get_signature_of(&gate, &allowed).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.bytes().await.unwrap(), upstream.bytes);
         // Its payload and config blobs come through too.
@@ -425,12 +420,7 @@ fn a_signet_signature_passes_for_an_allowed_image_and_not_for_a_denied_one() {
         for d in std::iter::once(&m.config).chain(&m.layers) {
             client.get_blob_bytes(&through, d, 1 << 20).await.unwrap();
         }
-        let r = get(&format!(
-            "{}/v2/team/app/manifests/{}",
-            gate.url,
-            denied.signature_tag()
-        ))
-        .await;
+        let r = get_signature_of(&gate, &denied).await;
         assert_eq!(r.status(), 403);
     });
 }
