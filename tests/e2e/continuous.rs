@@ -25,13 +25,13 @@ use crate::support::{
 };
 
 /// A loopback webhook receiver: records each request body; answers 200, or never (`hang`).
-struct Webhook {
-    url: String,
+pub(crate) struct Webhook {
+    pub(crate) url: String,
     bodies: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Webhook {
-    fn start(hang: bool) -> Webhook {
+    pub(crate) fn start(hang: bool) -> Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -78,12 +78,12 @@ impl Webhook {
         Webhook { url, bodies }
     }
 
-    fn bodies(&self) -> Vec<Value> {
+    pub(crate) fn bodies(&self) -> Vec<Value> {
         self.bodies.lock().unwrap().clone()
     }
 
     /// Wait (up to 10 s) until `n` bodies have come.
-    fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub(crate) fn wait_for(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.bodies().len() < n && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -94,21 +94,21 @@ impl Webhook {
 
 /// A registry with `app:v1` signed by key `release` and `keep:v1` signed by key `other`, a
 /// gate (injected clock, webhook) whose policy file the test rewrites with [`Setup::policy`].
-struct Setup {
+pub(crate) struct Setup {
     reg: Option<TestRegistry>,
-    host: String,
+    pub(crate) host: String,
     dir: tempfile::TempDir,
-    policy: PathBuf,
-    release_pub: PathBuf,
-    other_pub: PathBuf,
+    pub(crate) policy: PathBuf,
+    pub(crate) release_pub: PathBuf,
+    pub(crate) other_pub: PathBuf,
     app: Digest,
     keep: Digest,
-    clock: ManualClock,
-    gate: Gate<PolicyJudge>,
+    pub(crate) clock: ManualClock,
+    pub(crate) gate: Gate<PolicyJudge>,
     client: RegistryClient,
 }
 
-fn setup(webhook: &str, edit: impl FnOnce(&mut GateConfig)) -> Setup {
+pub(crate) fn setup(webhook: &str, edit: impl FnOnce(&mut GateConfig)) -> Setup {
     let reg = TestRegistry::start();
     let host = reg.host();
     let app = push_sample_image(&reg, "app:v1");
@@ -193,21 +193,21 @@ impl Setup {
     }
 
     /// A judge for the policy file as it is now.
-    fn judge(&self) -> PolicyJudge {
+    pub(crate) fn judge(&self) -> PolicyJudge {
         let file = signet_verifier::enforce::load_policy_file(&self.policy).unwrap();
         PolicyJudge::new(file, self.client.clone()).with_clock(Arc::new(self.clock.clone()))
     }
 
-    fn app(&self) -> String {
+    pub(crate) fn app(&self) -> String {
         format!("{}/app@{}", self.host, self.app)
     }
 
-    fn keep(&self) -> String {
+    pub(crate) fn keep(&self) -> String {
         format!("{}/keep@{}", self.host, self.keep)
     }
 
     /// Admit both images through admission (so the gate remembers them).
-    fn admit_both(&self, rt: &tokio::runtime::Runtime) {
+    pub(crate) fn admit_both(&self, rt: &tokio::runtime::Runtime) {
         for image in [self.app(), self.keep()] {
             let d = rt.block_on(self.gate.decide(&image, Source::Admission));
             assert!(d.admitted(), "{d:?}");
@@ -216,7 +216,7 @@ impl Setup {
     }
 
     /// The audit entry for `image` (as asked, by digest).
-    fn audit_entry(&self, image: &str) -> Value {
+    pub(crate) fn audit_entry(&self, image: &str) -> Value {
         let audit = self.gate_audit();
         audit["images"]
             .as_array()
@@ -250,21 +250,21 @@ impl Setup {
     }
 
     /// The value of the metric sample `line` (name and labels), if present.
-    fn metric(&self, sample: &str) -> Option<f64> {
+    pub(crate) fn metric(&self, sample: &str) -> Option<f64> {
         self.gate
             .metrics_text()
             .lines()
             .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
     }
 
-    fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 }
 
 /// The one change the webhook must have received: about `image`, from `from` to `to`, naming
 /// `reason`.
-fn assert_one_change(bodies: &[Value], image: &str, from: &str, to: &str, reason: &str) {
+pub(crate) fn assert_one_change(bodies: &[Value], image: &str, from: &str, to: &str, reason: &str) {
     assert_eq!(bodies.len(), 1, "exactly one notification: {bodies:#?}");
     let change = &bodies[0];
     assert_eq!(change["image"], image, "{change}");

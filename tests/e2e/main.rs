@@ -7,6 +7,7 @@ mod attest_policy;
 mod cache_time;
 mod cli_conventions;
 mod continuous;
+mod continuous_vuln;
 mod credentials;
 mod deploy;
 mod gate;
