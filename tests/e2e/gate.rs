@@ -639,21 +639,11 @@ fn the_mutating_webhook_pins_tags_to_the_digest_judged_now() {
     assert_eq!(patched_image(&answer), format!("{image}@{first}"));
 
     // The tag moves: the next review pins the new digest (tags are resolved every time).
-    let (manifest, blobs) = support::sample_image("allowed/app:v1-rebuilt");
-    let moved = rt.block_on(async {
-        let client = support::client();
-        let reference = reg.reference("allowed/app:v1");
-        for (_, bytes) in blobs {
-            client
-                .put_blob(&reference, Bytes::from(bytes))
-                .await
-                .unwrap();
-        }
-        client
-            .put_manifest(&reference, &manifest, OCI_MANIFEST)
-            .await
-            .unwrap()
-    });
+    let moved = support::push_sample_image_at(
+        &support::client(),
+        &reg.reference("allowed/app:v1"),
+        "allowed/app:v1-rebuilt",
+    );
     assert_ne!(moved, first);
     assert_eq!(
         patched_image(&mutate("m2", &image)),

@@ -12,7 +12,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use signet_oci::{Reference, RegistryClient};
 
 use crate::support::{self, free_port, s, signet, TestRegistry, TLS_NAME};
@@ -105,20 +104,8 @@ fn the_verify_api_is_no_relay_and_can_require_a_token() {
 /// Push a sample image to the TLS registry (trusting its CA explicitly); its digest.
 fn push_tls_image(reg: &TestRegistry) -> signet_oci::Digest {
     let reference: Reference = format!("{}/tls/app:v1", reg.tls_host()).parse().unwrap();
-    let (manifest, blobs) = support::sample_image("tls/app:v1");
     let client = RegistryClient::new(reg.tls_options()).unwrap();
-    support::runtime().block_on(async {
-        for (_, bytes) in blobs {
-            client
-                .put_blob(&reference, Bytes::from(bytes))
-                .await
-                .unwrap();
-        }
-        client
-            .put_manifest(&reference, &manifest, signet_oci::manifest::OCI_MANIFEST)
-            .await
-            .unwrap()
-    })
+    support::push_sample_image_at(&client, &reference, "tls/app:v1")
 }
 
 #[test]

@@ -487,17 +487,22 @@ pub fn push_sample_image_with(
     repo_and_tag: &str,
     client: &RegistryClient,
 ) -> Digest {
-    let reference = reg.reference(repo_and_tag);
-    let (manifest, blobs) = sample_image(repo_and_tag);
+    push_sample_image_at(client, &reg.reference(repo_and_tag), repo_and_tag)
+}
+
+/// Push [`sample_image`]`(seed)` to `reference` (any registry, any tag) with `client`; returns
+/// the manifest digest. Call from synchronous test code (it runs its own runtime).
+pub fn push_sample_image_at(client: &RegistryClient, reference: &Reference, seed: &str) -> Digest {
+    let (manifest, blobs) = sample_image(seed);
     runtime().block_on(async {
         for (_, bytes) in blobs {
             client
-                .put_blob(&reference, bytes::Bytes::from(bytes))
+                .put_blob(reference, bytes::Bytes::from(bytes))
                 .await
                 .unwrap();
         }
         client
-            .put_manifest(&reference, &manifest, signet_oci::manifest::OCI_MANIFEST)
+            .put_manifest(reference, &manifest, signet_oci::manifest::OCI_MANIFEST)
             .await
             .unwrap()
     })
