@@ -272,6 +272,24 @@ impl Converter<'_, '_> {
         self.sink.error(code, &p, message);
     }
 
+    /// `value` as an object, or an `invalid-value` error at `path` saying `what` must be one.
+    fn object<'v>(
+        &mut self,
+        path: &[String],
+        what: &str,
+        value: &'v Value,
+    ) -> Option<&'v Map<String, Value>> {
+        let Value::Object(obj) = value else {
+            self.err(
+                "invalid-value",
+                path,
+                format!("{what} must be an object, not {}", type_name(value)),
+            );
+            return None;
+        };
+        Some(obj)
+    }
+
     fn requirement_list(
         &mut self,
         path: &[String],
@@ -358,14 +376,7 @@ impl Converter<'_, '_> {
     }
 
     fn requirement(&mut self, path: &[String], item: &Value) -> Option<Req> {
-        let Value::Object(obj) = item else {
-            self.err(
-                "invalid-value",
-                path,
-                format!("a requirement must be an object, not {}", type_name(item)),
-            );
-            return None;
-        };
+        let obj = self.object(path, "a requirement", item)?;
         let kind = match obj.get("type") {
             Some(Value::String(t)) => t.as_str(),
             Some(other) => {
@@ -729,14 +740,7 @@ impl Converter<'_, '_> {
     ) -> Option<(Vec<String>, &'v Map<String, Value>)> {
         let mut p = path.to_vec();
         p.push(field.to_string());
-        let Value::Object(obj) = value else {
-            self.err(
-                "invalid-value",
-                &p,
-                format!("{field} must be an object, not {}", type_name(value)),
-            );
-            return None;
-        };
+        let obj = self.object(&p, field, value)?;
         self.check_fields(&p, obj, allowed, field)
             .then_some((p, obj))
     }
@@ -923,14 +927,7 @@ impl Converter<'_, '_> {
     }
 
     fn identity(&mut self, path: &[String], value: &Value) -> Option<Identity> {
-        let Value::Object(obj) = value else {
-            self.err(
-                "invalid-value",
-                path,
-                format!("signedIdentity must be an object, not {}", type_name(value)),
-            );
-            return None;
-        };
+        let obj = self.object(path, "signedIdentity", value)?;
         let kind = match obj.get("type") {
             Some(Value::String(t)) => t.clone(),
             _ => {
