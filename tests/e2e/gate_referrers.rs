@@ -3,7 +3,8 @@
 //! only for subjects the gate admits, only inert artifacts naming the subject, filtered by
 //! `artifactType`. Then Signet's own referrers-API client (`signet verify`, `verify-attestation`,
 //! `ImageStore::referrers`) reaches the bundles through the gate by the API — a recording
-//! forwarder in front of the gate shows no tag-schema request from the client.
+//! forwarder in front of the gate shows no tag-schema request from the client. In front of an
+//! upstream with the API ([`crate::referrers::RefServer`]) the gate asks the API, every page.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -352,4 +353,76 @@ fn the_gate_serves_the_referrers_api_for_admitted_subjects_only() {
     // The tag schema's tag exactly (cosign's `.att` tag may be read: it is not a referrer).
     let tag = format!("/manifests/{} ", signed.tag_form());
     assert!(!lines.iter().any(|l| l.contains(&tag)), "{lines:?}");
+}
+
+/// With an upstream that has the referrers API, the gate asks it (every page) and never reads
+/// the tag schema; what it lists is still only the inert artifacts naming the subject.
+#[test]
+fn the_gate_uses_the_upstreams_referrers_api_when_it_has_one() {
+    use crate::referrers::{Api, RefServer};
+
+    let server = RefServer::start(Api::Pages(2));
+    let image = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": Descriptor::of(OCI_CONFIG, br#"{"os":"linux"}"#),
+        "layers": [Descriptor::of("application/vnd.oci.image.layer.v1.tar", b"rootfs")],
+    }))
+    .unwrap();
+    let subject: Digest = server
+        .manifest(Some("v1"), &image, OCI_MANIFEST)
+        .parse()
+        .unwrap();
+    let store = ImageStore::Registry {
+        client: support::client(),
+        reference: format!("{}/app@{subject}", server.host()).parse().unwrap(),
+    };
+    let rt = support::runtime();
+    let referrer = |artifact: &str, layer_type: &str, seed: &str| {
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact,
+            "config": Descriptor::of("application/vnd.oci.empty.v1+json", b"{}"),
+            "layers": [Descriptor::of(layer_type, seed.as_bytes())],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": image.len()},
+        }))
+        .unwrap()
+    };
+    for (artifact, layer_type, seed) in [
+        (BUNDLE, BUNDLE, "one"),
+        (BUNDLE, BUNDLE, "two"),
+        (NOTE, "application/vnd.in-toto+json", "three"),
+        (NOTE, "application/vnd.oci.image.layer.v1.tar", "runnable"),
+    ] {
+        rt.block_on(store.push_referrer(
+            &subject,
+            &referrer(artifact, layer_type, seed),
+            OCI_MANIFEST,
+        ))
+        .unwrap();
+    }
+    assert!(
+        !server.has_tag(&subject.tag_form()),
+        "the API acknowledged them"
+    );
+
+    let gate = support::RunningGate::<DigestJudge>::start(&rt, &server.host());
+    gate.judge.allowed.lock().unwrap().insert(subject.clone());
+    server.reset_requests();
+    let url = format!("{}/v2/app/referrers/{subject}", gate.url);
+    let (status, ctype, _, index) = rt.block_on(get(&url));
+    assert_eq!(status, 200, "{index}");
+    assert_eq!(ctype.as_deref(), Some(OCI_INDEX));
+    assert_eq!(types(&index), [BUNDLE, BUNDLE, NOTE]);
+    let requests = server.requests();
+    let pages = requests
+        .iter()
+        .filter(|r| r.contains("/referrers/"))
+        .count();
+    assert_eq!(pages, 2, "four referrers in pages of two: {requests:?}");
+    assert!(
+        !requests.iter().any(|r| r.contains(&subject.tag_form())),
+        "{requests:?}"
+    );
+    let (_, _, filters, index) = rt.block_on(get(&format!("{url}?artifactType={NOTE}")));
+    assert_eq!(filters.as_deref(), Some("artifactType"));
+    assert_eq!(types(&index), [NOTE]);
 }
