@@ -58,7 +58,7 @@ pub use policy::{
 };
 pub use trust::{CertificateAuthority, LogSource, Material, SigstoreRoot, TrustSource};
 pub use verdict::{
-    evaluate, evaluate_with_attestations, explain, judge_claims, Candidate, CertificateEvidence, ClaimVerdict, Decision,
-    Evidence, Explanation, Finding, SignatureEvidence, SignatureFormat, Signer, TlogEvidence,
-    Verdict,
+    evaluate, evaluate_with_attestations, explain, judge_claims, Candidate, CertificateEvidence,
+    ClaimVerdict, Decision, Evidence, Explanation, Finding, SignatureEvidence, SignatureFormat,
+    Signer, TlogEvidence, Verdict,
 };

@@ -1064,14 +1064,8 @@ fn requirements(
             None
         }
     };
-    let attestations = crate::attestation::rules(
-        &req.attestations,
-        base,
-        sink,
-        keys,
-        key_names,
-        used,
-    );
+    let attestations =
+        crate::attestation::rules(&req.attestations, base, sink, keys, key_names, used);
     if !ok {
         return None;
     }
