@@ -916,3 +916,55 @@ fn oversized_attestations_are_refused_in_one_line() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("101 layers"), "{}", stderr(&out));
 }
+
+#[test]
+fn attest_output_json_names_what_was_written() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keypair(dir.path(), "json");
+    let digest = support::push_sample_image(&reg, "team/json:v1");
+    let image = format!("{}/team/json:v1", reg.host());
+    let predicate = dir.path().join("custom.json");
+    std::fs::write(&predicate, br#"{"checked":true}"#).unwrap();
+    let out = run(&[
+        "attest",
+        "--key",
+        s(&key),
+        "--predicate",
+        s(&predicate),
+        "--type",
+        "vuln",
+        "--format",
+        "both",
+        "--output",
+        "json",
+        &image,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "json mode writes nothing else");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["digest"], digest.to_string());
+    assert_eq!(doc["predicateType"], VULN);
+    let tag = signet_verifier::sign::attestation_tag(&digest);
+    assert_eq!(doc["attestations"][0]["attestationTag"], tag.to_string());
+    assert_eq!(doc["attestations"][0]["added"], true);
+    assert_eq!(doc["bundles"][0]["subject"], digest.to_string());
+    assert_eq!(doc["bundles"][0]["added"], true);
+    let referrer: Digest = doc["bundles"][0]["referrer"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let listed = runtime()
+        .block_on(store(&image).referrers(&digest, Some(BUNDLE_V03_MEDIA_TYPE)))
+        .unwrap();
+    assert_eq!(
+        listed
+            .descriptors
+            .iter()
+            .map(|d| d.digest.clone())
+            .collect::<Vec<_>>(),
+        vec![referrer],
+        "the referrer the document names is the one the registry lists"
+    );
+}

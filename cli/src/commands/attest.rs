@@ -60,6 +60,9 @@ pub struct AttestArgs {
     /// is the statement's subject name.
     #[arg(long, value_name = "REF")]
     identity: Option<String>,
+    /// `text`: what was attested, on stderr; `json`: one document on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output: crate::options::OutputFormat,
     /// The image to attest.
     image: String,
 }
@@ -156,6 +159,24 @@ pub async fn attest(args: AttestArgs, global: &GlobalOptions) -> anyhow::Result<
         max_attempts: DEFAULT_MAX_ATTEMPTS,
     };
     let attested = attest_image(&store, &identity, &key, &options).await?;
+    if args.output == crate::options::OutputFormat::Json {
+        let doc = serde_json::json!({
+            "image": location.to_string(),
+            "digest": attested.digest.to_string(),
+            "predicateType": attested.predicate_type.to_string(),
+            "attestations": attested.legacy.iter().map(|(tag, added)| serde_json::json!({
+                "attestationTag": tag,
+                "added": added,
+            })).collect::<Vec<_>>(),
+            "bundles": attested.bundle.iter().map(|b| serde_json::json!({
+                "subject": b.subject.to_string(),
+                "referrer": b.referrer.to_string(),
+                "added": b.added,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{doc}");
+        return Ok(ExitCode::Success);
+    }
     if let Some((tag, added)) = &attested.legacy {
         if *added {
             eprintln!(
