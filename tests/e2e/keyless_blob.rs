@@ -118,6 +118,11 @@ fn load_cases(suite: &Path) -> Vec<Case> {
 /// `signet verify-blob …` for `case` over `target` (a path or a digest), with `bundle` (default:
 /// the case's own), inside a network namespace without any interface but a down loopback.
 fn verify(case: &Case, bundle: &Path, target: &str) -> Output {
+    verify_reading(case, bundle, target, None)
+}
+
+/// [`verify`], with `stdin` (a file) as the command's standard input.
+fn verify_reading(case: &Case, bundle: &Path, target: &str, stdin: Option<&Path>) -> Output {
     let base = signet();
     let mut cmd = std::process::Command::new("unshare");
     cmd.env_clear();
@@ -143,6 +148,9 @@ fn verify(case: &Case, bundle: &Path, target: &str) -> Output {
     };
     if let Some(root) = &case.root {
         cmd.arg("--trusted-root").arg(root);
+    }
+    if let Some(stdin) = stdin {
+        cmd.stdin(std::fs::File::open(stdin).unwrap());
     }
     cmd.arg(target).output().unwrap()
 }
@@ -805,4 +813,31 @@ fn identity_patterns_match_whole_values_and_flag_misuse_exits_2() {
         assert_eq!(code, Some(2), "{flags:?}: {text}");
         assert!(text.contains(wanted), "{flags:?}: {text}");
     }
+}
+
+#[test]
+fn the_artifact_can_come_from_stdin() {
+    let happy = happy_cases()
+        .into_iter()
+        .find(|c| c.artifact.is_some() && c.expected == Expected::Verified)
+        .expect("a committed happy case with an artifact file");
+    let artifact = happy.artifact.clone().unwrap();
+    let bundle = happy.dir.join("bundle.sigstore.json");
+    let out = verify_reading(&happy, &bundle, "-", Some(&artifact));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}: {}",
+        happy.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other.path(), b"not the signed artifact").unwrap();
+    let refused = verify_reading(&happy, &bundle, "-", Some(other.path()));
+    assert_eq!(
+        refused.status.code(),
+        Some(12),
+        "other bytes on stdin are not the artifact: {}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

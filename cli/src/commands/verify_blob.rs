@@ -63,14 +63,18 @@ pub struct VerifyBlobArgs {
     /// `text` or `json` (one document on stdout, also when not verified).
     #[arg(long, value_enum, default_value = "text")]
     output: OutputFormat,
-    /// The artifact: a file, or `sha256:<64 hex>` when no such file exists (for DSSE bundles, a
-    /// subject of the in-toto statement).
+    /// The artifact: a file (`-` for stdin), or `sha256:<64 hex>` when no such file exists (for
+    /// DSSE bundles, a subject of the in-toto statement).
     #[arg(value_name = "FILE_OR_DIGEST")]
     artifact: String,
 }
 
 /// The conformance protocol's rule: a `sha256:` digest that is not an existing path is a digest.
+/// `-` is standard input, streamed like a file (never held whole).
 fn artifact_of(arg: &str) -> Result<Artifact<'_>, KeylessError> {
+    if arg == "-" {
+        return Ok(Artifact::File(Path::new("/dev/stdin")));
+    }
     if !Path::new(arg).exists() {
         if let Ok(digest) = arg.parse::<Sha256Digest>() {
             return Ok(Artifact::Digest(digest));
