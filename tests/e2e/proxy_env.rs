@@ -4,34 +4,70 @@
 //! registries but never their credentials, `NO_PROXY` exceptions and loopback go direct, a proxy
 //! that hangs ends within the time-out, and the gate takes its proxy from its config only.
 //!
-//! Loopback is never proxied (Go's rule), so the registries are reached at this machine's own
-//! non-loopback address through a small TCP forwarder.
+//! Loopback is never proxied (Go's rule), so the registries (listening on 127.0.0.1 like every
+//! test server) are named [`TLS_NAME`], which resolves to 127.0.0.1 only inside private mount
+//! namespaces whose `/etc/hosts` is a bind-mounted copy ([`with_private_hosts`]): tinyproxy, and
+//! the `signet` processes meant to go direct, run there. Nothing listens on or connects to a
+//! non-loopback address.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::support::{self, code, free_port, signet, TestRegistry};
+use crate::support::{self, code, free_port, signet, TestRegistry, TLS_NAME};
 
-/// This machine's non-loopback IPv4 address (the one its default route leaves from).
-fn own_address() -> IpAddr {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    socket
-        .connect("203.0.113.1:9")
-        .expect("a route off this machine is needed for the proxy tests");
-    let ip = socket.local_addr().unwrap().ip();
-    assert!(!ip.is_loopback() && !ip.is_unspecified(), "{ip}");
-    ip
+/// A hosts file naming [`TLS_NAME`] as 127.0.0.1 (written once, kept for the test run).
+fn private_hosts() -> &'static Path {
+    static HOSTS: OnceLock<PathBuf> = OnceLock::new();
+    HOSTS.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("signet-e2e-hosts-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
+        let file = dir.join("hosts");
+        std::fs::write(
+            &file,
+            format!("127.0.0.1 localhost\n127.0.0.1 {TLS_NAME}\n"),
+        )
+        .unwrap();
+        file
+    })
 }
 
-fn port_of(reg: &TestRegistry) -> u16 {
-    reg.host().rsplit_once(':').unwrap().1.parse().unwrap()
+/// `cmd` run in a private mount namespace whose `/etc/hosts` is [`private_hosts`], so
+/// [`TLS_NAME`] resolves to 127.0.0.1 there and nowhere else (needs root). The environment
+/// `cmd` sets is carried over; `cmd` must clear the rest (as [`signet`] does) or set none.
+/// `exec` keeps the child's pid that of the wrapped program, so killing the child kills it.
+fn with_private_hosts(cmd: &Command) -> Command {
+    let mut wrapped = Command::new("/usr/bin/unshare");
+    wrapped
+        .args(["-m", "/bin/sh", "-c"])
+        .arg("/usr/bin/mount --bind \"$0\" /etc/hosts && exec \"$@\"")
+        .arg(private_hosts())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if cmd.get_envs().next().is_some() {
+        wrapped.env_clear();
+    }
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            wrapped.env(key, value);
+        }
+    }
+    wrapped
+}
+
+/// `registry.signet.test:PORT` for a plain-HTTP registry: a name Signet proxies.
+fn named_host(reg: &TestRegistry) -> String {
+    let port = reg.host().rsplit_once(':').unwrap().1.to_string();
+    format!("{TLS_NAME}:{port}")
 }
 
 /// Push the sample image `team/app:v1` to a TLS registry (by its TLS name), with basic
@@ -91,8 +127,8 @@ fn splice(a: TcpStream, b: TcpStream, record: Option<Arc<Mutex<Vec<u8>>>>) {
     let _ = forward.join();
 }
 
-/// A TCP relay listening on `bind` that connects each client to `target`, counting connections
-/// and recording what clients sent.
+/// A TCP relay listening on 127.0.0.1 that connects each client to `target`, counting
+/// connections and recording what clients sent.
 struct Relay {
     addr: std::net::SocketAddr,
     connections: Arc<AtomicUsize>,
@@ -100,8 +136,8 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(bind: IpAddr, target: std::net::SocketAddr) -> Relay {
-        let listener = TcpListener::bind((bind, 0)).unwrap();
+    fn start(target: std::net::SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let sent = Arc::new(Mutex::new(Vec::new()));
@@ -134,7 +170,8 @@ impl Relay {
     }
 }
 
-/// Debian's tinyproxy on a loopback port, logging every connection and request.
+/// Debian's tinyproxy on a loopback port, logging every connection and request, resolving
+/// [`TLS_NAME`] to 127.0.0.1 ([`with_private_hosts`]).
 struct Tinyproxy {
     child: Child,
     port: u16,
@@ -162,10 +199,9 @@ impl Tinyproxy {
                 ),
             )
             .unwrap();
-            let mut child = Command::new("/usr/bin/tinyproxy")
-                .arg("-d")
-                .arg("-c")
-                .arg(&config)
+            let mut tinyproxy = Command::new("/usr/bin/tinyproxy");
+            tinyproxy.arg("-d").arg("-c").arg(&config);
+            let mut child = with_private_hosts(&tinyproxy)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -207,13 +243,34 @@ impl Drop for Tinyproxy {
 /// Client → recorder → tinyproxy: what the proxy was sent, recorded.
 fn recorded_proxy() -> (Tinyproxy, Relay) {
     let proxy = Tinyproxy::start();
-    let recorder = Relay::start([127, 0, 0, 1].into(), ([127, 0, 0, 1], proxy.port).into());
+    let recorder = Relay::start(([127, 0, 0, 1], proxy.port).into());
     (proxy, recorder)
 }
 
 /// `signet ARGS` with `env` set, stdin `input`.
 fn run(args: &[&str], env: &[(&str, String)], input: Option<&str>) -> std::process::Output {
+    run_with(signet(), args, env, input)
+}
+
+/// [`run`] where [`TLS_NAME`] resolves to 127.0.0.1 ([`with_private_hosts`]): for going direct.
+fn run_resolving(
+    args: &[&str],
+    env: &[(&str, String)],
+    input: Option<&str>,
+) -> std::process::Output {
     let mut cmd = signet();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_with(with_private_hosts(&cmd), args, &[], input)
+}
+
+fn run_with(
+    mut cmd: Command,
+    args: &[&str],
+    env: &[(&str, String)],
+    input: Option<&str>,
+) -> std::process::Output {
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -251,10 +308,8 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn https_goes_through_a_connect_tunnel_the_proxy_cannot_read() {
-    let ip = own_address();
-    let reg = TestRegistry::start_with_tls_and(&[ip], Some(("tls-user", "tunnel-secret-5")));
-    let forward = Relay::start(ip, ([127, 0, 0, 1], port_of(&reg)).into());
-    let host = forward.addr.to_string();
+    let reg = TestRegistry::start_with_tls_and(&[], Some(("tls-user", "tunnel-secret-5")));
+    let host = reg.tls_host();
     let expected = push_tls(&reg, Some(("tls-user", "tunnel-secret-5")));
     let (proxy, recorder) = recorded_proxy();
     let image = format!("{host}/team/app:v1");
@@ -301,9 +356,9 @@ fn https_goes_through_a_connect_tunnel_the_proxy_cannot_read() {
     let before = recorder.connections();
     let env = vec![
         ("HTTPS_PROXY", format!("http://{}", recorder.addr)),
-        ("NO_PROXY", format!("example.com,{ip}")),
+        ("NO_PROXY", format!("example.com,{TLS_NAME}")),
     ];
-    let out = run(
+    let out = run_resolving(
         &[
             "digest",
             &image,
@@ -322,18 +377,15 @@ fn https_goes_through_a_connect_tunnel_the_proxy_cannot_read() {
 
 #[test]
 fn plain_http_goes_through_http_proxy_but_never_with_credentials() {
-    let ip = own_address();
     let open = TestRegistry::start();
     let expected = support::push_sample_image(&open, "team/app:v1");
     let locked = TestRegistry::start_with_htpasswd("plain-user", "plain-secret-6");
     let pusher = support::client_with_credentials(&locked, "plain-user", "plain-secret-6");
     support::push_sample_image_with(&locked, "team/app:v1", &pusher);
-    let open_fwd = Relay::start(ip, ([127, 0, 0, 1], port_of(&open)).into());
-    let locked_fwd = Relay::start(ip, ([127, 0, 0, 1], port_of(&locked)).into());
     let (proxy, recorder) = recorded_proxy();
     let via = vec![("HTTP_PROXY", format!("http://{}", recorder.addr))];
 
-    let open_host = open_fwd.addr.to_string();
+    let open_host = named_host(&open);
     let out = run(
         &[
             "digest",
@@ -353,7 +405,7 @@ fn plain_http_goes_through_http_proxy_but_never_with_credentials() {
     );
 
     // Credentials for a plain-HTTP registry behind the proxy: refused, and never sent.
-    let locked_host = locked_fwd.addr.to_string();
+    let locked_host = named_host(&locked);
     let image = format!("{locked_host}/team/app:v1");
     let args = [
         "digest",
@@ -386,7 +438,7 @@ fn plain_http_goes_through_http_proxy_but_never_with_credentials() {
     // Listed in NO_PROXY, the same pull goes direct and succeeds.
     let mut direct = via.clone();
     direct.push(("no_proxy", locked_host.clone()));
-    let out = run(&args, &direct, Some("plain-secret-6\n"));
+    let out = run_resolving(&args, &direct, Some("plain-secret-6\n"));
     assert_eq!(code(&out), 0);
 
     // Loopback is never proxied: a dead proxy does not matter.
@@ -465,7 +517,8 @@ fn a_proxy_that_hangs_or_answers_garbage_ends_within_the_time_out() {
     assert!(!text.contains("proxy-secret"), "{text}");
 }
 
-/// `signet serve --config FILE` (FILE written from `yaml` with a free listen port), ready.
+/// `signet serve --config FILE` (FILE written from `yaml` with a free listen port), ready,
+/// resolving [`TLS_NAME`] to 127.0.0.1 ([`with_private_hosts`]).
 struct Serve {
     child: Child,
     port: u16,
@@ -484,17 +537,17 @@ impl Serve {
         let config = dir.join(format!("gate-{port}.yaml"));
         std::fs::write(&config, format!("listen: 127.0.0.1:{port}\n{yaml}")).unwrap();
         let mut cmd = signet();
-        cmd.args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args(["serve", "--config"]).arg(&config);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let serve = Serve {
-            child: cmd.spawn().unwrap(),
-            port,
-        };
+        // Resolving TLS_NAME itself, for the upstream it reaches without a proxy.
+        let child = with_private_hosts(&cmd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let serve = Serve { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
         while reqwest::blocking::get(format!("http://127.0.0.1:{port}/readyz"))
             .map_or(true, |r| !r.status().is_success())
@@ -518,11 +571,9 @@ impl Serve {
 
 #[test]
 fn the_gate_takes_its_proxy_from_its_config_not_its_environment() {
-    let ip = own_address();
-    let reg = TestRegistry::start_with_tls_and(&[ip], None);
+    let reg = TestRegistry::start_with_tls_and(&[], None);
     push_tls(&reg, None);
-    let forward = Relay::start(ip, ([127, 0, 0, 1], port_of(&reg)).into());
-    let host = forward.addr.to_string();
+    let host = reg.tls_host();
     let (proxy, recorder) = recorded_proxy();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
