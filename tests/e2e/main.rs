@@ -4,6 +4,7 @@
 
 mod attest;
 mod attest_policy;
+mod attest_requests;
 mod cache_time;
 mod cli_conventions;
 mod continuous;
