@@ -24,8 +24,10 @@ pub const MAX_SUBJECTS: usize = 1024;
 /// Longest predicate type accepted.
 const MAX_PREDICATE_TYPE_LEN: usize = 1024;
 
-/// cosign's `--type` names and the predicate type URIs cosign maps them to
-/// (`cmd/cosign/cli/options/predicate.go`).
+/// cosign's `--type` names and the predicate type URIs cosign maps them to: `PredicateTypeMap`
+/// in cosign's `cmd/cosign/cli/options/predicate.go`, whose URIs are constants of cosign's
+/// `pkg/cosign/attestation` (custom, vuln, openvex) and of in-toto-golang v0.11 (SLSA v0.2 and
+/// v1, SPDX, CycloneDX, link). Checked against cosign v3's source (2026-07).
 pub const COSIGN_PREDICATE_TYPES: &[(&str, &str)] = &[
     ("custom", "https://cosign.sigstore.dev/attestation/v1"),
     ("slsaprovenance", "https://slsa.dev/provenance/v0.2"),
@@ -312,21 +314,59 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// One test per cosign `--type` name; the expected URIs are copied from cosign's
+    /// `PredicateTypeMap` and the constants it names, not from the table under test.
+    macro_rules! cosign_type_name {
+        ($($test:ident: $name:literal => $uri:literal;)*) => {$(
+            #[test]
+            fn $test() {
+                assert_eq!(PredicateType::from_name($name).unwrap().as_str(), $uri);
+            }
+        )*};
+    }
+
+    cosign_type_name! {
+        cosign_type_custom: "custom" => "https://cosign.sigstore.dev/attestation/v1";
+        cosign_type_slsaprovenance: "slsaprovenance" => "https://slsa.dev/provenance/v0.2";
+        cosign_type_slsaprovenance02: "slsaprovenance02" => "https://slsa.dev/provenance/v0.2";
+        cosign_type_slsaprovenance1: "slsaprovenance1" => "https://slsa.dev/provenance/v1";
+        cosign_type_spdx: "spdx" => "https://spdx.dev/Document";
+        cosign_type_spdxjson: "spdxjson" => "https://spdx.dev/Document";
+        cosign_type_cyclonedx: "cyclonedx" => "https://cyclonedx.org/bom";
+        cosign_type_link: "link" => "https://in-toto.io/Link/v1";
+        cosign_type_vuln: "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1";
+        cosign_type_openvex: "openvex" => "https://openvex.dev/ns";
+    }
+
     #[test]
-    fn cosign_type_names_map_to_cosign_uris() {
-        for (name, uri) in [
-            ("slsaprovenance", "https://slsa.dev/provenance/v0.2"),
-            ("slsaprovenance02", "https://slsa.dev/provenance/v0.2"),
-            ("slsaprovenance1", "https://slsa.dev/provenance/v1"),
-            ("spdxjson", "https://spdx.dev/Document"),
-            ("cyclonedx", "https://cyclonedx.org/bom"),
-            ("vuln", "https://cosign.sigstore.dev/attestation/vuln/v1"),
-            ("openvex", "https://openvex.dev/ns"),
-            ("custom", "https://cosign.sigstore.dev/attestation/v1"),
-            ("https://example.com/p/v1", "https://example.com/p/v1"),
-        ] {
-            assert_eq!(PredicateType::from_name(name).unwrap().as_str(), uri);
-        }
+    fn the_type_names_are_exactly_cosigns_ten() {
+        let mut names: Vec<&str> = COSIGN_PREDICATE_TYPES.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "custom",
+                "cyclonedx",
+                "link",
+                "openvex",
+                "slsaprovenance",
+                "slsaprovenance02",
+                "slsaprovenance1",
+                "spdx",
+                "spdxjson",
+                "vuln"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_uri_names_itself_and_anything_else_is_refused() {
+        assert_eq!(
+            PredicateType::from_name("https://example.com/p/v1")
+                .unwrap()
+                .as_str(),
+            "https://example.com/p/v1"
+        );
         for bad in ["sbom", "", "https://a b", ":x", "1x:y"] {
             let err = PredicateType::from_name(bad).unwrap_err();
             assert!(matches!(err, Error::Statement { .. }), "{bad}: {err}");
