@@ -29,6 +29,7 @@ mod referrers;
 mod registry;
 mod robustness;
 mod serve;
+mod sigstore_js;
 mod signing;
 mod soak;
 mod ssrf;
