@@ -10,9 +10,14 @@
 //!   comprehension's variable (`r.Vulnerabilities.all(v, …)` inside `Results.all(r, …)`) walks
 //!   disjoint parts of the input, so it does not multiply the work and does not count;
 //! - per evaluation: the input (predicate, subject, config) converted to CEL values is bounded
-//!   in values ([`MAX_INPUT_VALUES`]) and depth, and the worst case `nodes × L^nesting` (L: the
-//!   longest list or map in the input) must stay within [`MAX_COST`], else the condition is not
-//!   run and counts as failed (fail closed).
+//!   in values ([`MAX_INPUT_VALUES`]) and depth, and the worst case must stay within
+//!   [`MAX_COST`], else the condition is not run and counts as failed (fail closed). The worst
+//!   case is `L^nesting × (nodes + linear × (adds + 1) × W / 8)`, where L is the longest list or
+//!   map in the input, W the larger of L and the longest string's bytes / 64, `linear` the calls
+//!   whose work grows with their operands (comparisons, `in`, `+`, string functions: all but
+//!   logic, arithmetic and indexing) and `adds` the `+` calls, the only way a value grows
+//!   beyond the input (string and list concatenation). So repeating a large string or list,
+//!   or comparing one inside a loop, is priced by its size, not as one step.
 //!
 //! Every evaluation error (no such key, wrong type, a non-boolean result) is a failed condition.
 
@@ -36,8 +41,12 @@ pub const MAX_NESTING: u32 = 2;
 pub const MAX_INPUT_VALUES: usize = 500_000;
 /// Deepest JSON value converted.
 pub const MAX_INPUT_DEPTH: usize = 64;
-/// The largest estimated cost (`nodes × L^nesting`) run.
+/// The largest estimated cost (see the module documentation) run.
 pub const MAX_COST: u64 = 20_000_000;
+/// Bytes of a string that count as one element in the cost of a linear operation.
+const BYTES_PER_UNIT: usize = 64;
+/// A linear operation's per-element work, against one evaluation step of a node.
+const LINEAR_WEIGHT: u64 = 8;
 
 /// The variables a condition may use.
 pub const VARIABLES: &[&str] = &["predicate", "subject", "config"];
@@ -49,6 +58,8 @@ pub struct Expression {
     program: Arc<Program>,
     nodes: u64,
     nesting: u32,
+    linear: [u64; MAX_NESTING as usize + 1],
+    adds: u64,
     uses_config: bool,
 }
 
@@ -170,6 +181,8 @@ impl Expression {
             source: source.to_string(),
             nodes: walk.nodes as u64,
             nesting: walk.max_nesting,
+            linear: walk.linear,
+            adds: walk.adds,
             uses_config: references.has_variable("config"),
             program: Arc::new(program),
         })
@@ -195,6 +208,7 @@ impl Expression {
         let mut budget = Convert {
             values: 0,
             longest: 1,
+            longest_string: 0,
         };
         let converted = [predicate, subject, config]
             .into_iter()
@@ -207,17 +221,11 @@ impl Expression {
             },
             Err(why) => return Outcome::TooCostly(why),
         };
-        let cost = (budget.longest as u64)
-            .checked_pow(self.nesting)
-            .and_then(|c| c.checked_mul(self.nodes));
-        match cost {
-            Some(c) if c <= MAX_COST => {}
-            _ => {
-                return Outcome::TooCostly(format!(
-                    "{} nodes with comprehensions nested {} deep over a list of {} would exceed the cost limit {MAX_COST}",
-                    self.nodes, self.nesting, budget.longest
-                ))
-            }
+        if self.cost(budget.longest, budget.longest_string).is_none() {
+            return Outcome::TooCostly(format!(
+                "{} nodes ({} linear in their operands, {} concatenations) with comprehensions nested {} deep over a list of {} and strings of up to {} bytes would exceed the cost limit {MAX_COST}",
+                self.nodes, self.linear.iter().sum::<u64>(), self.adds, self.nesting, budget.longest, budget.longest_string
+            ));
         }
         let mut context = Context::default();
         context.add_variable_from_value("predicate", predicate);
@@ -235,9 +243,80 @@ impl Expression {
     }
 }
 
+impl Expression {
+    /// The worst-case cost over an input whose longest list or map has `longest` entries and
+    /// whose longest string has `longest_string` bytes; `None` when over [`MAX_COST`].
+    fn cost(&self, longest: usize, longest_string: usize) -> Option<u64> {
+        let longest = longest as u64;
+        let width = longest.max(longest_string.div_ceil(BYTES_PER_UNIT) as u64);
+        let operand = self.adds.checked_add(1)?.checked_mul(width)?;
+        let mut cost = longest.checked_pow(self.nesting)?.checked_mul(self.nodes)?;
+        for (level, linear) in (0u32..).zip(self.linear) {
+            let at_level = longest
+                .checked_pow(level)?
+                .checked_mul(linear)?
+                .checked_mul(operand)?
+                / LINEAR_WEIGHT;
+            cost = cost.checked_add(at_level)?;
+        }
+        (cost <= MAX_COST).then_some(cost)
+    }
+}
+
+/// Comparisons and prefix tests whose work is bounded by a literal operand.
+const BOUNDED_BY_A_LITERAL: &[&str] = &[
+    "_==_",
+    "_!=_",
+    "_<_",
+    "_<=_",
+    "_>_",
+    "_>=_",
+    "startsWith",
+    "endsWith",
+];
+
+fn is_literal(e: &IdedExpr) -> bool {
+    matches!(e.expr, Expr::Literal(_))
+}
+
+/// Whether a call's work is bounded by the expression itself: a comparison with a literal,
+/// or `x in [literals]`.
+fn bounded_by_literal(c: &cel::common::ast::CallExpr) -> bool {
+    if BOUNDED_BY_A_LITERAL.contains(&c.func_name.as_str()) {
+        return c.target.as_deref().is_some_and(is_literal) || c.args.iter().any(is_literal);
+    }
+    c.func_name == "@in"
+        && matches!(c.args.get(1).map(|a| &a.expr), Some(Expr::List(l)) if l.elements.iter().all(is_literal))
+}
+
+/// Calls whose work does not grow with their operands: logic, the conditional, arithmetic
+/// (on numbers; CEL has no string or list multiplication) and indexing.
+const CONSTANT_TIME_CALLS: &[&str] = &[
+    "_?_:_",
+    "_&&_",
+    "_||_",
+    "!_",
+    "_-_",
+    "_*_",
+    "_/_",
+    "_%_",
+    "-_",
+    "_[_]",
+    "_[?_]",
+    "_?._",
+    "@not_strictly_false",
+];
+
+/// The accumulator the parser's macros (`map`, `filter`, `exists_one`) bind; a `+` onto it
+/// appends one element (the interpreter builds such lists in place), so it neither grows a
+/// value beyond its input nor copies one.
+const MACRO_ACCUMULATOR: &str = "@result";
+
 #[derive(Default)]
 struct Walk {
     nodes: usize,
+    linear: [u64; MAX_NESTING as usize + 1],
+    adds: u64,
     max_nesting: u32,
     idents: BTreeSet<String>,
     bound: BTreeSet<String>,
@@ -264,7 +343,15 @@ impl Walk {
             )));
         }
         match &e.expr {
-            Expr::Unspecified | Expr::Literal(_) => {}
+            // The interpreter panics on an unspecified node; the parser should never make one.
+            Expr::Unspecified => {
+                return Err(CompileError::Syntax {
+                    line: None,
+                    column: None,
+                    message: "incomplete expression".into(),
+                })
+            }
+            Expr::Literal(_) => {}
             Expr::Ident(name) => {
                 if !scope.contains(name) {
                     self.idents.insert(name.clone());
@@ -272,6 +359,18 @@ impl Walk {
             }
             Expr::Select(s) => self.expr(&s.operand, depth + 1, nesting, scope)?,
             Expr::Call(c) => {
+                let appends_to_accumulator = c.func_name == "_+_"
+                    && matches!(c.args.first().map(|a| &a.expr), Some(Expr::Ident(n)) if n == MACRO_ACCUMULATOR);
+                if !appends_to_accumulator
+                    && !CONSTANT_TIME_CALLS.contains(&c.func_name.as_str())
+                    && !bounded_by_literal(c)
+                {
+                    let level = (nesting as usize).min(MAX_NESTING as usize);
+                    self.linear[level] += 1;
+                    if c.func_name == "_+_" {
+                        self.adds += 1;
+                    }
+                }
                 if let Some(t) = &c.target {
                     self.expr(t, depth + 1, nesting, scope)?;
                 }
@@ -353,6 +452,7 @@ fn rooted_in(range: &IdedExpr, scope: &[String]) -> bool {
 struct Convert {
     values: usize,
     longest: usize,
+    longest_string: usize,
 }
 
 impl Convert {
@@ -376,7 +476,10 @@ impl Convert {
                     Value::Float(n.as_f64().unwrap_or(f64::NAN))
                 }
             }
-            serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+            serde_json::Value::String(s) => {
+                self.longest_string = self.longest_string.max(s.len());
+                Value::String(Arc::new(s.clone()))
+            }
             serde_json::Value::Array(items) => {
                 self.longest = self.longest.max(items.len());
                 let list = items
@@ -389,6 +492,7 @@ impl Convert {
                 self.longest = self.longest.max(map.len());
                 let mut out: HashMap<String, Value> = HashMap::with_capacity(map.len());
                 for (k, item) in map {
+                    self.longest_string = self.longest_string.max(k.len());
                     out.insert(k.clone(), self.value(item, depth + 1)?);
                 }
                 Value::from(out)
@@ -470,5 +574,125 @@ mod arithmetic_tests {
             );
             assert!(matches!(out, Outcome::Error(_)), "{src}: {out:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    const OVER_THE_LIMIT: &str = "would exceed the cost limit 20000000";
+
+    fn run(src: &str, predicate: &serde_json::Value) -> Outcome {
+        Expression::compile(src)
+            .unwrap()
+            .evaluate(predicate, &json!([]), &serde_json::Value::Null)
+    }
+
+    fn too_costly(outcome: &Outcome) -> bool {
+        matches!(outcome, Outcome::TooCostly(m) if m.contains(OVER_THE_LIMIT))
+    }
+
+    #[test]
+    fn nested_comprehensions_over_a_large_list_are_not_run() {
+        let src = "predicate.l.all(x, predicate.l.exists(y, x == y))";
+        assert_eq!(
+            run(src, &json!({"l": (0..100).collect::<Vec<_>>()})),
+            Outcome::True
+        );
+        let out = run(src, &json!({"l": (0..10_000).collect::<Vec<_>>()}));
+        assert!(too_costly(&out), "{out:?}");
+        let err = Expression::compile(
+            "predicate.l.all(x, predicate.l.all(y, predicate.l.all(z, x == y || y == z)))",
+        )
+        .unwrap_err();
+        assert!(matches!(&err, CompileError::TooCostly(m) if m.contains("nested more than 2")));
+    }
+
+    /// CEL has no loop with a free accumulator, so a string or list grows only through `+`:
+    /// repeating a large one is priced by its size (here 64 copies of 4 MiB, then 100,000 times
+    /// 4 copies of 3 MiB, which would copy terabytes).
+    #[test]
+    fn repeating_a_large_string_is_priced_by_its_size() {
+        let mut copies = "predicate.s".to_string();
+        for _ in 0..6 {
+            copies = format!("({copies} + {copies})");
+        }
+        let src = format!("{copies}.size() > 0");
+        assert_eq!(run(&src, &json!({"s": "a".repeat(1000)})), Outcome::True);
+        let out = run(&src, &json!({"s": "a".repeat(4 << 20)}));
+        assert!(too_costly(&out), "{out:?}");
+
+        let src = "predicate.l.all(x, (predicate.s + predicate.s + predicate.s + predicate.s).size() > 0)";
+        assert_eq!(
+            run(src, &json!({"l": [0, 1], "s": "a".repeat(1 << 20)})),
+            Outcome::True
+        );
+        let out = run(
+            src,
+            &json!({"l": vec![0; 100_000], "s": "a".repeat(3 << 20)}),
+        );
+        assert!(too_costly(&out), "{out:?}");
+    }
+
+    #[test]
+    fn concatenating_or_searching_a_large_list_inside_a_loop_is_priced() {
+        for src in [
+            "predicate.l.all(x, (predicate.l + predicate.l).size() > 0)",
+            "predicate.l.all(x, x in predicate.l)",
+        ] {
+            assert_eq!(
+                run(src, &json!({"l": (0..100).collect::<Vec<_>>()})),
+                Outcome::True,
+                "{src}"
+            );
+            let out = run(src, &json!({"l": (0..100_000).collect::<Vec<_>>()}));
+            assert!(too_costly(&out), "{src}: {out:?}");
+        }
+    }
+
+    /// `map` and `filter` append to their accumulator in place: one step per element.
+    #[test]
+    fn map_and_filter_over_a_large_list_run() {
+        let l = json!({"l": (0..100_000).collect::<Vec<_>>()});
+        assert_eq!(
+            run("predicate.l.map(x, x * 2).size() == 100000", &l),
+            Outcome::True
+        );
+        assert_eq!(
+            run("predicate.l.filter(x, x % 2 == 0).size() == 50000", &l),
+            Outcome::True
+        );
+    }
+
+    #[test]
+    fn inputs_over_the_value_bound_are_not_run() {
+        let out = run("true", &json!({"l": vec![0; MAX_INPUT_VALUES]}));
+        assert!(
+            matches!(&out, Outcome::TooCostly(m) if m.contains("more than 500000 values")),
+            "{out:?}"
+        );
+        let mut deep = json!(0);
+        for _ in 0..=MAX_INPUT_DEPTH {
+            deep = json!([deep]);
+        }
+        let out = run("true", &json!({"d": deep}));
+        assert!(
+            matches!(&out, Outcome::TooCostly(m) if m.contains("nests deeper than 64")),
+            "{out:?}"
+        );
+    }
+
+    /// A condition as a policy writes it, over a real Trivy scan, is well within the bound.
+    #[test]
+    fn a_realistic_condition_over_a_real_scan_runs() {
+        let scan: serde_json::Value = serde_json::from_str(include_str!(
+            "../../testdata/attestations/trivy-vuln-critical.json"
+        ))
+        .unwrap();
+        let src = r#"predicate.scanner.result.Results.all(r, !has(r.Vulnerabilities) || r.Vulnerabilities.all(v, !(v.Severity in ["CRITICAL", "HIGH"]) || v.VulnerabilityID in ["CVE-0000-0000"]))"#;
+        assert_eq!(run(src, &scan), Outcome::False);
     }
 }
