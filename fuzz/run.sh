@@ -11,7 +11,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(reference manifest payload key_files encrypted_key_json sigstore_json policy admission
-    keyless_bundle trusted_root)
+    keyless_bundle trusted_root intoto_statement dsse_envelope cel_condition)
 fi
 if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "fuzz/run.sh: needs a nightly toolchain (rustup toolchain install nightly)" >&2
@@ -87,6 +87,38 @@ seed_all() {
     ;;
   trusted_root)
     seed trusted_root "$testdata"/sigstore-bundles/*/trusted_root.json
+    ;;
+  intoto_statement)
+    local f
+    mkdir -p corpus/intoto_statement
+    for f in "$testdata"/attestations/*.json; do
+      jq -c '{_type: "https://in-toto.io/Statement/v1", subject: [{name: "registry.example/app",
+        digest: {sha256: "0000000000000000000000000000000000000000000000000000000000000000"}}],
+        predicateType: "https://example.com/p/v1", predicate: .}' "$f" \
+        >"corpus/intoto_statement/seed-$(sha256sum "$f" | cut -c1-16)"
+    done
+    ;;
+  dsse_envelope)
+    local f
+    mkdir -p corpus/dsse_envelope
+    for f in "$testdata"/sigstore-bundles/*/bundle.sigstore.json; do
+      jq -e -c '.dsseEnvelope // empty' "$f" >/dev/null 2>&1 || continue
+      jq -c '.dsseEnvelope' "$f" >"corpus/dsse_envelope/seed-$(sha256sum "$f" | cut -c1-16)"
+    done
+    seed_text dsse_envelope '{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"","sig":"MEUCIQ=="}]}'
+    ;;
+  cel_condition)
+    local f e i=0
+    mkdir -p corpus/cel_condition
+    for e in 'predicate.scanner.result.Results.all(r, !has(r.Vulnerabilities) || r.Vulnerabilities.all(v, v.Severity != "CRITICAL"))' \
+      'predicate.buildDefinition.externalParameters.workflow.repository == "https://github.com/example-org/app"' \
+      'subject.exists(s, s.name.startsWith("registry.example/")) && config != null' \
+      'predicate.map(k, k).size() > 0' '[1, 2, 3].filter(x, x > 1).size() == 2'; do
+      for f in "$testdata"/attestations/*.json; do
+        i=$((i + 1))
+        { printf '%s\000' "$e"; jq -c . "$f"; } >"corpus/cel_condition/seed-$i"
+      done
+    done
     ;;
   esac
 }
