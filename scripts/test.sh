@@ -27,6 +27,10 @@ command -v tinyproxy >/dev/null || missing+=(tinyproxy)
 # `unshare -n`: the keyless bundle tests run with no network at all (tests/e2e/keyless_blob.rs;
 # set SIGNET_CONFORMANCE_DIR=<sigstore-conformance>/test/assets/bundle-verify to add that suite).
 command -v unshare >/dev/null || missing+=(util-linux)
+# sigstore-js, the independent keyless signer of tests/e2e/sigstore_js.rs, runs on Node.js (>= 20.17,
+# checked below); `ip` brings up loopback inside that test's network namespace.
+command -v node >/dev/null || missing+=(nodejs npm)
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   sudo_if_needed apt-get update -q
@@ -41,5 +45,13 @@ python3 -c 'import tuf.api.metadata, securesystemslib.signer' 2>/dev/null || pyt
 # Independent peers of `signet attest` (tests/e2e/attest.rs): securesystemslib (installed with tuf
 # above) verifies the DSSE envelopes, in-toto-attestation validates the statements.
 python3 -c 'import in_toto_attestation.v1.statement' 2>/dev/null || python3 -m pip install -q 'in-toto-attestation==0.9.3'
+# sigstore-js from npm (tests/peers/sigstore-js: exact versions and hashes in its package-lock.json),
+# reinstalled only when the lock file changed. Its packages need Node.js >= 20.17 (Debian 12 ships 18):
+# fail here rather than let the tests find no peer.
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 17) ? 0 : 1)' \
+  || { echo "tests/e2e/sigstore_js.rs needs Node.js >= 20.17, found $(node --version)" >&2; exit 1; }
+peer=tests/peers/sigstore-js
+cmp -s "$peer/package-lock.json" "$peer/node_modules/.signet-installed-lock" \
+  || { (cd "$peer" && npm ci --no-audit --no-fund --loglevel=error) && cp "$peer/package-lock.json" "$peer/node_modules/.signet-installed-lock"; }
 
 cargo test --workspace --locked
