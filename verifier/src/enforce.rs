@@ -48,6 +48,8 @@ pub struct PolicyFile {
     trust_files: BTreeMap<String, Vec<u8>>,
     /// The Sigstore trusted roots keyless signers name, parsed once.
     trusted_roots: BTreeMap<SigstoreRoot, Arc<signet_keyless::TrustedRoot>>,
+    /// The Rekor public keys signers name (`rekorKeys`), parsed once, as the policy names them.
+    rekor_keys: Vec<(Material, signet_keyless::pki::RekorKey)>,
 }
 
 impl PolicyFile {
@@ -68,6 +70,12 @@ impl PolicyFile {
             Material::Path(path) => self.trust_files.get(path).map(Vec::as_slice),
             Material::Pem(pem) => Some(pem.as_bytes()),
         }
+    }
+
+    /// The Rekor public keys the policy's signers name (`rekorKeys`, containers-policy.json
+    /// `rekorPublicKey…`), parsed, each with the material as the policy names it.
+    pub fn rekor_keys(&self) -> &[(Material, signet_keyless::pki::RekorKey)] {
+        &self.rekor_keys
     }
 
     /// The parsed Sigstore trusted root a keyless signer names (loaded with the policy: a file,
@@ -193,6 +201,21 @@ pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
         }
         trusted_roots.insert(root.clone(), Arc::new(loaded_root));
     }
+    let mut rekor_keys = Vec::new();
+    for material in loaded.policy.rekor_keys() {
+        let bytes = match material {
+            Material::Path(written) => trust_files.get(written).map(Vec::as_slice),
+            Material::Pem(pem) => Some(pem.as_bytes()),
+        }
+        .ok_or_else(|| Error::Invalid(format!("{name}: Rekor key {material} was not read")))?;
+        let key = std::str::from_utf8(bytes)
+            .map_err(|_| Error::Invalid(format!("{name}: Rekor key {material}: not PEM text")))
+            .and_then(|pem| {
+                signet_keyless::pki::RekorKey::from_pem(pem)
+                    .map_err(|e| Error::Invalid(format!("{name}: Rekor key {material}: {e}")))
+            })?;
+        rekor_keys.push((material.clone(), key));
+    }
     Ok(PolicyFile {
         path: path.to_path_buf(),
         loaded,
@@ -201,6 +224,7 @@ pub fn load_policy_file(path: &Path) -> Result<PolicyFile, Error> {
         key_paths,
         trust_files,
         trusted_roots,
+        rekor_keys,
     })
 }
 
@@ -307,9 +331,9 @@ pub async fn evaluate_digest(
     now: i64,
 ) -> Result<PolicyReport, Error> {
     let digest = digest.clone();
-    let candidates = match read_signature_manifest(signatures, &digest).await? {
-        None => Vec::new(),
-        Some((_, manifest)) => {
+    let (candidates, layers) = match read_signature_manifest(signatures, &digest).await? {
+        None => (Vec::new(), Vec::new()),
+        Some((_, manifest)) => (
             check_layers(
                 signatures,
                 &manifest,
@@ -317,12 +341,19 @@ pub async fn evaluate_digest(
                 &policy.keys,
                 DEFAULT_MAX_SIGNATURES,
             )
-            .await?
-        }
+            .await?,
+            manifest.layers,
+        ),
     };
-    // Only layers whose size, digest, strict parse and signature all passed give evidence.
-    let mut evidence_signatures: Vec<_> =
-        candidates.iter().flat_map(LayerChecks::evidence).collect();
+    // Only layers whose size, digest, strict parse and signature all passed give evidence;
+    // with the Rekor keys the policy names, a layer's SET over this key's entry is reported too.
+    let mut evidence_signatures: Vec<_> = candidates
+        .iter()
+        .flat_map(|c| match layers.get(c.index()) {
+            Some(layer) => c.evidence_with_rekor(layer, &policy.keys, &policy.rekor_keys),
+            None => c.evidence(),
+        })
+        .collect();
     let (certificate_evidence, certificate_signatures) =
         crate::keyless::policy_evidence(signatures, identity, &digest, policy, now).await?;
     evidence_signatures.extend(certificate_evidence);

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
-use signet_keyless::pki::PkiTrust;
+use signet_keyless::pki::{verify_rekor_set, FulcioTrust, PkiTrust, RekorKey};
 use signet_keyless::{
     Artifact, Bundle, CertificateClaims, Sha256Digest, Signer, SubjectName, Verifier,
 };
@@ -34,6 +34,7 @@ use signet_oci::{Descriptor, Digest, Manifest, Reference};
 use signet_policy::certificate::{
     CertificateClaims as PolicyClaims, CertificateIdentity, GitHubClaims,
 };
+use signet_policy::trust::Material;
 use signet_policy::IdentityRule;
 use signet_sign::payload::SimpleSigningPayload;
 use signet_sign::SIGNATURE_ANNOTATION;
@@ -157,6 +158,9 @@ pub struct KeylessChecks {
     hostnames: Vec<String>,
     /// The verified transparency-log entry's integrated time.
     integrated_time: Option<i64>,
+    /// The policy's Rekor keys that verified the layer's SET over an entry binding this
+    /// signature, certificate and payload.
+    rekor_logs: Vec<Material>,
 }
 
 impl KeylessChecks {
@@ -179,6 +183,7 @@ impl KeylessChecks {
             annotations: BTreeMap::new(),
             hostnames: Vec::new(),
             integrated_time: None,
+            rekor_logs: Vec::new(),
         }
     }
 
@@ -248,25 +253,49 @@ impl KeylessChecks {
 
     /// The policy's evidence from this signature, verified under `trust`: none unless the
     /// material, payload and signature checks (certificate chain, log and timestamp evidence)
-    /// all passed. Who signed (certificate identity) and the signed repository are left to the
-    /// policy, which weighs the claims.
+    /// all passed; one per Rekor key of the policy that verified its SET (a signature logged
+    /// once, reported once per key as the policy names it). Who signed (certificate identity)
+    /// and the signed repository are left to the policy, which weighs the claims.
     pub fn evidence(
         &self,
         trust: &signet_policy::trust::TrustSource,
+    ) -> Vec<signet_policy::SignatureEvidence> {
+        use signet_policy::trust::LogSource;
+        use signet_policy::verdict::TlogEvidence;
+        let tlogs: Vec<Option<TlogEvidence>> = match (trust, self.integrated_time) {
+            (_, Some(integrated_time)) if !self.rekor_logs.is_empty() => self
+                .rekor_logs
+                .iter()
+                .map(|m| {
+                    Some(TlogEvidence {
+                        log: LogSource::RekorKey(m.clone()),
+                        integrated_time,
+                    })
+                })
+                .collect(),
+            (signet_policy::trust::TrustSource::Sigstore(root), Some(integrated_time)) => {
+                vec![Some(TlogEvidence {
+                    log: LogSource::Sigstore(root.clone()),
+                    integrated_time,
+                })]
+            }
+            _ => vec![None],
+        };
+        tlogs
+            .into_iter()
+            .filter_map(|tlog| self.evidence_with(trust, tlog))
+            .collect()
+    }
+
+    fn evidence_with(
+        &self,
+        trust: &signet_policy::trust::TrustSource,
+        tlog: Option<signet_policy::verdict::TlogEvidence>,
     ) -> Option<signet_policy::SignatureEvidence> {
-        use signet_policy::verdict::{CertificateEvidence, Signer as PolicySigner, TlogEvidence};
+        use signet_policy::verdict::{CertificateEvidence, Signer as PolicySigner};
         let sound = self.material.passed() && self.payload.passed() && self.signature.passed();
         let claims = self.claims.as_ref().filter(|_| sound)?;
         let verified_time = *self.verified_times.first()?;
-        let tlog = match (trust, self.integrated_time) {
-            (signet_policy::trust::TrustSource::Sigstore(root), Some(integrated_time)) => {
-                Some(TlogEvidence {
-                    log: signet_policy::trust::LogSource::Sigstore(root.clone()),
-                    integrated_time,
-                })
-            }
-            _ => None,
-        };
         Some(signet_policy::SignatureEvidence {
             signer: PolicySigner::Certificate(Box::new(CertificateEvidence {
                 claims: policy_claims(claims),
@@ -511,18 +540,74 @@ pub(crate) fn assess_legacy(
     digest: &Digest,
     options: &KeylessOptions,
 ) -> KeylessChecks {
+    assess_legacy_under(
+        index,
+        layer,
+        fetched,
+        identity,
+        digest,
+        &options.identity_rule,
+        LegacyTrust::Certificate {
+            trust: &options.trust,
+            rekor_keys: &[],
+        },
+    )
+}
+
+/// What a legacy layer is verified under.
+#[derive(Clone, Copy)]
+enum LegacyTrust<'a> {
+    /// A Sigstore root or a private PKI; with a private PKI, a SET that one of `rekor_keys`
+    /// verifies is reported (optional: the signer's `rekorKeys` decide whether it is needed).
+    Certificate {
+        trust: &'a CertificateTrust,
+        rekor_keys: &'a [(Material, RekorKey)],
+    },
+    /// containers/image's `fulcio`: a named Fulcio CA; a SET verified by one of `rekor_keys` is
+    /// required and gives the time the certificate is checked at.
+    Fulcio {
+        trust: &'a FulcioTrust,
+        rekor_keys: &'a [(Material, RekorKey)],
+    },
+}
+
+/// [`assess_legacy`] under any [`LegacyTrust`].
+fn assess_legacy_under(
+    index: usize,
+    layer: &Descriptor,
+    fetched: Result<Vec<u8>, String>,
+    identity: &Reference,
+    digest: &Digest,
+    identity_rule: &IdentityRule,
+    legacy_trust: LegacyTrust<'_>,
+) -> KeylessChecks {
     let mut checks = KeylessChecks::new(SignatureFormat::Legacy, index, layer.digest.clone());
-    let material = match &options.trust {
-        CertificateTrust::Sigstore { .. } => legacy_bundle(layer).map(LegacyMaterial::Bundle),
-        CertificateTrust::Pki { .. } => legacy_certificate(layer).map(LegacyMaterial::Pki),
+    let material = match legacy_trust {
+        LegacyTrust::Certificate {
+            trust: CertificateTrust::Sigstore { .. },
+            ..
+        } => legacy_bundle(layer).map(LegacyMaterial::Bundle),
+        LegacyTrust::Certificate {
+            trust: CertificateTrust::Pki { .. },
+            ..
+        } => legacy_certificate(layer).map(LegacyMaterial::Pki),
+        LegacyTrust::Fulcio { .. } => legacy_certificate(layer).and_then(|c| match c.set {
+            Some(_) => Ok(LegacyMaterial::Pki(c)),
+            None => Err(format!(
+                "no {REKOR_BUNDLE_ANNOTATION} annotation (no Rekor entry)"
+            )),
+        }),
     };
     let material = match material {
         Ok(material) => {
-            checks.material = CheckResult::Passed(match material {
-                LegacyMaterial::Bundle(_) => {
+            checks.material = CheckResult::Passed(match (&material, legacy_trust) {
+                (LegacyMaterial::Bundle(_), _) => {
                     "certificate, chain and Rekor annotations form a Sigstore bundle".into()
                 }
-                LegacyMaterial::Pki { .. } => "certificate and chain annotations read".into(),
+                (LegacyMaterial::Pki(_), LegacyTrust::Fulcio { .. }) => {
+                    "certificate, chain and Rekor SET annotations read".into()
+                }
+                (LegacyMaterial::Pki(_), _) => "certificate and chain annotations read".into(),
             });
             material
         }
@@ -569,33 +654,61 @@ pub(crate) fn assess_legacy(
             parsed.manifest_digest
         ))
     };
-    match (&material, &options.trust) {
-        (LegacyMaterial::Bundle(bundle), CertificateTrust::Sigstore { verifier, identity }) => {
-            verify_bundle(
-                &mut checks,
-                bundle,
-                Artifact::Bytes(&payload),
-                verifier,
-                identity,
-            )
-        }
+    match (&material, legacy_trust) {
+        (
+            LegacyMaterial::Bundle(bundle),
+            LegacyTrust::Certificate {
+                trust: CertificateTrust::Sigstore { verifier, identity },
+                ..
+            },
+        ) => verify_bundle(
+            &mut checks,
+            bundle,
+            Artifact::Bytes(&payload),
+            verifier,
+            identity,
+        ),
         (
             LegacyMaterial::Pki(certificate),
-            CertificateTrust::Pki {
+            LegacyTrust::Certificate {
+                trust:
+                    CertificateTrust::Pki {
+                        trust,
+                        email,
+                        hostname,
+                        now,
+                    },
+                rekor_keys,
+            },
+        ) => {
+            verify_pki(
+                &mut checks,
+                certificate,
+                &payload,
                 trust,
                 email,
                 hostname,
-                now,
-            },
-        ) => verify_pki(
-            &mut checks,
-            certificate,
-            &payload,
-            trust,
-            email,
-            hostname,
-            *now,
-        ),
+                *now,
+            );
+            if checks.signature.passed() {
+                if let Some(set) = &certificate.set {
+                    let logged = rekor_sets(
+                        rekor_keys,
+                        set,
+                        &certificate.leaf,
+                        &certificate.signature,
+                        &payload,
+                    );
+                    if let Some(first) = logged.verified.first() {
+                        checks.integrated_time = Some(first.1);
+                    }
+                    checks.rekor_logs = logged.verified.into_iter().map(|(m, _)| m).collect();
+                }
+            }
+        }
+        (LegacyMaterial::Pki(certificate), LegacyTrust::Fulcio { trust, rekor_keys }) => {
+            verify_fulcio(&mut checks, certificate, &payload, trust, rekor_keys)
+        }
         _ => {
             checks.signature = CheckResult::Failed("material read for another trust".into());
             checks.stop_after("signature");
@@ -603,14 +716,14 @@ pub(crate) fn assess_legacy(
     }
     checks.docker_reference = {
         let verdict = signet_policy::judge_claims(
-            &options.identity_rule,
+            identity_rule,
             &BTreeMap::new(),
             identity,
             &parsed.docker_reference,
             &BTreeMap::new(),
         );
         let signed = &parsed.docker_reference;
-        let rule = options.identity_rule.describe();
+        let rule = identity_rule.describe();
         if verdict.identity_accepted {
             CheckResult::Passed(format!("{signed} accepted for {identity} by {rule}"))
         } else {
@@ -849,11 +962,13 @@ enum LegacyMaterial {
     Pki(LegacyCertificate),
 }
 
-/// A legacy layer's certificate, chain intermediates and signature.
+/// A legacy layer's certificate, chain intermediates, signature and Rekor SET.
 struct LegacyCertificate {
     leaf: Vec<u8>,
     intermediates: Vec<Vec<u8>>,
     signature: Vec<u8>,
+    /// The `dev.sigstore.cosign/bundle` annotation, when present.
+    set: Option<String>,
 }
 
 fn legacy_certificate(layer: &Descriptor) -> Result<LegacyCertificate, String> {
@@ -876,11 +991,120 @@ fn legacy_certificate(layer: &Descriptor) -> Result<LegacyCertificate, String> {
         // The last is the root; trust anchors come from the configured roots only.
         intermediates.pop();
     }
+    let set = annotation(layer, REKOR_BUNDLE_ANNOTATION)?.map(str::to_string);
     Ok(LegacyCertificate {
         leaf,
         intermediates,
         signature,
+        set,
     })
+}
+
+/// Which of `rekor_keys` verify the SET `set` over an entry binding `signer_der` (a key's SPKI
+/// or the leaf certificate), the signature and the payload, with the entry's integrated time;
+/// and why each other key did not.
+pub(crate) struct VerifiedSets {
+    pub(crate) verified: Vec<(Material, i64)>,
+    pub(crate) refused: Vec<String>,
+}
+
+pub(crate) fn rekor_sets(
+    rekor_keys: &[(Material, RekorKey)],
+    set: &str,
+    signer_der: &[u8],
+    signature: &[u8],
+    payload: &[u8],
+) -> VerifiedSets {
+    let mut out = VerifiedSets {
+        verified: Vec::new(),
+        refused: Vec::new(),
+    };
+    for (material, key) in rekor_keys {
+        match verify_rekor_set(key, set, signer_der, signature, payload) {
+            Ok(v) => out.verified.push((material.clone(), v.integrated_time)),
+            Err(e) => out.refused.push(format!("Rekor key {material}: {e}")),
+        }
+    }
+    out
+}
+
+/// containers/image's `fulcio` check: the SET verifies with one of the policy's Rekor keys over
+/// an entry binding this certificate, signature and payload; then the certificate chains to the
+/// named CA at the entry's integrated time (code-signing EKU, Fulcio issuer extension) and its
+/// key verifies the signature. Issuer and email are the policy's to match, on the claims.
+fn verify_fulcio(
+    checks: &mut KeylessChecks,
+    certificate: &LegacyCertificate,
+    payload: &[u8],
+    trust: &FulcioTrust,
+    rekor_keys: &[(Material, RekorKey)],
+) {
+    let Some(set) = &certificate.set else {
+        checks.signature = CheckResult::Failed(format!("no {REKOR_BUNDLE_ANNOTATION} annotation"));
+        checks.stop_after("signature");
+        return;
+    };
+    let logged = rekor_sets(
+        rekor_keys,
+        set,
+        &certificate.leaf,
+        &certificate.signature,
+        payload,
+    );
+    let Some(&(_, integrated_time)) = logged.verified.first() else {
+        let why = if rekor_keys.is_empty() {
+            "the policy names no Rekor key".to_string()
+        } else {
+            logged.refused.join("; ")
+        };
+        checks.signature = CheckResult::Failed(format!(
+            "{}: no Rekor key of the policy verifies the SET: {why}",
+            signet_keyless::Check::TransparencyLog.code()
+        ));
+        checks.certificate_identity = CheckResult::Skipped("not checked: signature failed".into());
+        return;
+    };
+    match trust.verify(
+        &certificate.leaf,
+        &certificate.intermediates,
+        integrated_time,
+        payload,
+        &certificate.signature,
+    ) {
+        Ok(verified) => {
+            let keys: Vec<String> = logged.verified.iter().map(|(m, _)| m.to_string()).collect();
+            checks.signature = CheckResult::Passed(format!(
+                "Rekor SET verified by {}; certificate chains to the Fulcio CA at the integrated time {} (code-signing EKU or none); its key verifies the signature",
+                keys.join(", "),
+                signet_keyless::rfc3339(integrated_time)
+            ));
+            checks.verified_times = vec![integrated_time];
+            checks.integrated_time = Some(integrated_time);
+            checks.rekor_logs = logged.verified.into_iter().map(|(m, _)| m).collect();
+            checks.certificate_identity = CheckResult::Passed(format!(
+                "certificate names {:?} (issuer {}); the policy matches them",
+                verified.emails, verified.issuer
+            ));
+            checks.claims = Some(CertificateClaims {
+                subjects: verified
+                    .emails
+                    .iter()
+                    .map(|e| SubjectName::Email(e.clone()))
+                    .collect(),
+                issuer: Some(verified.issuer),
+                github: Default::default(),
+                ci: Default::default(),
+                not_before: verified.not_before,
+                not_after: verified.not_after,
+            });
+        }
+        Err(e) => {
+            let code = e.check().map_or("not-verified", |c| c.code());
+            checks.signature = CheckResult::Failed(format!("{code}: {e}"));
+            checks.certificate_identity =
+                CheckResult::Skipped("not checked: signature failed".into());
+        }
+    }
 }
 
 /// The signature and certificate-identity checks for a private PKI.
@@ -1178,8 +1402,10 @@ fn cosign_statement_subject(statement: &[u8], digest: &Digest) -> Result<(), Sta
 /// Every certificate-signed candidate of the image `digest` checked under each trust source
 /// `policy` names, and the evidence they give (what [`crate::enforce`] adds to key signatures).
 /// Sigstore roots verify legacy layers and bundle referrers; a private PKI (`pki`) verifies
-/// legacy layers at `now`. A Fulcio CA named without a Sigstore root (containers/image `fulcio`
-/// with `rekorPublicKey`) gives no evidence yet: its signatures are not trusted.
+/// legacy layers at `now` (and reports which of the policy's Rekor keys verify a SET, when the
+/// layer has one); a Fulcio CA named without a Sigstore root (containers/image `fulcio`)
+/// verifies legacy layers whose SET one of the policy's Rekor keys verifies, the certificate
+/// checked at the SET's integrated time.
 pub async fn policy_evidence(
     store: &ImageStore,
     identity: &Reference,
@@ -1253,7 +1479,40 @@ pub async fn policy_evidence(
     }
     let mut evidence = Vec::new();
     let mut candidates = Vec::new();
+    let rekor_keys = policy.rekor_keys();
+    let read_certificates = |m: &Material| -> Result<Vec<Vec<u8>>, Error> {
+        let bytes = policy.material(m).ok_or_else(|| {
+            Error::Invalid(format!("trust material {m} was not loaded with the policy"))
+        })?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{m}: not PEM text")))?;
+        pem_certificates(text, signet_keyless::pki::MAX_PKI_CERTIFICATES)
+            .map_err(|e| Error::Invalid(format!("{m}: {e}")))
+    };
     for source in sources {
+        if let TrustSource::Authority(ca) = source {
+            if ca.fulcio {
+                let trust = FulcioTrust::new(read_certificates(&ca.roots)?)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", ca.roots)))?;
+                for (index, layer, fetched) in &legacy {
+                    let checks = assess_legacy_under(
+                        *index,
+                        layer,
+                        fetched.clone(),
+                        identity,
+                        digest,
+                        &IdentityRule::MatchRepository,
+                        LegacyTrust::Fulcio {
+                            trust: &trust,
+                            rekor_keys,
+                        },
+                    );
+                    evidence.extend(checks.evidence(source));
+                    candidates.push(checks);
+                }
+                continue;
+            }
+        }
         let trust = match source {
             TrustSource::Sigstore(root) => {
                 let root = policy.trusted_root(root).ok_or_else(|| {
@@ -1276,29 +1535,19 @@ pub async fn policy_evidence(
                     },
                 }
             }
-            TrustSource::Authority(ca) if !ca.fulcio => {
-                let read = |m: &signet_policy::trust::Material| -> Result<Vec<Vec<u8>>, Error> {
-                    let bytes = policy.material(m).ok_or_else(|| {
-                        Error::Invalid(format!("trust material {m} was not loaded with the policy"))
-                    })?;
-                    let text = std::str::from_utf8(bytes)
-                        .map_err(|_| Error::Invalid(format!("{m}: not PEM text")))?;
-                    pem_certificates(text, signet_keyless::pki::MAX_PKI_CERTIFICATES)
-                        .map_err(|e| Error::Invalid(format!("{m}: {e}")))
-                };
+            TrustSource::Authority(ca) => {
                 let intermediates = match &ca.intermediates {
-                    Some(m) => read(m)?,
+                    Some(m) => read_certificates(m)?,
                     None => Vec::new(),
                 };
                 CertificateTrust::Pki {
-                    trust: PkiTrust::new(read(&ca.roots)?, intermediates)
+                    trust: PkiTrust::new(read_certificates(&ca.roots)?, intermediates)
                         .map_err(|e| Error::Invalid(format!("{}: {e}", ca.roots)))?,
                     email: None,
                     hostname: None,
                     now,
                 }
             }
-            TrustSource::Authority(_) => continue,
         };
         let options = KeylessOptions {
             trust,
@@ -1307,7 +1556,18 @@ pub async fn policy_evidence(
             max_signatures: crate::signatures::DEFAULT_MAX_SIGNATURES,
         };
         for (index, layer, fetched) in &legacy {
-            let checks = assess_legacy(*index, layer, fetched.clone(), identity, digest, &options);
+            let checks = assess_legacy_under(
+                *index,
+                layer,
+                fetched.clone(),
+                identity,
+                digest,
+                &options.identity_rule,
+                LegacyTrust::Certificate {
+                    trust: &options.trust,
+                    rekor_keys,
+                },
+            );
             evidence.extend(checks.evidence(source));
             candidates.push(checks);
         }
@@ -1588,9 +1848,299 @@ mod tests {
                     .evidence(&signet_policy::trust::TrustSource::Sigstore(
                         signet_policy::trust::SigstoreRoot::PublicGood
                     ))
-                    .is_none());
+                    .is_empty());
                 assert!(!checks.passed());
             }
+        }
+
+        fn rekor_key(name: &str) -> (Material, RekorKey) {
+            let pem = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
+            (
+                Material::Path(name.to_string()),
+                RekorKey::from_pem(&pem).unwrap(),
+            )
+        }
+
+        fn fulcio_ca(name: &str) -> FulcioTrust {
+            let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
+            FulcioTrust::new(pem_certificates(&text, 8).unwrap()).unwrap()
+        }
+
+        fn judge_fulcio(
+            layer: &Descriptor,
+            payload: &[u8],
+            ca: &FulcioTrust,
+            rekor_keys: &[(Material, RekorKey)],
+        ) -> KeylessChecks {
+            assess_legacy_under(
+                0,
+                layer,
+                Ok(payload.to_vec()),
+                &format!("{FULCIO_REF}:latest").parse().unwrap(),
+                &FULCIO_DIGEST.parse().unwrap(),
+                &IdentityRule::MatchRepository,
+                LegacyTrust::Fulcio {
+                    trust: ca,
+                    rekor_keys,
+                },
+            )
+        }
+
+        fn fulcio_source(ca: &str) -> signet_policy::trust::TrustSource {
+            signet_policy::trust::TrustSource::Authority(
+                signet_policy::trust::CertificateAuthority {
+                    roots: Material::Path(ca.into()),
+                    intermediates: None,
+                    fulcio: true,
+                },
+            )
+        }
+
+        /// A SET by `key` over a hashedrekord entry binding `layer`'s certificate, signature and
+        /// `payload`, integrated at `integrated_time`: what a Rekor log with that key would sign.
+        fn forged_set(
+            key: &signet_sign::keys::SigningKey,
+            layer: &Descriptor,
+            payload: &[u8],
+            integrated_time: i64,
+        ) -> String {
+            let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+            let signature: String = layer
+                .annotation(SIGNATURE_ANNOTATION)
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            let cert = layer.annotation(CERTIFICATE_ANNOTATION).unwrap();
+            let body = json!({
+                "apiVersion": "0.0.1",
+                "kind": "hashedrekord",
+                "spec": {
+                    "data": {"hash": {"algorithm": "sha256", "value": Digest::sha256(payload).hex()}},
+                    "signature": {
+                        "content": signature,
+                        "publicKey": {"content": b64(cert.as_bytes())},
+                    },
+                },
+            });
+            // Members in RFC 8785 order, compact: this is the canonical form the SET signs.
+            let entry = format!(
+                r#"{{"body":"{}","integratedTime":{integrated_time},"logID":"{}","logIndex":1}}"#,
+                b64(&serde_json::to_vec(&body).unwrap()),
+                "00".repeat(32)
+            );
+            let promise = signet_sign::signature::sign(key, entry.as_bytes());
+            serde_json::to_string(&json!({
+                "SignedEntryTimestamp": promise,
+                "Payload": serde_json::from_str::<Value>(&entry).unwrap(),
+            }))
+            .unwrap()
+        }
+
+        /// containers/image's `fulcio` + `rekorPublicKeyPath` on dir-img-cosign-fulcio-rekor-valid:
+        /// every README row, each refusal by the check that makes it.
+        #[test]
+        fn fulcio_ca_with_rekor_keys_gets_every_verdict_of_the_readme() {
+            let (layer, payload) = signature_file("dir-img-cosign-fulcio-rekor-valid");
+            let ca = fulcio_ca("fulcio_v1.crt.pem");
+            let rekor = [rekor_key("rekor.pub")];
+
+            // ACCEPT: chain to the named CA at the SET's integrated time; evidence names the CA
+            // and the Rekor key.
+            let c = judge_fulcio(&layer, &payload, &ca, &rekor);
+            assert!(c.passed(), "{:?}", failed(&c));
+            assert_eq!(c.verified_times, [1674247893]);
+            let mut evidence = c.evidence(&fulcio_source("fulcio_v1.crt.pem"));
+            assert_eq!(evidence.len(), 1);
+            let evidence = evidence.remove(0);
+            let tlog = evidence.tlog.as_ref().unwrap();
+            assert_eq!(
+                tlog.log,
+                signet_policy::trust::LogSource::RekorKey(Material::Path("rekor.pub".into()))
+            );
+            assert_eq!(tlog.integrated_time, 1674247893);
+            assert_eq!(evidence.docker_reference.as_deref(), Some(FULCIO_REF));
+            match &evidence.signer {
+                signet_policy::verdict::Signer::Certificate(cert) => {
+                    assert_eq!(cert.emails, ["mitr@redhat.com"]);
+                    assert_eq!(cert.claims.issuer.as_deref(), Some(GITHUB));
+                    assert_eq!(cert.trust, fulcio_source("fulcio_v1.crt.pem"));
+                    assert_eq!(cert.verified_time, 1674247893);
+                }
+                other => panic!("a certificate signer, not {other:?}"),
+            }
+
+            // REJECT without the SET or the certificate: the material check.
+            for (key, named) in [
+                (REKOR_BUNDLE_ANNOTATION, "no Rekor entry"),
+                (CERTIFICATE_ANNOTATION, CERTIFICATE_ANNOTATION),
+            ] {
+                let c = judge_fulcio(&without(&layer, key), &payload, &ca, &rekor);
+                let f = failed(&c);
+                assert_eq!((f.len(), f[0].0), (1, "material"), "{f:?}");
+                assert!(f[0].1.contains(named), "{f:?}");
+                assert!(c.evidence(&fulcio_source("fulcio_v1.crt.pem")).is_empty());
+            }
+
+            // Without the chain: REJECT when the CA is only the root, ACCEPT when it is the
+            // chain itself (fulcio-chain: intermediate and root).
+            let no_chain = without(&layer, CHAIN_ANNOTATION);
+            let c = judge_fulcio(&no_chain, &payload, &ca, &rekor);
+            let f = failed(&c);
+            assert_eq!((f.len(), f[0].0), (1, "signature"), "{f:?}");
+            assert!(f[0].1.starts_with("certificate-invalid"), "{f:?}");
+            let c = judge_fulcio(&no_chain, &payload, &fulcio_ca("fulcio-chain"), &rekor);
+            assert!(c.passed(), "{:?}", failed(&c));
+
+            // REJECT with the wrong Rekor key: the SET does not verify.
+            let c = judge_fulcio(&layer, &payload, &ca, &[rekor_key("cosign.pub")]);
+            let f = failed(&c);
+            assert_eq!((f.len(), f[0].0), (1, "signature"), "{f:?}");
+            assert!(f[0].1.starts_with("tlog-invalid"), "{f:?}");
+            assert!(
+                f[0].1.contains("does not verify with the Rekor key"),
+                "{f:?}"
+            );
+            // ACCEPT when one of several Rekor keys verifies; the evidence names that one.
+            let c = judge_fulcio(
+                &layer,
+                &payload,
+                &ca,
+                &[rekor_key("cosign.pub"), rekor[0].clone()],
+            );
+            assert!(c.passed(), "{:?}", failed(&c));
+            assert_eq!(c.rekor_logs, [Material::Path("rekor.pub".into())]);
+
+            // REJECT with another CA (the private-PKI root).
+            let c = judge_fulcio(&layer, &payload, &fulcio_ca("pki_root_crts.pem"), &rekor);
+            let f = failed(&c);
+            assert_eq!((f.len(), f[0].0), (1, "signature"), "{f:?}");
+            assert!(f[0].1.contains("does not chain to the Fulcio CA"), "{f:?}");
+
+            // REJECT a SET over another entry (key-rekor-valid's: another key, signature and
+            // payload), though rekor.pub signed it.
+            let (other, _) = signature_file("dir-img-cosign-key-rekor-valid");
+            let mut moved = layer.clone();
+            moved.annotations.as_mut().unwrap().insert(
+                REKOR_BUNDLE_ANNOTATION.into(),
+                other.annotation(REKOR_BUNDLE_ANNOTATION).unwrap().into(),
+            );
+            let c = judge_fulcio(&moved, &payload, &ca, &rekor);
+            let f = failed(&c);
+            assert_eq!((f.len(), f[0].0), (1, "signature"), "{f:?}");
+            assert!(
+                f[0].1.contains("another public key or certificate"),
+                "{f:?}"
+            );
+
+            // REJECT a signature over other bytes (the SET names the payload's hash).
+            let c = judge_fulcio(&layer, b"{}", &ca, &rekor);
+            assert_eq!(failed(&c)[0].0, "payload", "{:?}", failed(&c));
+
+            // Another repository: the docker-reference check (matchRepository).
+            let c = assess_legacy_under(
+                0,
+                &layer,
+                Ok(payload.clone()),
+                &"192.168.64.2:5000/other:latest".parse().unwrap(),
+                &FULCIO_DIGEST.parse().unwrap(),
+                &IdentityRule::MatchRepository,
+                LegacyTrust::Fulcio {
+                    trust: &ca,
+                    rekor_keys: &rekor,
+                },
+            );
+            let f = failed(&c);
+            assert_eq!((f.len(), f[0].0), (1, "docker-reference"), "{f:?}");
+        }
+
+        /// The certificate (valid 2023-01-20 20:51:31–21:01:31 UTC) is checked at the SET's
+        /// integrated time: a SET by a trusted Rekor key integrating the entry after the
+        /// certificate expired (or before it began) is refused; inside the window it verifies.
+        #[test]
+        fn fulcio_certificates_must_be_valid_at_the_integrated_time() {
+            let (layer, payload) = signature_file("dir-img-cosign-fulcio-rekor-valid");
+            let ca = fulcio_ca("fulcio_v1.crt.pem");
+            let log_key = signet_sign::keys::SigningKey::generate();
+            let log_pem = log_key.public_key().to_pem();
+            let rekor = [(
+                Material::Pem(log_pem.clone()),
+                RekorKey::from_pem(&log_pem).unwrap(),
+            )];
+            let with_set = |at: i64| {
+                let mut d = layer.clone();
+                d.annotations.as_mut().unwrap().insert(
+                    REKOR_BUNDLE_ANNOTATION.into(),
+                    forged_set(&log_key, &layer, &payload, at),
+                );
+                d
+            };
+            let c = judge_fulcio(&with_set(1674248000), &payload, &ca, &rekor);
+            assert!(c.passed(), "{:?}", failed(&c));
+            assert_eq!(c.verified_times, [1674248000]);
+            for outside in [1674247890, 1674248492, 1_800_000_000] {
+                let c = judge_fulcio(&with_set(outside), &payload, &ca, &rekor);
+                let f = failed(&c);
+                assert_eq!((f.len(), f[0].0), (1, "signature"), "{outside}: {f:?}");
+                assert!(
+                    f[0].1.starts_with("certificate-invalid"),
+                    "{outside}: {f:?}"
+                );
+                assert!(c.evidence(&fulcio_source("fulcio_v1.crt.pem")).is_empty());
+            }
+        }
+
+        /// A private-PKI signature whose layer carries a SET: the policy's Rekor keys that
+        /// verify it are reported; without one, the evidence has no log entry.
+        #[test]
+        fn pki_signatures_report_the_rekor_keys_that_verify_their_set() {
+            let (layer, payload) = signature_file("dir-img-cosign-pki-valid");
+            let digest: Digest =
+                "sha256:253c890b744fe3efa923b68e3a1be07bd007eb44ba29da1e7deb1d4c53b3e212"
+                    .parse()
+                    .unwrap();
+            let options = pki_options(true, "qiwan@redhat.com", None);
+            let log_key = signet_sign::keys::SigningKey::generate();
+            let log_pem = log_key.public_key().to_pem();
+            let rekor = [(
+                Material::Pem(log_pem.clone()),
+                RekorKey::from_pem(&log_pem).unwrap(),
+            )];
+            let judge = |layer: &Descriptor| {
+                assess_legacy_under(
+                    0,
+                    layer,
+                    Ok(payload.clone()),
+                    &"localhost:5000/test:latest".parse().unwrap(),
+                    &digest,
+                    &IdentityRule::MatchRepository,
+                    LegacyTrust::Certificate {
+                        trust: &options.trust,
+                        rekor_keys: &rekor,
+                    },
+                )
+            };
+            let source = signet_policy::trust::TrustSource::Authority(
+                signet_policy::trust::CertificateAuthority {
+                    roots: Material::Path("pki_root_crts.pem".into()),
+                    intermediates: None,
+                    fulcio: false,
+                },
+            );
+            let c = judge(&layer);
+            assert!(c.passed(), "{:?}", failed(&c));
+            assert!(c.evidence(&source)[0].tlog.is_none());
+            let mut logged = layer.clone();
+            logged.annotations.as_mut().unwrap().insert(
+                REKOR_BUNDLE_ANNOTATION.into(),
+                forged_set(&log_key, &layer, &payload, 1_800_000_000),
+            );
+            let c = judge(&logged);
+            assert!(c.passed(), "{:?}", failed(&c));
+            let tlog = c.evidence(&source)[0].tlog.clone().unwrap();
+            assert_eq!(
+                tlog.log,
+                signet_policy::trust::LogSource::RekorKey(Material::Pem(log_pem))
+            );
         }
 
         #[test]
@@ -1683,7 +2233,9 @@ mod tests {
             let source = signet_policy::trust::TrustSource::Sigstore(
                 signet_policy::trust::SigstoreRoot::PublicGood,
             );
-            let evidence = accepted.evidence(&source).unwrap();
+            let mut evidence = accepted.evidence(&source);
+            assert_eq!(evidence.len(), 1);
+            let evidence = evidence.remove(0);
             assert_eq!(
                 evidence.format,
                 signet_policy::verdict::SignatureFormat::Legacy

@@ -181,6 +181,62 @@ impl LayerChecks {
     }
 }
 
+impl LayerChecks {
+    /// [`LayerChecks::evidence`], and for each key that verified the payload, the policy's
+    /// `rekor_keys` that verify the layer's Rekor SET (`dev.sigstore.cosign/bundle`) over a
+    /// `hashedrekord` entry naming that key, this signature and this payload (containers/image's
+    /// `rekorPublicKey…` with keys): one evidence per such Rekor key, saying which. A key whose
+    /// signature has no such SET gives the evidence without a log entry (signers that need one
+    /// refuse it: `tlog-entry-missing`).
+    pub fn evidence_with_rekor(
+        &self,
+        layer: &Descriptor,
+        keys: &[PublicKey],
+        rekor_keys: &[(signet_policy::Material, signet_keyless::pki::RekorKey)],
+    ) -> Vec<SignatureEvidence> {
+        let plain = self.evidence();
+        let (Some(set), Some(signature), Some(payload)) = (
+            layer.annotation(crate::keyless::REKOR_BUNDLE_ANNOTATION),
+            layer.annotation(SIGNATURE_ANNOTATION),
+            self.payload_bytes.as_deref(),
+        ) else {
+            return plain;
+        };
+        if rekor_keys.is_empty() {
+            return plain;
+        }
+        use base64::Engine as _;
+        let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(signature) else {
+            return plain;
+        };
+        let mut out = Vec::with_capacity(plain.len());
+        for evidence in plain {
+            let Some(key) = evidence
+                .key_id()
+                .and_then(|id| keys.iter().find(|k| &k.key_id() == id))
+            else {
+                out.push(evidence);
+                continue;
+            };
+            let logged =
+                crate::keyless::rekor_sets(rekor_keys, set, &key.to_der(), &signature, payload);
+            if logged.verified.is_empty() {
+                out.push(evidence);
+                continue;
+            }
+            for (material, integrated_time) in logged.verified {
+                let mut with_log = evidence.clone();
+                with_log.tlog = Some(signet_policy::verdict::TlogEvidence {
+                    log: signet_policy::trust::LogSource::RekorKey(material),
+                    integrated_time,
+                });
+                out.push(with_log);
+            }
+        }
+        out
+    }
+}
+
 /// A signature with every mandatory check: the layer's own ([`LayerChecks`]) plus the signed
 /// identity and the required annotations, judged by the policy crate's one engine
 /// ([`signet_policy::judge_claims`]). Built only by [`CheckedSignature::judge`].
