@@ -178,7 +178,62 @@ pub(crate) fn check(spec: &SlsaSpec, predicate_type: &str, predicate: &Value) ->
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn real(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/attestations")
+            .join(name);
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn facts_of_real_v02_provenance_from_github_actions() {
+        let f = facts(SLSA_V02, &real("slsa-v0.2-npm-slsa-provenance-0.0.7.json"));
+        assert_eq!(
+            f.builder.as_deref(),
+            Some("https://github.com/npm/slsa-provenance@0.0.1")
+        );
+        assert_eq!(
+            f.build_type.as_deref(),
+            Some("https://github.com/npm/slsa-provenance/gha@v0")
+        );
+        assert_eq!(
+            f.repository.as_deref(),
+            Some("https://github.com/github/slsa-provenance")
+        );
+        assert_eq!(f.git_ref.as_deref(), Some("refs/heads/demo"));
+    }
+
+    #[test]
+    fn facts_of_real_v1_provenance_from_github_actions() {
+        let p = real("slsa-v1-npm-sigstore-2.0.0.json");
+        let f = facts(SLSA_V1, &p);
+        assert_eq!(
+            f.builder.as_deref(),
+            Some("https://github.com/actions/runner/github-hosted")
+        );
+        assert_eq!(
+            f.build_type.as_deref(),
+            Some("https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1")
+        );
+        assert_eq!(
+            f.repository.as_deref(),
+            Some("https://github.com/sigstore/sigstore-js")
+        );
+        assert_eq!(f.git_ref.as_deref(), Some("refs/heads/main"));
+
+        // Without the workflow parameters the source comes from the resolved git dependency.
+        let mut bare = p;
+        bare["buildDefinition"]["externalParameters"] = serde_json::json!({});
+        let f = facts(SLSA_V1, &bare);
+        assert_eq!(
+            f.repository.as_deref(),
+            Some("https://github.com/sigstore/sigstore-js")
+        );
+        assert_eq!(f.git_ref.as_deref(), Some("refs/heads/main"));
+    }
 
     #[test]
     fn git_uris_split_at_the_last_at_after_the_host() {

@@ -2,7 +2,12 @@
 //! (`https://cosign.sigstore.dev/attestation/vuln/v1`, what `trivy --format cosign-vuln`
 //! writes): `scanner.result` is Trivy's JSON report (`Results[].Vulnerabilities[]` with
 //! `VulnerabilityID`, `PkgName`, `InstalledVersion`, `Severity`), `metadata.scanFinishedOn`
-//! when the scan ended.
+//! when the predicate was written.
+//!
+//! Trivy stamps `scanFinishedOn` with the time it *writes* the predicate: for `trivy image
+//! --format cosign-vuln` that is the end of the scan, but `trivy convert --format cosign-vuln`
+//! of an older JSON report stamps the conversion time (checked with Trivy 0.76). The report's
+//! own `CreatedAt` keeps the scan time, so a scan's age is taken from the earlier of the two.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -107,6 +112,31 @@ fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// Go's zero `time.Time` (`0001-01-01T00:00:00Z`), which a Go writer emits for a time never set.
+const GO_ZERO_TIME: i64 = -62_135_596_800;
+
+/// `scanner.result.CreatedAt`, Trivy's own time of the scan, when the report states one.
+fn report_created_at(predicate: &Value) -> Result<Option<i64>, Failure> {
+    let created = predicate
+        .get("scanner")
+        .and_then(|s| s.get("result"))
+        .and_then(|r| r.get("CreatedAt"));
+    let invalid = |why: String| ("vulnerability-report-invalid", why);
+    match created {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => match crate::config::parse_rfc3339(text) {
+            Ok(t) if t <= GO_ZERO_TIME => Ok(None),
+            Ok(t) => Ok(Some(t)),
+            Err(reason) => Err(invalid(format!(
+                "scanner.result.CreatedAt is not a time: {reason}"
+            ))),
+        },
+        Some(_) => Err(invalid(
+            "scanner.result.CreatedAt is not a string".to_string(),
+        )),
+    }
+}
+
 /// Judge one verified vuln predicate at `now`: failures, and the instants after `now` at which
 /// the answer could change (an allow-list entry expiring, the scan growing too old).
 pub(crate) fn check(rule: &VulnRule, predicate: &Value, now: i64) -> (Vec<Failure>, Vec<i64>) {
@@ -116,6 +146,13 @@ pub(crate) fn check(rule: &VulnRule, predicate: &Value, now: i64) -> (Vec<Failur
         let finished = predicate
             .get("metadata")
             .and_then(|m| text(m, "scanFinishedOn"));
+        let report_created = match report_created_at(predicate) {
+            Ok(created) => created,
+            Err(failure) => {
+                failures.push(failure);
+                return (failures, bounds);
+            }
+        };
         match finished.map(crate::config::parse_rfc3339) {
             None => failures.push((
                 "vulnerability-scan-time-missing",
@@ -132,14 +169,18 @@ pub(crate) fn check(rule: &VulnRule, predicate: &Value, now: i64) -> (Vec<Failur
                     format!("the scan claims to have finished at {}, in the future", crate::verdict::format_time(t)),
                 ));
             }
-            Some(Ok(t)) => {
+            Some(Ok(finished)) => {
+                let (t, what) = match report_created {
+                    Some(created) if created < finished => (created, "its report was created"),
+                    _ => (finished, "the scan finished"),
+                };
                 let limit_i = i64::try_from(*limit).unwrap_or(i64::MAX);
                 let expires = t.saturating_add(limit_i).saturating_add(1);
                 if now >= expires {
                     failures.push((
                         "vulnerability-scan-too-old",
                         format!(
-                            "the scan finished at {} ({} hours ago), older than {written}",
+                            "{what} at {} ({} hours ago), older than {written}",
                             crate::verdict::format_time(t),
                             now.saturating_sub(t) / 3600
                         ),

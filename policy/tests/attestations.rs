@@ -15,8 +15,21 @@ use signet_policy::{
 const VULN: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
 const V02: &str = "https://slsa.dev/provenance/v0.2";
 const V1: &str = "https://slsa.dev/provenance/v1";
-/// 2024-03-31T00:00:00Z: a day after the fixture scans finished.
-const NOW: i64 = 1_711_843_200;
+/// Real `trivy convert --format cosign-vuln` output (testdata/attestations/README.md): Grafana
+/// 12.2.0, two CRITICAL CVEs among its findings.
+const CRITICAL_SCAN: &str = "trivy-grafana-12.2.0.cosign-vuln.json";
+/// Real Trivy output for OpenSearch 2.19.4: nothing above HIGH.
+const PASSING_SCAN: &str = "trivy-opensearch-2.19.4.cosign-vuln.json";
+/// Real SLSA v0.2 provenance (GitHub Actions, npm's slsa-provenance 0.0.7).
+const SLSA_V02_NPM: &str = "slsa-v0.2-npm-slsa-provenance-0.0.7.json";
+/// Real SLSA v1 provenance (GitHub Actions, npm's sigstore 2.0.0).
+const SLSA_V1_NPM: &str = "slsa-v1-npm-sigstore-2.0.0.json";
+/// When the scans were converted (their `scanFinishedOn`, 2026-12-02T18:39:02Z to the second);
+/// `scan_at` moves every time a scan states to another instant.
+const SCANNED: i64 = 1_796_236_742;
+const SCANNED_TEXT: &str = "2026-12-02T18:39:02Z";
+/// 2026-12-03T00:00:00Z: hours after the scans.
+const NOW: i64 = 1_796_256_000;
 
 fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata")
@@ -29,6 +42,26 @@ fn loader(path: &str) -> Result<Vec<u8>, String> {
 fn fixture(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(testdata().join("attestations").join(name)).unwrap())
         .unwrap()
+}
+
+/// A scan fixture with every time it states (`metadata.scanStartedOn`/`scanFinishedOn`, the
+/// report's `CreatedAt` where it has one) moved to `finished`.
+fn scan_at(name: &str, finished: &str) -> Value {
+    let mut p = fixture(name);
+    p["metadata"]["scanStartedOn"] = json!(finished);
+    p["metadata"]["scanFinishedOn"] = json!(finished);
+    if p["scanner"]["result"].get("CreatedAt").is_some() {
+        p["scanner"]["result"]["CreatedAt"] = json!(finished);
+    }
+    p
+}
+
+fn critical() -> Value {
+    scan_at(CRITICAL_SCAN, SCANNED_TEXT)
+}
+
+fn passing() -> Value {
+    scan_at(PASSING_SCAN, SCANNED_TEXT)
 }
 
 fn key_id(file: &str) -> KeyId {
@@ -100,39 +133,34 @@ const VULN_SCOPE: &str = r#"    attestations:
 #[test]
 fn vulnerability_gate_denies_naming_the_cve_and_allows_a_clean_scan() {
     let policy = load(VULN_SCOPE);
-    let deny = judge(
-        &policy,
-        vec![att("keyA.pub", VULN, fixture("trivy-vuln-critical.json"))],
-        NOW,
-    );
+    let deny = judge(&policy, vec![att("keyA.pub", VULN, critical())], NOW);
     assert_eq!(deny.decision, Decision::Deny, "{deny:?}");
+    // CVE-2025-68121 is listed once per Go binary (three targets): named once.
     assert_eq!(
         codes(&deny),
         ["vulnerability-too-severe", "vulnerability-too-severe"]
     );
     let messages: Vec<&str> = deny.findings.iter().map(|f| f.message.as_str()).collect();
     assert!(
-        messages
-            .iter()
-            .any(|m| m.contains("CVE-2024-3094 CRITICAL in xz-utils 5.6.0-0.2")),
+        messages.iter().any(|m| m
+            .contains("CVE-2025-41115 CRITICAL in github.com/grafana/grafana 12.2.0; the highest severity allowed is HIGH")),
         "{messages:?}"
     );
-    assert!(messages
-        .iter()
-        .any(|m| m.contains("CVE-2024-3094 CRITICAL in liblzma5 5.6.0-0.2")));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("CVE-2025-68121 CRITICAL in stdlib v1.24.6")),
+        "{messages:?}"
+    );
     assert_eq!(
         deny.findings[0].rule,
         "scopes.\"registry.example.com/app\".attestations[0]"
     );
 
-    let allow = judge(
-        &policy,
-        vec![att("keyA.pub", VULN, fixture("trivy-vuln-clean.json"))],
-        NOW,
-    );
+    let allow = judge(&policy, vec![att("keyA.pub", VULN, passing())], NOW);
     assert_eq!(allow.decision, Decision::Allow, "{allow:?}");
-    // The scan (finished 2024-03-30T10:12:44Z) grows too old 7 days later.
-    assert_eq!(allow.valid_until, Some(1_711_793_564 + 7 * 86_400 + 1));
+    // The scan grows too old 7 days after it finished.
+    assert_eq!(allow.valid_until, Some(SCANNED + 7 * 86_400 + 1));
 
     // No attestation at all, or only the plain evaluate: denied as missing.
     let none = judge(&policy, vec![], NOW);
@@ -144,6 +172,83 @@ fn vulnerability_gate_denies_naming_the_cve_and_allows_a_clean_scan() {
 }
 
 #[test]
+fn a_lower_ceiling_names_the_passing_scans_high_findings() {
+    let policy = load(&VULN_SCOPE.replace("maxSeverity: high", "maxSeverity: medium"));
+    let v = judge(&policy, vec![att("keyA.pub", VULN, passing())], NOW);
+    assert_eq!(
+        codes(&v),
+        ["vulnerability-too-severe", "vulnerability-too-severe"]
+    );
+    let messages: Vec<&str> = v.findings.iter().map(|f| f.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("CVE-2025-12183 HIGH in org.lz4:lz4-java 1.8.0")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("CVE-2025-66566 HIGH in org.lz4:lz4-java 1.8.0")),
+        "{messages:?}"
+    );
+}
+
+/// The fixtures exactly as `trivy convert` wrote them: `scanFinishedOn` is the conversion time,
+/// and the OpenSearch report's own `CreatedAt` (2026-02-06T23:54:26Z) is when it was scanned.
+#[test]
+fn a_converted_report_is_as_old_as_its_scan_not_its_conversion() {
+    let policy = load(VULN_SCOPE);
+    let an_hour_later = SCANNED + 3600;
+    let v = judge(
+        &policy,
+        vec![att("keyA.pub", VULN, fixture(PASSING_SCAN))],
+        an_hour_later,
+    );
+    assert_eq!(codes(&v), ["vulnerability-scan-too-old"], "{v:?}");
+    assert!(
+        v.findings[0]
+            .message
+            .contains("its report was created at 2026-02-06T23:54:26Z"),
+        "{:?}",
+        v.findings
+    );
+    let within_a_year = load(&VULN_SCOPE.replace("maxScanAge: 7d", "maxScanAge: 365d"));
+    let v = judge(
+        &within_a_year,
+        vec![att("keyA.pub", VULN, fixture(PASSING_SCAN))],
+        an_hour_later,
+    );
+    assert_eq!(v.decision, Decision::Allow, "{v:?}");
+    // 2026-02-06T23:54:26Z + 365 days, and one second.
+    assert_eq!(v.valid_until, Some(1_770_422_066 + 365 * 86_400 + 1));
+
+    // The Grafana report (trimmed upstream) has no CreatedAt: scanFinishedOn is all there is.
+    let v = judge(
+        &policy,
+        vec![att("keyA.pub", VULN, fixture(CRITICAL_SCAN))],
+        an_hour_later,
+    );
+    assert!(
+        codes(&v).iter().all(|c| *c == "vulnerability-too-severe"),
+        "{v:?}"
+    );
+
+    // Go's zero time means "never set"; any other CreatedAt that is not a time is refused.
+    let mut zero = passing();
+    zero["scanner"]["result"]["CreatedAt"] = json!("0001-01-01T00:00:00Z");
+    let v = judge(&policy, vec![att("keyA.pub", VULN, zero)], NOW);
+    assert_eq!(v.decision, Decision::Allow, "{v:?}");
+    for bad in [json!("yesterday"), json!(1_770_422_066)] {
+        let mut p = passing();
+        p["scanner"]["result"]["CreatedAt"] = bad;
+        let v = judge(&policy, vec![att("keyA.pub", VULN, p)], NOW);
+        assert_eq!(codes(&v), ["vulnerability-report-invalid"], "{v:?}");
+        assert!(v.findings[0].message.contains("CreatedAt"), "{v:?}");
+    }
+}
+
+#[test]
 fn allow_list_entries_expire() {
     let scope = r#"    attestations:
       - type: vuln
@@ -151,29 +256,44 @@ fn allow_list_entries_expire() {
         vulnerabilities:
           maxSeverity: high
           allow:
-            - id: CVE-2024-3094
-              until: "2024-04-01T00:00:00Z"
-              reason: "backdoored build never deployed; rebuilding"
+            - id: CVE-2025-41115
+              until: "2026-12-05T00:00:00Z"
+              reason: "SCIM provisioning is off; 12.2.2 rolls out this week"
+            - id: CVE-2025-68121
+              until: "2026-12-05T00:00:00Z"
 "#;
     let policy = load(scope);
-    let atts = || vec![att("keyA.pub", VULN, fixture("trivy-vuln-critical.json"))];
+    let atts = || vec![att("keyA.pub", VULN, critical())];
     let allowed = judge(&policy, atts(), NOW);
     assert_eq!(allowed.decision, Decision::Allow, "{allowed:?}");
-    // The verdict must not outlive the allow-list entry.
-    assert_eq!(allowed.valid_until, Some(1_711_929_600));
+    // The verdict must not outlive the allow-list entries.
+    let until = 1_796_428_800;
+    assert_eq!(allowed.valid_until, Some(until));
 
-    let expired = judge(&policy, atts(), 1_711_929_600);
+    let expired = judge(&policy, atts(), until);
     assert_eq!(expired.decision, Decision::Deny);
-    assert!(expired
-        .findings
-        .iter()
-        .all(|f| f.code == "vulnerability-too-severe"));
+    assert_eq!(
+        codes(&expired),
+        ["vulnerability-too-severe", "vulnerability-too-severe"]
+    );
     assert!(
         expired.findings[0]
             .message
-            .contains("its allow-list entry expired at 2024-04-01T00:00:00Z"),
+            .contains("its allow-list entry expired at 2026-12-05T00:00:00Z"),
         "{:?}",
         expired.findings
+    );
+
+    // An entry covers its own CVE only: the other CRITICAL one still denies.
+    let one = load(&scope.replace("- id: CVE-2025-68121", "- id: CVE-2099-0001"));
+    let v = judge(&one, atts(), NOW);
+    assert_eq!(codes(&v), ["vulnerability-too-severe"], "{v:?}");
+    assert!(
+        v.findings[0]
+            .message
+            .contains("CVE-2025-68121 CRITICAL in stdlib v1.24.6"),
+        "{:?}",
+        v.findings
     );
 }
 
@@ -181,15 +301,14 @@ fn allow_list_entries_expire() {
 fn a_scan_too_old_or_without_a_time_is_denied() {
     let policy = load(VULN_SCOPE);
     let later = NOW + 8 * 86_400;
-    let old = judge(
-        &policy,
-        vec![att("keyA.pub", VULN, fixture("trivy-vuln-clean.json"))],
-        later,
-    );
+    let old = judge(&policy, vec![att("keyA.pub", VULN, passing())], later);
     assert_eq!(codes(&old), ["vulnerability-scan-too-old"]);
     assert!(old.findings[0].message.contains("older than 7d"));
+    assert!(old.findings[0]
+        .message
+        .contains("the scan finished at 2026-12-02T18:39:02Z"));
 
-    let mut timeless = fixture("trivy-vuln-clean.json");
+    let mut timeless = passing();
     timeless["metadata"] = json!({});
     let v = judge(&policy, vec![att("keyA.pub", VULN, timeless)], NOW);
     assert_eq!(codes(&v), ["vulnerability-scan-time-missing"]);
@@ -199,19 +318,15 @@ fn a_scan_too_old_or_without_a_time_is_denied() {
 fn a_scan_by_an_untrusted_signer_is_not_judged() {
     let policy = load(VULN_SCOPE);
     // keyB is the builder, not the scanner: its clean scan does not count.
-    let v = judge(
-        &policy,
-        vec![att("keyB.pub", VULN, fixture("trivy-vuln-clean.json"))],
-        NOW,
-    );
+    let v = judge(&policy, vec![att("keyB.pub", VULN, passing())], NOW);
     assert_eq!(v.decision, Decision::Deny);
     assert_eq!(codes(&v), ["attestation-untrusted"]);
     // A trusted clean scan beside an untrusted critical one allows.
     let v = judge(
         &policy,
         vec![
-            att("keyB.pub", VULN, fixture("trivy-vuln-critical.json")),
-            att("keyA.pub", VULN, fixture("trivy-vuln-clean.json")),
+            att("keyB.pub", VULN, critical()),
+            att("keyA.pub", VULN, passing()),
         ],
         NOW,
     );
@@ -221,95 +336,173 @@ fn a_scan_by_an_untrusted_signer_is_not_judged() {
 #[test]
 fn unknown_scanner_severities_count_as_critical() {
     let policy = load(VULN_SCOPE);
-    let mut p = fixture("trivy-vuln-clean.json");
+    let mut p = passing();
     p["scanner"]["result"]["Results"][0]["Vulnerabilities"][0]["Severity"] = json!("SEVERE");
     let v = judge(&policy, vec![att("keyA.pub", VULN, p)], NOW);
     assert_eq!(codes(&v), ["vulnerability-too-severe"]);
-    assert!(v.findings[0]
-        .message
-        .contains("CVE-2023-50495 CRITICAL in ncurses-base"));
+    assert!(
+        v.findings[0]
+            .message
+            .contains("CVE-2025-8732 CRITICAL in libxml2"),
+        "{:?}",
+        v.findings
+    );
 
-    let mut broken = fixture("trivy-vuln-clean.json");
+    let mut broken = passing();
     broken["scanner"]["result"]["Results"] = json!("nope");
     let v = judge(&policy, vec![att("keyA.pub", VULN, broken)], NOW);
     assert_eq!(codes(&v), ["vulnerability-report-invalid"]);
 }
 
-#[test]
-fn slsa_v02_builder_and_source() {
-    let good = r#"    attestations:
+/// What the real v0.2 provenance states (GitHub Actions via npm's slsa-provenance action).
+const V02_SCOPE: &str = r#"    attestations:
       - type: slsaprovenance02
         keys: [builder]
         slsa:
-          builderId: https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v1.10.0
-          sourceRepository: https://github.com/example-org/app
-          sourceRef: refs/heads/main
-          buildType: https://github.com/slsa-framework/slsa-github-generator/container@v1
+          builderId: https://github.com/npm/slsa-provenance@0.0.1
+          buildType: https://github.com/npm/slsa-provenance/gha@v0
+          sourceRepository: https://github.com/github/slsa-provenance
+          sourceRef: refs/heads/demo
 "#;
+
+#[test]
+fn slsa_v02_real_provenance_matches_builder_type_source_and_ref() {
     let v = judge(
-        &load(good),
-        vec![att("keyB.pub", V02, fixture("slsa-v0.2.json"))],
+        &load(V02_SCOPE),
+        vec![att("keyB.pub", V02, fixture(SLSA_V02_NPM))],
         NOW,
     );
     assert_eq!(v.decision, Decision::Allow, "{v:?}");
-
-    let other = good.replace("example-org/app", "attacker/app");
+    // `cosign attest --type slsaprovenance` names the same predicate type.
     let v = judge(
-        &load(&other),
-        vec![att("keyB.pub", V02, fixture("slsa-v0.2.json"))],
+        &load(&V02_SCOPE.replace("slsaprovenance02", "slsaprovenance")),
+        vec![att("keyB.pub", V02, fixture(SLSA_V02_NPM))],
         NOW,
     );
-    assert_eq!(codes(&v), ["slsa-source-mismatch"]);
-    assert!(v.findings[0]
-        .message
-        .contains("source repository is \"https://github.com/example-org/app\", not \"https://github.com/attacker/app\""));
-
-    let builder = good.replace("v1.10.0", "v1.9.0");
-    let v = judge(
-        &load(&builder),
-        vec![att("keyB.pub", V02, fixture("slsa-v0.2.json"))],
-        NOW,
-    );
-    assert_eq!(codes(&v), ["slsa-builder-mismatch"]);
+    assert_eq!(v.decision, Decision::Allow, "{v:?}");
 }
 
 #[test]
-fn slsa_v1_builder_source_and_ref() {
-    let scope = r#"    attestations:
+fn slsa_v02_each_mismatch_is_denied_naming_what_failed() {
+    let cases = [
+        (
+            "github/slsa-provenance\n",
+            "attacker/slsa-provenance\n",
+            "slsa-source-mismatch",
+            "provenance source repository is \"https://github.com/github/slsa-provenance\", not \"https://github.com/attacker/slsa-provenance\"",
+        ),
+        (
+            "sourceRef: refs/heads/demo",
+            "sourceRef: refs/heads/main",
+            "slsa-ref-mismatch",
+            "provenance source ref is \"refs/heads/demo\", not \"refs/heads/main\"",
+        ),
+        (
+            "slsa-provenance@0.0.1",
+            "slsa-provenance@0.0.2",
+            "slsa-builder-mismatch",
+            "provenance builder id is \"https://github.com/npm/slsa-provenance@0.0.1\", not \"https://github.com/npm/slsa-provenance@0.0.2\"",
+        ),
+        (
+            "gha@v0",
+            "gha@v1",
+            "slsa-build-type-mismatch",
+            "provenance build type is \"https://github.com/npm/slsa-provenance/gha@v0\", not \"https://github.com/npm/slsa-provenance/gha@v1\"",
+        ),
+    ];
+    for (from, to, code, message) in cases {
+        let scope = V02_SCOPE.replace(from, to);
+        assert_ne!(scope, V02_SCOPE, "{from}");
+        let v = judge(
+            &load(&scope),
+            vec![att("keyB.pub", V02, fixture(SLSA_V02_NPM))],
+            NOW,
+        );
+        assert_eq!(v.decision, Decision::Deny, "{code}");
+        assert_eq!(codes(&v), [code], "{v:?}");
+        assert!(
+            v.findings[0].message.contains(message),
+            "{code}: {:?}",
+            v.findings
+        );
+    }
+}
+
+/// What the real v1 provenance states (GitHub-hosted runner, npm's sigstore 2.0.0).
+const V1_SCOPE: &str = r#"    attestations:
       - type: slsaprovenance1
         keys: [builder]
-        maxAge: 30d
         slsa:
-          builderId: https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@refs/tags/v2.0.0
-          sourceRepository: git+https://github.com/example-org/app.git
-          sourceRef: refs/tags/v1.4.2
+          builderId: https://github.com/actions/runner/github-hosted
+          buildType: https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1
+          sourceRepository: git+https://github.com/sigstore/sigstore-js.git
+          sourceRef: refs/heads/main
 "#;
-    let v = judge(
-        &load(scope),
-        vec![att("keyB.pub", V1, fixture("slsa-v1.json"))],
-        NOW + 3 * 86_400,
-    );
+
+#[test]
+fn slsa_v1_real_provenance_matches_builder_type_source_and_ref() {
+    let real = || vec![att("keyB.pub", V1, fixture(SLSA_V1_NPM))];
+    let v = judge(&load(V1_SCOPE), real(), NOW);
     assert_eq!(v.decision, Decision::Allow, "{v:?}");
+
     let v = judge(
-        &load(&scope.replace("refs/tags/v1.4.2", "refs/heads/main")),
-        vec![att("keyB.pub", V1, fixture("slsa-v1.json"))],
-        NOW + 3 * 86_400,
+        &load(&V1_SCOPE.replace("sigstore/sigstore-js", "sigstore/sigstore-go")),
+        real(),
+        NOW,
+    );
+    assert_eq!(codes(&v), ["slsa-source-mismatch"]);
+    assert!(v.findings[0].message.contains(
+        "source repository is \"https://github.com/sigstore/sigstore-js\", not \"git+https://github.com/sigstore/sigstore-go.git\""
+    ));
+    let v = judge(
+        &load(&V1_SCOPE.replace("refs/heads/main", "refs/tags/v2.0.0")),
+        real(),
+        NOW,
     );
     assert_eq!(codes(&v), ["slsa-ref-mismatch"]);
-    // maxAge reads runDetails.metadata.finishedOn (2024-04-02T09:17:41Z).
     let v = judge(
-        &load(scope),
-        vec![att("keyB.pub", V1, fixture("slsa-v1.json"))],
-        NOW + 3 * 86_400 + 40 * 86_400,
+        &load(&V1_SCOPE.replace("github-hosted", "self-hosted")),
+        real(),
+        NOW,
     );
-    assert_eq!(codes(&v), ["attestation-too-old"]);
+    assert_eq!(codes(&v), ["slsa-builder-mismatch"]);
+    assert!(v.findings[0]
+        .message
+        .contains("builder id is \"https://github.com/actions/runner/github-hosted\""));
+
     // A v0.2 statement does not satisfy a v1 requirement.
     let v = judge(
-        &load(scope),
-        vec![att("keyB.pub", V02, fixture("slsa-v0.2.json"))],
-        NOW + 3 * 86_400,
+        &load(V1_SCOPE),
+        vec![att("keyB.pub", V02, fixture(SLSA_V02_NPM))],
+        NOW,
     );
     assert_eq!(codes(&v), ["attestation-missing"]);
+}
+
+/// npm's provenance states no finish time (its time is the transparency log's), so a
+/// key-signed copy cannot satisfy `maxAge`; with `runDetails.metadata.finishedOn` added (the
+/// field SLSA v1 defines) the bound applies.
+#[test]
+fn slsa_v1_max_age_needs_a_stated_time() {
+    let scope = V1_SCOPE.replace("        slsa:\n", "        maxAge: 30d\n        slsa:\n");
+    let v = judge(
+        &load(&scope),
+        vec![att("keyB.pub", V1, fixture(SLSA_V1_NPM))],
+        NOW,
+    );
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    assert_eq!(codes(&v)[0], "attestation-time-unknown", "{v:?}");
+
+    let mut timed = fixture(SLSA_V1_NPM);
+    timed["runDetails"]["metadata"]["finishedOn"] = json!("2026-12-01T00:00:00Z");
+    let v = judge(&load(&scope), vec![att("keyB.pub", V1, timed.clone())], NOW);
+    assert_eq!(v.decision, Decision::Allow, "{v:?}");
+    let v = judge(
+        &load(&scope),
+        vec![att("keyB.pub", V1, timed)],
+        NOW + 40 * 86_400,
+    );
+    assert_eq!(codes(&v), ["attestation-too-old"]);
 }
 
 fn cel_scope(expression: &str) -> String {
@@ -320,7 +513,7 @@ fn cel_scope(expression: &str) -> String {
 
 #[test]
 fn cel_conditions_true_false_and_errors() {
-    let atts = || vec![att("keyA.pub", VULN, fixture("trivy-vuln-critical.json"))];
+    let atts = || vec![att("keyA.pub", VULN, critical())];
     let ok = load(&cel_scope(
         "predicate.scanner.uri.startsWith(\"pkg:github/aquasecurity/trivy@\") && subject.exists(s, s.name == \"registry.example.com/app\") && config.config.User != \"root\"",
     ));
@@ -519,18 +712,14 @@ fn attestation_thresholds_count_distinct_signers() {
           maxSeverity: high
 "#;
     let policy = load(scope);
-    let one = judge(
-        &policy,
-        vec![att("keyA.pub", VULN, fixture("trivy-vuln-clean.json"))],
-        NOW,
-    );
+    let one = judge(&policy, vec![att("keyA.pub", VULN, passing())], NOW);
     assert_eq!(codes(&one), ["threshold-not-met"], "{one:?}");
     // The second signer's scan finds the CVE: it does not count, and the CVE is named.
     let v = judge(
         &policy,
         vec![
-            att("keyA.pub", VULN, fixture("trivy-vuln-clean.json")),
-            att("keyB.pub", VULN, fixture("trivy-vuln-critical.json")),
+            att("keyA.pub", VULN, passing()),
+            att("keyB.pub", VULN, critical()),
         ],
         NOW,
     );
@@ -539,34 +728,27 @@ fn attestation_thresholds_count_distinct_signers() {
     let both = judge(
         &policy,
         vec![
-            att("keyA.pub", VULN, fixture("trivy-vuln-clean.json")),
-            att("keyB.pub", VULN, fixture("trivy-vuln-clean.json")),
+            att("keyA.pub", VULN, passing()),
+            att("keyB.pub", VULN, passing()),
         ],
         NOW,
     );
     assert_eq!(both.decision, Decision::Allow, "{both:?}");
 }
 
-/// A scan fixture whose `metadata.scanFinishedOn` is moved to `finished`.
-fn scan_at(name: &str, finished: &str) -> Value {
-    let mut p = fixture(name);
-    p["metadata"]["scanFinishedOn"] = json!(finished);
-    p
-}
-
 #[test]
 fn a_newer_critical_scan_denies_beside_an_older_clean_one() {
     let policy = load(VULN_SCOPE);
-    // Both within maxScanAge (7d) at NOW (2024-03-31T00:00:00Z).
+    // Both within maxScanAge (7d) at NOW (2026-12-03T00:00:00Z).
     let older_clean = att(
         "keyA.pub",
         VULN,
-        scan_at("trivy-vuln-clean.json", "2024-03-28T00:00:00Z"),
+        scan_at(PASSING_SCAN, "2026-11-30T00:00:00Z"),
     );
     let newer_critical = att(
         "keyA.pub",
         VULN,
-        scan_at("trivy-vuln-critical.json", "2024-03-30T12:00:00Z"),
+        scan_at(CRITICAL_SCAN, "2026-12-02T12:00:00Z"),
     );
     for atts in [
         vec![older_clean.clone(), newer_critical.clone()],
@@ -581,7 +763,7 @@ fn a_newer_critical_scan_denies_beside_an_older_clean_one() {
         assert!(
             v.findings
                 .iter()
-                .any(|f| f.message.contains("CVE-2024-3094 CRITICAL")),
+                .any(|f| f.message.contains("CVE-2025-41115 CRITICAL")),
             "{v:?}"
         );
     }
@@ -594,7 +776,7 @@ fn a_newer_critical_scan_denies_beside_an_older_clean_one() {
             att(
                 "keyA.pub",
                 VULN,
-                scan_at("trivy-vuln-clean.json", "2024-03-30T12:00:00Z"),
+                scan_at(PASSING_SCAN, "2026-12-02T12:00:00Z"),
             ),
         ],
         NOW,
@@ -605,7 +787,7 @@ fn a_newer_critical_scan_denies_beside_an_older_clean_one() {
     let stale_critical = att(
         "keyA.pub",
         VULN,
-        scan_at("trivy-vuln-critical.json", "2024-03-01T00:00:00Z"),
+        scan_at(CRITICAL_SCAN, "2026-11-01T00:00:00Z"),
     );
     let v = judge(&policy, vec![stale_critical.clone(), older_clean], NOW);
     assert_eq!(v.decision, Decision::Allow, "{v:?}");
@@ -625,8 +807,8 @@ fn a_newer_critical_scan_denies_beside_an_older_clean_one() {
     let v = judge(
         &policy,
         vec![
-            att("keyB.pub", VULN, fixture("trivy-vuln-clean.json")),
-            att("keyA.pub", VULN, fixture("trivy-vuln-critical.json")),
+            att("keyB.pub", VULN, passing()),
+            att("keyA.pub", VULN, critical()),
         ],
         NOW,
     );
@@ -646,8 +828,8 @@ fn a_failing_attestation_by_one_trusted_signer_denies_even_above_the_threshold()
     let v = judge(
         &policy,
         vec![
-            att("keyA.pub", VULN, fixture("trivy-vuln-clean.json")),
-            att("keyB.pub", VULN, fixture("trivy-vuln-critical.json")),
+            att("keyA.pub", VULN, passing()),
+            att("keyB.pub", VULN, critical()),
         ],
         NOW,
     );
@@ -656,5 +838,5 @@ fn a_failing_attestation_by_one_trusted_signer_denies_even_above_the_threshold()
         codes(&v).iter().all(|c| *c == "vulnerability-too-severe"),
         "{v:?}"
     );
-    assert!(v.findings[0].message.contains("CVE-2024-3094"), "{v:?}");
+    assert!(v.findings[0].message.contains("CVE-2025-41115"), "{v:?}");
 }
