@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a program's output, not a library's
 
 mod attest;
+mod attest_bounds;
 mod attest_policy;
 mod attest_requests;
 mod cache_time;
