@@ -842,7 +842,7 @@ fn a_keyless_bundle_about_another_artifact_is_refused_through_the_keyless_checks
     assert_eq!(code(&out), 12);
     assert!(
         stderr(&out).contains(
-            "signature: signed with a certificate (keyless), but no certificate identity was given"
+            "signature: signed with a certificate, but no certificate identity or CA was given"
         ),
         "{}",
         stderr(&out)
@@ -966,5 +966,260 @@ fn attest_output_json_names_what_was_written() {
             .collect::<Vec<_>>(),
         vec![referrer],
         "the referrer the document names is the one the registry lists"
+    );
+}
+
+/// A loopback relay in front of `upstream` that records each request line (`GET /v2/…`).
+struct CountingRelay {
+    host: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl CountingRelay {
+    fn start(upstream: String) -> CountingRelay {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let Ok(mut server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = client.read(&mut buf) {
+                        for line in String::from_utf8_lossy(&buf[..n]).split("\r\n") {
+                            if line.ends_with(" HTTP/1.1") && line.contains(" /v2/") {
+                                seen.lock().unwrap().push(line.to_string());
+                            }
+                        }
+                        if server.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = s2.read(&mut buf) {
+                        if c2.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        CountingRelay { host, requests }
+    }
+
+    /// The registry requests made so far, then forget them.
+    fn take(&self) -> Vec<String> {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::mem::take(&mut *self.requests.lock().unwrap())
+    }
+}
+
+/// Push a bundle referrer of `digest` holding `envelope`, with `signer`'s key hint.
+fn push_signature_bundle(image: &str, envelope: &Envelope, signer: &signet_sign::keys::PublicKey) {
+    let st = store(image);
+    runtime().block_on(async {
+        let subject = st.resolve().await.unwrap();
+        signet_verifier::bundle_sign::push_bundle(
+            &st,
+            &subject,
+            envelope,
+            signer,
+            &PredicateType::uri(SIGN_V1).unwrap(),
+            "2026-01-01T00:00:00Z",
+        )
+        .await
+        .unwrap();
+    });
+}
+
+/// Issue 12 item 1: `verify --key` accepts what `sign --format bundle` wrote (a bundle-only
+/// image), refuses it under another key naming the check, reads no referrers with
+/// `--signature-format legacy`, and fails closed: a bundle that claims the given key and does
+/// not verify refuses the image even beside a good `.sig` layer. A bundle by another signer
+/// (its hint names another key) is another signer's evidence, as a `.sig` layer by another key is.
+#[test]
+fn verify_with_a_key_reads_bundle_signatures_and_fails_closed_on_a_bad_one() {
+    let reg = TestRegistry::start();
+    let relay = CountingRelay::start(reg.host());
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "k");
+    let (other_key, other_public) = keypair(dir.path(), "other");
+
+    // A bundle-only image.
+    support::push_sample_image(&reg, "bundled/app:v1");
+    let image = format!("{}/bundled/app:v1", relay.host);
+    let signed = run(&[
+        "sign",
+        "--key",
+        s(&key),
+        "--format",
+        "bundle",
+        "-a",
+        "team=blue",
+        &image,
+    ]);
+    assert_eq!(code(&signed), 0, "{}", stderr(&signed));
+    relay.take();
+    let ok = run(&["verify", "--key", s(&public), &image]);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    let bundle_requests = relay.take();
+    assert!(
+        stderr(&ok).contains("1 of 1 cosign bundle signature(s) verified"),
+        "{}",
+        stderr(&ok)
+    );
+    assert!(
+        stderr(&ok).contains("repository-not-signed"),
+        "{}",
+        stderr(&ok)
+    );
+    let printed: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(printed[0]["predicateType"], SIGN_V1, "{printed}");
+    // A required annotation is read from the statement's subject.
+    let annotated = run(&["verify", "--key", s(&public), "-a", "team=blue", &image]);
+    assert_eq!(code(&annotated), 0, "{}", stderr(&annotated));
+    let missing = run(&["verify", "--key", s(&public), "-a", "team=red", &image]);
+    assert_eq!(code(&missing), 12, "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("annotation-missing"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let wrong = run(&["verify", "--key", s(&other_public), &image]);
+    assert_eq!(code(&wrong), 12, "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong)
+            .contains("signature: the DSSE signature does not verify with the given key(s)"),
+        "{}",
+        stderr(&wrong)
+    );
+    relay.take();
+    let legacy_only = run(&[
+        "verify",
+        "--key",
+        s(&public),
+        "--signature-format",
+        "legacy",
+        &image,
+    ]);
+    assert_eq!(code(&legacy_only), 10, "{}", stderr(&legacy_only));
+    let legacy_requests = relay.take();
+    assert!(
+        legacy_requests
+            .iter()
+            .all(|r| !r.contains("referrers") && !r.contains(":sha256-")),
+        "{legacy_requests:?}"
+    );
+
+    // --format both: legacy and bundle both verify; the request count with bundles read.
+    support::push_sample_image(&reg, "both/app:v1");
+    let both = format!("{}/both/app:v1", relay.host);
+    assert_eq!(
+        code(&run(&["sign", "--key", s(&key), "--format", "both", &both])),
+        0
+    );
+    relay.take();
+    let ok = run(&["verify", "--key", s(&public), "--output", "json", &both]);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    let both_requests = relay.take();
+    let report: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["signatures"].as_array().unwrap().len(), 1);
+    assert_eq!(report["bundles"][0]["passed"], true, "{report}");
+    assert!(!stderr(&ok).contains("repository-not-signed"));
+    assert_eq!(
+        code(&run(&[
+            "verify",
+            "--key",
+            s(&public),
+            "--signature-format",
+            "legacy",
+            &both
+        ])),
+        0
+    );
+    let legacy_requests = relay.take();
+    eprintln!(
+        "requests: bundle-only {} {bundle_requests:?}\nboth {} {both_requests:?}\nboth, legacy only {} {legacy_requests:?}",
+        bundle_requests.len(),
+        both_requests.len(),
+        legacy_requests.len()
+    );
+    // Reading bundles costs the referrers listing (API, then the tag schema on a registry
+    // without it), the referrer manifest and the bundle blob: at most 4 more.
+    assert!(
+        both_requests.len() <= legacy_requests.len() + 4,
+        "{both_requests:?} vs {legacy_requests:?}"
+    );
+
+    // A good .sig beside a tampered bundle that claims the same key: refused.
+    let digest = support::push_sample_image(&reg, "tampered/app:v1");
+    let tampered = format!("{}/tampered/app:v1", relay.host);
+    assert_eq!(code(&run(&["sign", "--key", s(&key), &tampered])), 0);
+    assert_eq!(code(&run(&["verify", "--key", s(&public), &tampered])), 0);
+    let signing = decrypt(&key);
+    let statement = Statement::for_image(
+        None,
+        &digest,
+        PredicateType::uri(SIGN_V1).unwrap(),
+        serde_json::json!({}),
+    );
+    let mut envelope = Envelope::sign(&signing, INTOTO_PAYLOAD_TYPE, statement.to_bytes().unwrap());
+    envelope.payload = String::from_utf8(envelope.payload)
+        .unwrap()
+        .replace("\"predicate\":{}", "\"predicate\":{\"x\":1}")
+        .into_bytes();
+    push_signature_bundle(&tampered, &envelope, &signing.public_key());
+    let refused = run(&["verify", "--key", s(&public), &tampered]);
+    assert_eq!(code(&refused), 12, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("bundle signature(s) claiming a given key do not verify")
+            && stderr(&refused).contains("signature: the DSSE signature does not verify"),
+        "{}",
+        stderr(&refused)
+    );
+    // The user may restrict the formats to the legacy one.
+    assert_eq!(
+        code(&run(&[
+            "verify",
+            "--key",
+            s(&public),
+            "--signature-format",
+            "legacy",
+            &tampered
+        ])),
+        0
+    );
+
+    // A good .sig beside a valid bundle by another signer: that signer's, not evidence against.
+    support::push_sample_image(&reg, "cosigned/app:v1");
+    let cosigned = format!("{}/cosigned/app:v1", relay.host);
+    assert_eq!(code(&run(&["sign", "--key", s(&key), &cosigned])), 0);
+    assert_eq!(
+        code(&run(&[
+            "sign",
+            "--key",
+            s(&other_key),
+            "--format",
+            "bundle",
+            &cosigned
+        ])),
+        0
+    );
+    let ok = run(&["verify", "--key", s(&public), &cosigned]);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    assert!(
+        stderr(&ok).contains("0 of 1 cosign bundle signature(s) verified"),
+        "{}",
+        stderr(&ok)
     );
 }

@@ -10,14 +10,11 @@ use serde::Serialize;
 use signet_oci::store::ImageStore;
 use signet_oci::{Descriptor, Digest, FetchedManifest, Manifest, Reference};
 use signet_policy::{
-    AttestationEvidence, AttestationInput, ConfigFacts, Evidence, Loaded, Material, Policy,
-    SignatureFormat, Signer, SigstoreRoot, Verdict,
+    AttestationInput, ConfigFacts, Evidence, Loaded, Material, Policy, SigstoreRoot, Verdict,
 };
 use signet_sign::keys::PublicKey;
 
-use crate::attest::{
-    attestation_candidates, AttestationChecks, AttestationSource, VerifyAttestationOptions,
-};
+use crate::attest::AttestationChecks;
 use crate::signatures::{
     check_layers, read_signature_manifest, LayerChecks, DEFAULT_MAX_SIGNATURES,
 };
@@ -42,7 +39,7 @@ pub struct PolicyFile {
     pub loaded: Loaded,
     /// SHA-256 of the policy text and every key's DER: the content hash the gate caches by.
     pub hash: Digest,
-    keys: Vec<PublicKey>,
+    pub(crate) keys: Vec<PublicKey>,
     key_paths: Vec<PathBuf>,
     /// CA certificate and Rekor key files the policy names, by path as written.
     trust_files: BTreeMap<String, Vec<u8>>,
@@ -394,10 +391,11 @@ pub async fn evaluate_digest(
         }
     }
     // Attestations only for a scope that requires them: `.att` layers and bundle referrers,
-    // each checked (envelope, signature by a policy key, statement, subject = this digest,
-    // predicate type); only a candidate that passed every check is evidence.
+    // each checked (envelope, signature by a policy key or a certificate under a trust source
+    // the policy names, statement, subject = this digest, predicate type); only a candidate
+    // that passed every check is evidence.
     let (attestation_evidence, attestations) = if policy.policy().needs_attestations(identity) {
-        gather_attestations(signatures, &digest, policy).await?
+        crate::attest::policy_attestations(signatures, &digest, policy, now).await?
     } else {
         (Vec::new(), Vec::new())
     };
@@ -426,44 +424,6 @@ pub async fn evaluate_digest(
         certificate_signatures,
         attestations,
     })
-}
-
-/// Verified attestations of `digest` as policy evidence (one per key that verified the
-/// envelope), and every candidate with its checks for the report. Attestations are checked
-/// with the policy's keys; certificate-signed ones are candidates that never verify here.
-async fn gather_attestations(
-    store: &ImageStore,
-    digest: &Digest,
-    policy: &PolicyFile,
-) -> Result<(Vec<AttestationEvidence>, Vec<AttestationChecks>), Error> {
-    let options = VerifyAttestationOptions {
-        keys: policy.keys.clone(),
-        ..VerifyAttestationOptions::default()
-    };
-    let candidates = attestation_candidates(store, digest, &options).await?;
-    let mut evidence = Vec::new();
-    for candidate in &candidates {
-        let Some(statement) = candidate.verified_statement() else {
-            continue;
-        };
-        let format = match candidate.source() {
-            AttestationSource::Legacy { .. } => SignatureFormat::Legacy,
-            AttestationSource::Bundle { .. } => SignatureFormat::Bundle,
-        };
-        let subject = serde_json::to_value(&statement.subjects)
-            .map_err(|e| Error::Invalid(format!("attestation subject: {e}")))?;
-        for key in candidate.verified_by() {
-            evidence.push(AttestationEvidence {
-                signer: Signer::Key(key.clone()),
-                format,
-                predicate_type: statement.predicate_type.as_str().to_string(),
-                subject: subject.clone(),
-                predicate: statement.predicate.clone(),
-                tlog: None,
-            });
-        }
-    }
-    Ok((evidence, candidates))
 }
 
 /// Every config blob of the image (one per platform of an index), with its digest.

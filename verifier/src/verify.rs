@@ -1,8 +1,12 @@
 //! Verification of an image's cosign signatures with given keys: resolve the digest, read the
 //! `.sig` manifest, check every candidate layer, and judge identity and required annotations with
 //! the policy engine — the flags become an in-memory policy ([`Policy::for_keys`]), so
-//! `verify --key` and `verify --policy` cannot disagree. The result is a report with an
-//! [`Outcome`]; errors mean "could not check".
+//! `verify --key` and `verify --policy` cannot disagree. cosign 3 bundle referrers signed with a
+//! key (`sign --format bundle`) count too, unless the formats are restricted to legacy; they bind
+//! only the digest (finding `repository-not-signed` when only they verified). Fail closed: a
+//! bundle that claims one of the given keys (its hint names it, or it has none, or it cannot be
+//! read that far) and does not pass every check refuses the whole verification, even beside a
+//! good `.sig` layer. The result is a report with an [`Outcome`]; errors mean "could not check".
 
 use std::collections::BTreeMap;
 
@@ -12,7 +16,9 @@ use signet_oci::{Digest, Reference};
 use signet_policy::{Decision, Evidence, Policy};
 use signet_sign::keys::PublicKey;
 
+use crate::attest::{signature_bundle_candidates, AttestationChecks};
 use crate::identity::IdentityRule;
+use crate::keyless::{FormatRequirement, KeylessFinding};
 use crate::signatures::{
     check_layers, read_signature_manifest, CheckedSignature, LayerChecks, DEFAULT_MAX_SIGNATURES,
 };
@@ -29,6 +35,8 @@ pub struct VerifyOptions {
     pub required_annotations: BTreeMap<String, String>,
     /// Most signature layers examined.
     pub max_signatures: usize,
+    /// Which formats count: `Any` reads key-signed bundle referrers too; `Legacy` does not.
+    pub formats: FormatRequirement,
 }
 
 impl Default for VerifyOptions {
@@ -38,6 +46,7 @@ impl Default for VerifyOptions {
             identity_rule: IdentityRule::MatchRepository,
             required_annotations: BTreeMap::new(),
             max_signatures: DEFAULT_MAX_SIGNATURES,
+            formats: FormatRequirement::Any,
         }
     }
 }
@@ -71,12 +80,25 @@ pub struct VerifyReport {
     pub outcome: Outcome,
     /// Every candidate signature with its checks.
     pub signatures: Vec<CheckedSignature>,
+    /// Every cosign bundle signature referrer (key-signed, `sign --format bundle`) with its
+    /// checks (not read with `--signature-format legacy`).
+    pub bundles: Vec<AttestationChecks>,
+    /// Bundles that claim one of the given keys and failed a check: each refuses the image.
+    pub refusals: Vec<String>,
+    /// Image-level findings (`repository-not-signed` when only bundles verified;
+    /// `bundle-refused` for each refusal).
+    pub findings: Vec<KeylessFinding>,
 }
 
 impl VerifyReport {
     /// The candidates that passed every check.
     pub fn verified(&self) -> impl Iterator<Item = &CheckedSignature> {
         self.signatures.iter().filter(|c| c.passed())
+    }
+
+    /// The bundle signatures that passed every check.
+    pub fn verified_bundles(&self) -> impl Iterator<Item = &AttestationChecks> {
+        self.bundles.iter().filter(|c| c.passed())
     }
 }
 
@@ -115,17 +137,26 @@ pub async fn verify_digest(
             .await?
         }
     };
-    judge(image_name, identity, digest, layers, options)
+    let bundles = match options.formats {
+        FormatRequirement::Any => {
+            signature_bundle_candidates(signatures, digest, &options.keys).await?
+        }
+        FormatRequirement::Legacy => Vec::new(),
+    };
+    judge(image_name, identity, digest, layers, bundles, options)
 }
 
-/// Judge checked layers under the options (pure): every candidate gets its identity and
-/// annotation checks, and the outcome is the verdict of the in-memory policy the options
-/// describe, evaluated on the same evidence a policy file would see.
+/// Judge checked layers and bundles under the options (pure): every candidate gets its
+/// identity and annotation checks, and the outcome is the verdict of the in-memory policy the
+/// options describe, evaluated on the same evidence a policy file would see. Bundles sign no
+/// repository, so they are judged by a policy with the same keys and annotations but no
+/// identity rule (what a policy file's `signed` entry without `identity` does).
 pub fn judge(
     image_name: String,
     identity: &Reference,
     digest: &Digest,
     layers: Vec<LayerChecks>,
+    bundles: Vec<AttestationChecks>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, Error> {
     let policy = Policy::for_keys(
@@ -133,15 +164,19 @@ pub fn judge(
         options.identity_rule.clone(),
         options.required_annotations.clone(),
     )?;
-    let evidence = Evidence {
+    let evidence = |signatures| Evidence {
         reference: identity.clone(),
         digest: digest.clone(),
         reference_had_digest: identity.digest().is_some(),
-        signatures: layers.iter().flat_map(LayerChecks::evidence).collect(),
+        signatures,
         configs: Vec::new(),
     };
     // This policy has no rule that depends on time (keys without notAfter, no config checks).
-    let verdict = signet_policy::evaluate(&policy, &evidence, 0);
+    let verdict = signet_policy::evaluate(
+        &policy,
+        &evidence(layers.iter().flat_map(LayerChecks::evidence).collect()),
+        0,
+    );
     let candidates: Vec<CheckedSignature> = layers
         .into_iter()
         .map(|layer| {
@@ -156,9 +191,67 @@ pub fn judge(
     let allowed = verdict.decision == Decision::Allow && !verdict.would_deny;
     // Both views come from the same engine and agree; requiring both keeps a future divergence
     // on the closed side.
-    let outcome = if candidates.is_empty() {
+    let legacy_verified = allowed && candidates.iter().any(CheckedSignature::passed);
+
+    let mut findings = Vec::new();
+    let bundles_verified = if bundles.iter().any(AttestationChecks::passed) {
+        let policy = bundle_policy(&options.keys, &options.required_annotations)?;
+        let verdict = signet_policy::evaluate(
+            &policy,
+            &evidence(
+                bundles
+                    .iter()
+                    .flat_map(|b| b.signature_evidence(digest))
+                    .collect(),
+            ),
+            0,
+        );
+        let allowed = verdict.decision == Decision::Allow && !verdict.would_deny;
+        if !allowed {
+            for finding in &verdict.findings {
+                findings.push(KeylessFinding {
+                    code: finding.code,
+                    message: format!("bundle signatures: {}", finding.message),
+                });
+            }
+        }
+        allowed
+    } else {
+        false
+    };
+    let refusals: Vec<String> = bundles
+        .iter()
+        .filter(|b| !b.passed() && b.claims_one_of(&options.keys))
+        .map(|b| {
+            let failed: Vec<String> = b
+                .checks()
+                .iter()
+                .filter(|(_, c)| c.failed())
+                .map(|(name, c)| format!("{name}: {}", c.detail()))
+                .collect();
+            format!("{}: {}", bundle_name(b), failed.join("; "))
+        })
+        .collect();
+    for refusal in &refusals {
+        findings.push(KeylessFinding {
+            code: "bundle-refused",
+            message: format!(
+                "a bundle signature that claims a given key does not verify, so the image is not trusted: {refusal}"
+            ),
+        });
+    }
+    if refusals.is_empty() && bundles_verified && !legacy_verified {
+        findings.push(KeylessFinding {
+            code: "repository-not-signed",
+            message: format!(
+                "only cosign bundle signatures verified: they bind the digest {digest}, not the repository {}",
+                identity.name()
+            ),
+        });
+    }
+    let outcome = if candidates.is_empty() && bundles.is_empty() {
         Outcome::NoSignatures
-    } else if allowed && candidates.iter().any(CheckedSignature::passed) {
+    } else if refusals.is_empty() && (legacy_verified || bundles_verified) {
         Outcome::Verified
     } else {
         Outcome::NoneVerified
@@ -171,7 +264,55 @@ pub fn judge(
         identity_rule: options.identity_rule.describe(),
         outcome,
         signatures: candidates,
+        bundles,
+        refusals,
+        findings,
     })
+}
+
+/// How a bundle candidate is named in messages.
+pub fn bundle_name(bundle: &AttestationChecks) -> String {
+    match bundle.source() {
+        crate::attest::AttestationSource::Bundle { manifest_digest } => {
+            format!("bundle referrer {manifest_digest}")
+        }
+        crate::attest::AttestationSource::Legacy { layer_digest, .. } => {
+            format!(".att layer {layer_digest}")
+        }
+    }
+}
+
+/// The in-memory policy for bundle signatures: the keys, the required annotations, bundle
+/// format only and no identity rule (a bundle signs no repository).
+fn bundle_policy(
+    keys: &[PublicKey],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Policy, Error> {
+    let named: BTreeMap<String, serde_json::Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            (
+                format!("key-{}", i + 1),
+                serde_json::json!({ "pem": k.to_pem() }),
+            )
+        })
+        .collect();
+    let document = serde_json::json!({
+        "keys": named,
+        "default": {
+            "signed": {
+                "keys": named.keys().collect::<Vec<_>>(),
+                "formats": ["bundle"],
+                "annotations": annotations,
+            }
+        }
+    });
+    let loaded = Policy::load("--key", &document.to_string(), &|_| {
+        Err("no files".to_string())
+    })
+    .map_err(|e| Error::Invalid(format!("the bundle policy for --key: {e}")))?;
+    Ok(loaded.policy)
 }
 
 #[cfg(test)]
@@ -363,8 +504,17 @@ mod tests {
                 identity_rule: parse_identity_rule(c.rule).unwrap(),
                 required_annotations: map(c.required),
                 max_signatures: 10,
+                formats: FormatRequirement::Any,
             };
-            let report = judge("img".into(), &image, &digest, vec![checks], &options).unwrap();
+            let report = judge(
+                "img".into(),
+                &image,
+                &digest,
+                vec![checks],
+                Vec::new(),
+                &options,
+            )
+            .unwrap();
             let candidate = &report.signatures[0];
             let check = |name: &str| {
                 candidate

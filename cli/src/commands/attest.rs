@@ -10,8 +10,7 @@ use signet_oci::ImageLocation;
 use signet_sign::intoto::{PredicateType, MAX_STATEMENT_BYTES};
 use signet_sign::keys::read_public_key_file;
 use signet_verifier::attest::{
-    attest_image, verify_attestations, AttestOptions, AttestationOutcome, KeylessSigner,
-    VerifyAttestationOptions,
+    attest_image, verify_attestations, AttestOptions, AttestationOutcome, VerifyAttestationOptions,
 };
 use signet_verifier::bundle_sign::SignatureFormat;
 use signet_verifier::sign::DEFAULT_MAX_ATTEMPTS;
@@ -56,6 +55,13 @@ pub struct AttestArgs {
     /// Where the attestation goes: the `.att` tag (legacy), a bundle referrer, or both.
     #[arg(long, value_enum, default_value = "legacy")]
     format: FormatArg,
+    /// A certificate (PEM) for --key, from a private CA: written into the `.att` layer as
+    /// cosign's `dev.sigstore.cosign/certificate` annotation (legacy format only).
+    #[arg(long, value_name = "FILE")]
+    certificate: Option<PathBuf>,
+    /// The certificate's chain (PEM, root last), written as `dev.sigstore.cosign/chain`.
+    #[arg(long, value_name = "FILE", requires = "certificate")]
+    certificate_chain: Option<PathBuf>,
     /// The registry reference the image is known by (required for oci: images); its repository
     /// is the statement's subject name.
     #[arg(long, value_name = "REF")]
@@ -150,8 +156,20 @@ pub async fn attest(args: AttestArgs, global: &GlobalOptions) -> anyhow::Result<
     if matches!(store, ImageStore::Archive(_)) {
         bail!("{location}: a docker archive is read-only");
     }
+    let read_pem = |path: &PathBuf| -> anyhow::Result<String> {
+        let bytes = signet_oci::read_file_bounded(path, 1024 * 1024)?;
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not PEM text", path.display()))
+    };
+    let certificate = match &args.certificate {
+        Some(path) => Some((
+            read_pem(path)?,
+            args.certificate_chain.as_ref().map(read_pem).transpose()?,
+        )),
+        None => None,
+    };
     let key = super::keys::open_private_key(&args.key)?;
     let options = AttestOptions {
+        certificate,
         predicate_type,
         predicate,
         format: args.format.into(),
@@ -207,7 +225,9 @@ pub async fn attest(args: AttestArgs, global: &GlobalOptions) -> anyhow::Result<
 }
 
 /// The keyless signer the flags name, if any.
-fn keyless_signer(args: &VerifyAttestationArgs) -> anyhow::Result<Option<KeylessSigner>> {
+fn keyless_signer(
+    args: &VerifyAttestationArgs,
+) -> anyhow::Result<Option<signet_verifier::keyless::CertificateTrust>> {
     use signet_policy::certificate::{CertificateIdentity, GitHubRequirements, Match};
     let subject = match (
         &args.certificate_identity,
@@ -233,7 +253,7 @@ fn keyless_signer(args: &VerifyAttestationArgs) -> anyhow::Result<Option<Keyless
             .as_ref()
             .map(|c| c as &dyn signet_keyless::TrustedRootCache),
     )?;
-    Ok(Some(KeylessSigner {
+    Ok(Some(signet_verifier::keyless::CertificateTrust::Sigstore {
         verifier: signet_keyless::Verifier::new(&root)?,
         identity: CertificateIdentity {
             subject,
@@ -265,7 +285,7 @@ pub async fn verify_attestation(
     let keyless = keyless_signer(&args)?;
     let options = VerifyAttestationOptions {
         keys,
-        keyless,
+        certificates: keyless,
         predicate_type,
     };
     let report = match verify_attestations(&store, &options).await {

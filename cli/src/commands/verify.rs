@@ -203,6 +203,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
         identity_rule: args.identity_rule,
         required_annotations: args.annotations.into_iter().collect::<BTreeMap<_, _>>(),
         max_signatures: args.max_signatures,
+        formats: args.keyless.signature_format,
     };
     let signatures = separate.as_ref().unwrap_or(&image);
     let report = match verify_image(&image, signatures, &identity, &options).await {
@@ -221,18 +222,29 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
             );
         }
         crate::options::OutputFormat::Text => {
-            let payloads = report
+            let mut payloads = report
                 .verified()
                 .filter_map(|c| c.layer().payload_bytes())
                 .map(serde_json::from_slice::<serde_json::Value>)
                 .collect::<Result<Vec<_>, _>>()
                 .context("re-reading a verified payload")?;
+            if report.outcome == Outcome::Verified {
+                for bundle in report.verified_bundles() {
+                    if let Some(statement) = bundle.verified_statement() {
+                        payloads.push(serde_json::from_slice(&statement.to_bytes()?)?);
+                    }
+                }
+            }
             if !payloads.is_empty() {
                 print!("{}", &format!("{}\n", serde_json::to_string(&payloads)?));
             }
         }
     }
     let verified = report.verified().count();
+    let bundles_verified = report.verified_bundles().count();
+    for finding in &report.findings {
+        eprintln!("signet: note: {}: {}", finding.code, finding.message);
+    }
     match report.outcome {
         Outcome::Verified => {
             eprintln!(
@@ -243,6 +255,12 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
                 report.identity,
                 report.signatures.len()
             );
+            if !report.bundles.is_empty() {
+                eprintln!(
+                    "{bundles_verified} of {} cosign bundle signature(s) verified (DSSE signature by a given key; an in-toto statement of type https://sigstore.dev/cosign/sign/v1 naming the digest; bundles bind only the digest, not the repository).",
+                    report.bundles.len()
+                );
+            }
             Ok(ExitCode::Success)
         }
         Outcome::NoSignatures => {
@@ -252,10 +270,22 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
             );
             Ok(ExitCode::NoSignatures)
         }
+        Outcome::NoneVerified if !report.refusals.is_empty() => {
+            eprintln!(
+                "signet: error: {} ({}) is not trusted: {} bundle signature(s) claiming a given key do not verify:",
+                report.image,
+                report.digest,
+                report.refusals.len()
+            );
+            for refusal in &report.refusals {
+                eprintln!("  {refusal}");
+            }
+            Ok(ExitCode::NoValidSignature)
+        }
         Outcome::NoneVerified => {
             eprintln!(
                 "signet: error: none of the {} signature(s) of {} ({}) verifies:",
-                report.signatures.len(),
+                report.signatures.len() + report.bundles.len(),
                 report.image,
                 report.digest
             );
@@ -272,6 +302,21 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
                     candidate.layer().index(),
                     failed.join("; ")
                 );
+            }
+            for bundle in &report.bundles {
+                let failed: Vec<String> = bundle
+                    .checks()
+                    .iter()
+                    .filter(|(_, c)| c.failed())
+                    .map(|(name, c)| format!("{name}: {}", c.detail()))
+                    .collect();
+                if !failed.is_empty() {
+                    eprintln!(
+                        "  {}: {}",
+                        signet_verifier::verify::bundle_name(bundle),
+                        failed.join("; ")
+                    );
+                }
             }
             Ok(ExitCode::NoValidSignature)
         }
