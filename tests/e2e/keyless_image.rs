@@ -501,3 +501,424 @@ fn policies_with_keyless_and_pki_signers_get_certificate_evidence() {
         "{codes:?}"
     );
 }
+
+/// `signet verify --policy` for `layout` known as `identity`: exit code and the JSON report.
+fn policy_verdict(layout: &Path, identity: &str, policy: &Path) -> (i32, Value, String) {
+    let image = format!("oci:{}:latest", layout.display());
+    let out = signet()
+        .args(["verify", &image, "--identity", identity, "--policy"])
+        .arg(policy)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}): {stdout}{stderr}"));
+    (code(&out), report, format!("{stdout}{stderr}"))
+}
+
+/// The verdict's decision and finding codes.
+fn decision(report: &Value) -> (String, Vec<String>) {
+    let verdict = &report["verdict"];
+    (
+        verdict["decision"].as_str().unwrap().to_string(),
+        verdict["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// The detail of check `name` of the report's only certificate-signed candidate.
+fn certificate_check(report: &Value, name: &str) -> String {
+    let candidates = report["certificate_signatures"].as_array().unwrap();
+    assert_eq!(candidates.len(), 1, "{report}");
+    let check = candidates[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap();
+    check["detail"].as_str().unwrap().to_string()
+}
+
+/// A Rekor SET by `key` over the hashedrekord entry binding `layer`'s certificate, signature and
+/// `payload`, integrated at `integrated_time` (what a Rekor log holding that key would sign).
+fn set_by(
+    key: &signet_sign::keys::SigningKey,
+    layer: &Value,
+    payload: &[u8],
+    integrated_time: i64,
+) -> String {
+    let annotations = &layer["annotations"];
+    let body = json!({
+        "apiVersion": "0.0.1", "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": Digest::sha256(payload).hex()}},
+            "signature": {
+                "content": annotations["dev.cosignproject.cosign/signature"],
+                "publicKey": {"content": b64(annotations["dev.sigstore.cosign/certificate"].as_str().unwrap().as_bytes())},
+            },
+        },
+    });
+    // Members in RFC 8785 order, compact: the canonical form the SET signs.
+    let entry = format!(
+        r#"{{"body":"{}","integratedTime":{integrated_time},"logID":"{}","logIndex":1}}"#,
+        b64(&serde_json::to_vec(&body).unwrap()),
+        "00".repeat(32)
+    );
+    serde_json::to_string(&json!({
+        "SignedEntryTimestamp": signet_sign::signature::sign(key, entry.as_bytes()),
+        "Payload": serde_json::from_str::<Value>(&entry).unwrap(),
+    }))
+    .unwrap()
+}
+
+/// An OCI layout of `fixture_dir` whose layer annotation `key` is replaced by `value`.
+fn layout_with(dir: &Path, fixture_dir: &str, key: &str, value: &str) {
+    layout(dir, fixture_dir, &[]);
+    let (manifest, _, mut layer) = fixture(fixture_dir, &[]);
+    layer["annotations"][key] = Value::from(value);
+    let (sig, config) = sig_manifest(&layer);
+    write_blob(dir, &config);
+    let sig_digest = write_blob(dir, &sig);
+    let mut index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let tag = format!("{}.sig", Digest::sha256(&manifest).tag_form());
+    for entry in index["manifests"].as_array_mut().unwrap() {
+        if entry["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str() {
+            entry["digest"] = sig_digest.clone();
+            entry["size"] = Value::from(sig.len());
+        }
+    }
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// containers-policy.json `sigstoreSigned` with `fulcio` + `rekorPublicKeyPath` (no Sigstore
+/// trusted root), and the same as a native Signet `fulcio` signer with `rekorKeys`, on the
+/// cosign-real `fulcio-rekor-valid` image: every README row, and each refusal by the finding
+/// that makes it.
+#[test]
+fn fulcio_ca_and_rekor_key_policies_get_every_verdict_of_the_readme() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = |name: &str, drop: &[&str]| {
+        let dir = tmp.path().join(name);
+        layout(&dir, FULCIO, drop);
+        dir
+    };
+    let full = image("full", &[]);
+    let no_chain = image("no-chain", &["dev.sigstore.cosign/chain"]);
+    let no_set = image("no-set", &["dev.sigstore.cosign/bundle"]);
+    let no_cert = image("no-cert", &["dev.sigstore.cosign/certificate"]);
+    // A SET rekor.pub signed, over another entry (key-rekor-valid's key, signature, payload).
+    let (_, _, key_layer) = fixture("dir-img-cosign-key-rekor-valid", &[]);
+    let moved = tmp.path().join("moved-set");
+    layout_with(
+        &moved,
+        FULCIO,
+        "dev.sigstore.cosign/bundle",
+        key_layer["annotations"]["dev.sigstore.cosign/bundle"]
+            .as_str()
+            .unwrap(),
+    );
+    // SETs by a Rekor key of our own over this very entry: inside the certificate's validity
+    // (2023-01-20 20:51:31–21:01:31 UTC) and after it.
+    let log_key = signet_sign::keys::SigningKey::generate();
+    let own_rekor = tmp.path().join("own-rekor.pub");
+    std::fs::write(&own_rekor, log_key.public_key().to_pem()).unwrap();
+    let (_, payload, layer) = fixture(FULCIO, &[]);
+    let logged_at = |name: &str, at: i64| {
+        let dir = tmp.path().join(name);
+        layout_with(
+            &dir,
+            FULCIO,
+            "dev.sigstore.cosign/bundle",
+            &set_by(&log_key, &layer, &payload, at),
+        );
+        dir
+    };
+    let in_window = logged_at("in-window", 1674248000);
+    let expired = logged_at("expired", 1674248492);
+
+    let containers = |name: &str, ca: &str, issuer: &str, email: &str, rekor: &Path| {
+        let path = tmp.path().join(format!("{name}.json"));
+        let policy = json!({"default": [{"type": "sigstoreSigned",
+            "fulcio": {"caPath": format!("{FIXTURES}/{ca}"), "oidcIssuer": issuer, "subjectEmail": email},
+            "rekorPublicKeyPath": rekor,
+            "signedIdentity": {"type": "matchRepository"}}]});
+        std::fs::write(&path, serde_json::to_vec(&policy).unwrap()).unwrap();
+        path
+    };
+    let native = |name: &str, ca: &str, issuer: &str, email: &str, rekor: &Path| {
+        let path = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "keys:\n  release:\n    fulcio:\n      ca: {{path: {FIXTURES}/{ca}}}\n      oidcIssuer: {issuer}\n      subjectEmail: {email}\n    rekorKeys: [{{path: {}}}]\ndefault:\n  signed:\n    keys: [release]\n",
+                rekor.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let rekor = Path::new(FIXTURES).join("rekor.pub");
+    let wrong_rekor = Path::new(FIXTURES).join("cosign.pub");
+    type Make<'a> = &'a dyn Fn(&str, &str, &str, &str, &Path) -> std::path::PathBuf;
+    for (form, make) in [
+        ("containers", &containers as Make),
+        ("native", &native as Make),
+    ] {
+        let policy = make(
+            &format!("{form}-ok"),
+            "fulcio_v1.crt.pem",
+            GITHUB,
+            EMAIL,
+            &rekor,
+        );
+        let accept = |layout: &Path, policy: &Path| {
+            let (rc, report, out) = policy_verdict(layout, FULCIO_IDENTITY, policy);
+            assert_eq!(
+                (rc, decision(&report).0.as_str()),
+                (0, "allow"),
+                "{form}: {out}"
+            );
+            report
+        };
+        let deny = |layout: &Path, policy: &Path, code: &str| {
+            let (rc, report, out) = policy_verdict(layout, FULCIO_IDENTITY, policy);
+            let (verdict, codes) = decision(&report);
+            assert_eq!(verdict, "deny", "{form}: {out}");
+            assert_ne!(rc, 0, "{form}: {out}");
+            assert!(
+                codes.iter().any(|c| c == code),
+                "{form}: {code} not in {codes:?}: {out}"
+            );
+            report
+        };
+        // ACCEPT: the evidence names the Fulcio CA and the Rekor key, at the integrated time.
+        let report = accept(&full, &policy);
+        let text = report.to_string();
+        assert!(text.contains("Rekor SET verified by file"), "{text}");
+        assert!(text.contains("rekor.pub"), "{text}");
+        assert!(text.contains("2023-01-20T20:51:33Z"), "{text}");
+        // ACCEPT without the chain annotation when the CA file is the chain itself.
+        accept(
+            &no_chain,
+            &make(
+                &format!("{form}-chain"),
+                "fulcio-chain",
+                GITHUB,
+                EMAIL,
+                &rekor,
+            ),
+        );
+        // REJECT without the chain (the CA is only the root), the SET or the certificate: no
+        // signature gives evidence, each for the check named.
+        let report = deny(&no_chain, &policy, "no-valid-signature");
+        assert!(
+            certificate_check(&report, "signature").contains("does not chain to the Fulcio CA"),
+            "{report}"
+        );
+        let report = deny(&no_set, &policy, "no-valid-signature");
+        assert!(
+            certificate_check(&report, "material").contains("no Rekor entry"),
+            "{report}"
+        );
+        let report = deny(&no_cert, &policy, "no-valid-signature");
+        assert!(
+            report.get("certificate_signatures").is_none(),
+            "no certificate candidate: {report}"
+        );
+        // REJECT another email or issuer: the signature verifies, the identity does not match.
+        deny(
+            &full,
+            &make(
+                &format!("{form}-email"),
+                "fulcio_v1.crt.pem",
+                GITHUB,
+                "other@redhat.com",
+                &rekor,
+            ),
+            "certificate-identity-mismatch",
+        );
+        deny(
+            &full,
+            &make(
+                &format!("{form}-issuer"),
+                "fulcio_v1.crt.pem",
+                "https://accounts.google.com",
+                EMAIL,
+                &rekor,
+            ),
+            "certificate-identity-mismatch",
+        );
+        // REJECT with the wrong Rekor key or another CA.
+        let report = deny(
+            &full,
+            &make(
+                &format!("{form}-rekor"),
+                "fulcio_v1.crt.pem",
+                GITHUB,
+                EMAIL,
+                &wrong_rekor,
+            ),
+            "no-valid-signature",
+        );
+        assert!(
+            certificate_check(&report, "signature").starts_with("tlog-invalid"),
+            "{report}"
+        );
+        let report = deny(
+            &full,
+            &make(
+                &format!("{form}-ca"),
+                "pki_root_crts.pem",
+                GITHUB,
+                EMAIL,
+                &rekor,
+            ),
+            "no-valid-signature",
+        );
+        assert!(
+            report
+                .to_string()
+                .contains("does not chain to the Fulcio CA"),
+            "{report}"
+        );
+        // REJECT a SET over another entry.
+        let report = deny(&moved, &policy, "no-valid-signature");
+        assert!(
+            report
+                .to_string()
+                .contains("another public key or certificate"),
+            "{report}"
+        );
+        // The certificate is checked at the integrated time: ACCEPT inside its validity,
+        // REJECT after it, under a Rekor key that signed both.
+        let own = make(
+            &format!("{form}-own"),
+            "fulcio_v1.crt.pem",
+            GITHUB,
+            EMAIL,
+            &own_rekor,
+        );
+        accept(&in_window, &own);
+        let report = deny(&expired, &own, "no-valid-signature");
+        assert!(
+            report.to_string().contains("certificate-invalid"),
+            "{report}"
+        );
+    }
+}
+
+/// containers-policy.json `keyPath(s)` + `rekorPublicKeyPath`, and a native key signer with
+/// `rekorKeys`, on the cosign-real `key-rekor-valid` image.
+#[test]
+fn key_signers_with_rekor_keys_need_the_set_of_their_readme() {
+    const KEY_IDENTITY: &str = "192.168.64.2:5000/cosign-signed/key-1";
+    const KEY_REKOR: &str = "dir-img-cosign-key-rekor-valid";
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    layout(&full, KEY_REKOR, &[]);
+    let no_set = tmp.path().join("no-set");
+    layout(&no_set, KEY_REKOR, &["dev.sigstore.cosign/bundle"]);
+    let (_, _, layer) = fixture(KEY_REKOR, &[]);
+    let set = layer["annotations"]["dev.sigstore.cosign/bundle"]
+        .as_str()
+        .unwrap();
+    let altered = tmp.path().join("altered");
+    layout_with(
+        &altered,
+        KEY_REKOR,
+        "dev.sigstore.cosign/bundle",
+        &set.replace("\"logIndex\":11608800", "\"logIndex\":11608801"),
+    );
+    assert_ne!(
+        set,
+        set.replace("\"logIndex\":11608800", "\"logIndex\":11608801")
+    );
+    // rekor.pub signed fulcio-rekor-valid's SET too: an entry naming another signer.
+    let (_, _, fulcio_layer) = fixture(FULCIO, &[]);
+    let moved = tmp.path().join("moved");
+    layout_with(
+        &moved,
+        KEY_REKOR,
+        "dev.sigstore.cosign/bundle",
+        fulcio_layer["annotations"]["dev.sigstore.cosign/bundle"]
+            .as_str()
+            .unwrap(),
+    );
+    let key = |name: &str| format!("{FIXTURES}/{name}");
+    let containers = |name: &str, keys: &[&str], rekor: &str| {
+        let path = tmp.path().join(format!("{name}.json"));
+        let keys: Vec<String> = keys.iter().map(|k| key(k)).collect();
+        let policy = json!({"default": [{"type": "sigstoreSigned", "keyPaths": keys,
+            "rekorPublicKeyPath": key(rekor), "signedIdentity": {"type": "matchRepository"}}]});
+        std::fs::write(&path, serde_json::to_vec(&policy).unwrap()).unwrap();
+        path
+    };
+    let native = |name: &str, keys: &[&str], rekor: &str| {
+        let path = tmp.path().join(format!("{name}.yaml"));
+        let mut text = String::from("keys:\n");
+        for (i, k) in keys.iter().enumerate() {
+            text.push_str(&format!(
+                "  k{i}:\n    path: {}\n    rekorKeys: [{{path: {}}}]\n",
+                key(k),
+                key(rekor)
+            ));
+        }
+        let names: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+        text.push_str(&format!(
+            "default:\n  signed:\n    keys: [{}]\n",
+            names.join(", ")
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    type Make<'a> = &'a dyn Fn(&str, &[&str], &str) -> std::path::PathBuf;
+    for (form, make) in [
+        ("containers", &containers as Make),
+        ("native", &native as Make),
+    ] {
+        let run = |layout: &Path, policy: &Path| {
+            let (rc, report, out) = policy_verdict(layout, KEY_IDENTITY, policy);
+            let (verdict, codes) = decision(&report);
+            (rc, verdict, codes, out)
+        };
+        // ACCEPT with cosign2.pub, or both keys, and rekor.pub.
+        for keys in [&["cosign2.pub"][..], &["cosign.pub", "cosign2.pub"]] {
+            let policy = make(&format!("{form}-{}", keys.len()), keys, "rekor.pub");
+            let (rc, verdict, _, out) = run(&full, &policy);
+            assert_eq!(
+                (rc, verdict.as_str()),
+                (0, "allow"),
+                "{form} {keys:?}: {out}"
+            );
+        }
+        // REJECT with cosign.pub as the Rekor key, without the SET, with it altered or moved
+        // from another entry: the signature verifies, its log entry does not.
+        let wrong = make(
+            &format!("{form}-wrong-rekor"),
+            &["cosign2.pub"],
+            "cosign.pub",
+        );
+        let good = make(&format!("{form}-good"), &["cosign2.pub"], "rekor.pub");
+        for (layout, policy, what) in [
+            (&full, &wrong, "wrong Rekor key"),
+            (&no_set, &good, "no SET"),
+            (&altered, &good, "altered SET"),
+            (&moved, &good, "SET over another entry"),
+        ] {
+            let (rc, verdict, codes, out) = run(layout, policy);
+            assert_eq!(verdict, "deny", "{form} {what}: {out}");
+            assert_ne!(rc, 0, "{form} {what}: {out}");
+            assert!(
+                codes.iter().any(|c| c == "tlog-entry-missing"),
+                "{form} {what}: {codes:?}"
+            );
+        }
+    }
+}
