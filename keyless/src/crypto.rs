@@ -10,7 +10,9 @@
 use sha2::Digest as _;
 use sigstore_crypto::{CryptoProvider, HashContext, SigningScheme};
 use sigstore_types::HashAlgorithm;
-use std::sync::Once;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::{Once, OnceLock, RwLock};
 
 /// Verification-only provider: ring + RustCrypto.
 #[derive(Debug)]
@@ -27,6 +29,144 @@ pub(crate) fn ensure_provider() {
         // An `Err` means a provider is already installed (by the embedding program); keep it.
         let _ = sigstore_crypto::install_default_provider(&PROVIDER);
     });
+}
+
+/// One signature check, identified by everything it depends on: which operation, the scheme, the
+/// exact key, message (or digest) and signature bytes. Equal fingerprints are the same pure
+/// computation, so its result may be reused where the reuse is allowed (below).
+type Fingerprint = [u8; 32];
+
+fn fingerprint(
+    prehashed: bool,
+    scheme: SigningScheme,
+    key: &[u8],
+    message_hash: &[u8; 32],
+    signature: &[u8],
+) -> Fingerprint {
+    let mut h = sha2::Sha256::new();
+    h.update([u8::from(prehashed)]);
+    h.update(scheme.name().as_bytes());
+    h.update([0]);
+    h.update((key.len() as u64).to_be_bytes());
+    h.update(key);
+    h.update(message_hash);
+    h.update((signature.len() as u64).to_be_bytes());
+    h.update(signature);
+    h.finalize().into()
+}
+
+thread_local! {
+    /// The checks that succeeded during the verification running on this thread.
+    static SCOPE: RefCell<Option<HashSet<Fingerprint>>> = const { RefCell::new(None) };
+}
+
+/// While alive, a signature check that already succeeded *in this verification* is not redone:
+/// sigstore-verify checks the leaf certificate once per verified time and a Rekor v1 SET twice,
+/// and Signet's own checkpoint checks repeat its. Nothing outlives the verification: a memo
+/// across bundles would be keyed by per-bundle material and only flatter a benchmark that
+/// verifies one bundle over and over.
+pub(crate) struct VerificationScope {
+    outer: Option<HashSet<Fingerprint>>,
+}
+
+impl VerificationScope {
+    pub(crate) fn enter() -> Self {
+        let outer = SCOPE.with(|scope| scope.replace(Some(HashSet::new())));
+        VerificationScope { outer }
+    }
+}
+
+impl Drop for VerificationScope {
+    fn drop(&mut self) {
+        let outer = self.outer.take();
+        SCOPE.with(|scope| *scope.borrow_mut() = outer);
+    }
+}
+
+fn in_scope(fp: &Fingerprint) -> bool {
+    SCOPE.with(|scope| scope.borrow().as_ref().is_some_and(|set| set.contains(fp)))
+}
+
+fn remember_in_scope(fp: Fingerprint) {
+    SCOPE.with(|scope| {
+        if let Some(set) = scope.borrow_mut().as_mut() {
+            set.insert(fp);
+        }
+    });
+}
+
+/// Signature checks between certificates *of a trusted root* (a Fulcio or TSA intermediate under
+/// its root, a TSA's signing certificate under its intermediate). They are the same for every
+/// bundle, so a success is remembered across verifications — keyed by the exact key, TBS and
+/// signature bytes, so a changed byte is a different check. Only the signature is remembered:
+/// webpki still checks every certificate's validity at each verified time, and sigstore-verify
+/// each authority's window, on every verification.
+#[derive(Default)]
+struct RootLinks {
+    /// SHA-256 of the TBS of every certificate in a registered trusted root.
+    tbs: HashSet<[u8; 32]>,
+    /// Checks over one of those TBSs that succeeded.
+    verified: HashSet<Fingerprint>,
+}
+
+/// Bound on both sets: a trusted root has a handful of certificates.
+const MAX_ROOT_LINKS: usize = 1024;
+
+fn root_links() -> &'static RwLock<RootLinks> {
+    static LINKS: OnceLock<RwLock<RootLinks>> = OnceLock::new();
+    LINKS.get_or_init(Default::default)
+}
+
+/// Register the certificates (DER) of a trusted root: their TBS for the link memo above, their
+/// P-384 keys for precomputed tables (`fixed_key`). Certificates that do not parse are skipped:
+/// this only speeds verification up, it decides nothing.
+pub(crate) fn register_trusted_certificates<'a>(certificates: impl Iterator<Item = &'a [u8]>) {
+    use x509_cert::der::{Decode as _, Encode as _};
+    for der in certificates {
+        let Ok(cert) = x509_cert::Certificate::from_der(der) else {
+            continue;
+        };
+        if let Ok(tbs) = cert.tbs_certificate.to_der() {
+            if let Ok(mut links) = root_links().write() {
+                if links.tbs.len() < MAX_ROOT_LINKS {
+                    links.tbs.insert(sha2::Sha256::digest(&tbs).into());
+                }
+            }
+        }
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        if let Some(point) = spki.subject_public_key.as_bytes() {
+            crate::fixed_key::register(point);
+        }
+    }
+}
+
+fn root_link_verified(fp: &Fingerprint) -> bool {
+    root_links()
+        .read()
+        .is_ok_and(|links| links.verified.contains(fp))
+}
+
+fn remember_root_link(message_hash: &[u8; 32], fp: Fingerprint) {
+    if let Ok(mut links) = root_links().write() {
+        if links.tbs.contains(message_hash) && links.verified.len() < MAX_ROOT_LINKS {
+            links.verified.insert(fp);
+        }
+    }
+}
+
+/// P-384 under a registered trusted key whose table is built: the precomputed-table verifier.
+/// `None`: not such a key (or not yet), use the generic code.
+fn fixed_key_p384(key: &[u8], digest: &[u8], der_signature: &[u8]) -> Option<bool> {
+    let slot = crate::fixed_key::slot(key)?;
+    if !slot.ready(false) {
+        return None;
+    }
+    let Ok(signature) = p384::ecdsa::Signature::from_der(der_signature) else {
+        return Some(false);
+    };
+    let mut r_s = [0u8; 96];
+    r_s.copy_from_slice(&signature.to_bytes());
+    slot.verify(digest, &r_s)
 }
 
 fn failed(scheme: SigningScheme) -> sigstore_crypto::Error {
@@ -97,24 +237,15 @@ impl CryptoProvider for RingProvider {
         data: &[u8],
         signature: &[u8],
     ) -> sigstore_crypto::Result<()> {
-        use ring::signature as rs;
-        let algorithm: &'static dyn rs::VerificationAlgorithm = match scheme {
-            SigningScheme::EcdsaP256Sha256 => &rs::ECDSA_P256_SHA256_ASN1,
-            SigningScheme::EcdsaP256Sha384 => &rs::ECDSA_P256_SHA384_ASN1,
-            SigningScheme::EcdsaP384Sha256 => &rs::ECDSA_P384_SHA256_ASN1,
-            SigningScheme::EcdsaP384Sha384 => &rs::ECDSA_P384_SHA384_ASN1,
-            SigningScheme::Ed25519 => &rs::ED25519,
-            SigningScheme::RsaPssSha256 => &rs::RSA_PSS_2048_8192_SHA256,
-            SigningScheme::RsaPssSha384 => &rs::RSA_PSS_2048_8192_SHA384,
-            SigningScheme::RsaPssSha512 => &rs::RSA_PSS_2048_8192_SHA512,
-            SigningScheme::RsaPkcs1Sha256 => &rs::RSA_PKCS1_2048_8192_SHA256,
-            SigningScheme::RsaPkcs1Sha384 => &rs::RSA_PKCS1_2048_8192_SHA384,
-            SigningScheme::RsaPkcs1Sha512 => &rs::RSA_PKCS1_2048_8192_SHA512,
-            _ => return Err(unsupported(scheme)),
-        };
-        rs::UnparsedPublicKey::new(algorithm, spki_pubkey_bytes)
-            .verify(data, signature)
-            .map_err(|_| failed(scheme))
+        let message_hash: [u8; 32] = sha2::Sha256::digest(data).into();
+        let fp = fingerprint(false, scheme, spki_pubkey_bytes, &message_hash, signature);
+        if in_scope(&fp) || root_link_verified(&fp) {
+            return Ok(());
+        }
+        verify_raw_uncached(scheme, spki_pubkey_bytes, data, signature)?;
+        remember_in_scope(fp);
+        remember_root_link(&message_hash, fp);
+        Ok(())
     }
 
     fn verify_prehashed(
@@ -124,55 +255,110 @@ impl CryptoProvider for RingProvider {
         digest: &[u8],
         signature: &[u8],
     ) -> sigstore_crypto::Result<()> {
-        // sigstore-crypto has already checked that `digest` has the scheme's hash length.
-        match scheme {
-            SigningScheme::EcdsaP256Sha256 | SigningScheme::EcdsaP256Sha384 => {
-                use p256::ecdsa::signature::hazmat::PrehashVerifier;
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(spki_pubkey_bytes)
-                    .map_err(|_| failed(scheme))?;
-                let sig =
-                    p256::ecdsa::Signature::from_der(signature).map_err(|_| failed(scheme))?;
-                key.verify_prehash(digest, &sig).map_err(|_| failed(scheme))
-            }
-            SigningScheme::EcdsaP384Sha256 | SigningScheme::EcdsaP384Sha384 => {
-                use p384::ecdsa::signature::hazmat::PrehashVerifier;
-                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(spki_pubkey_bytes)
-                    .map_err(|_| failed(scheme))?;
-                let sig =
-                    p384::ecdsa::Signature::from_der(signature).map_err(|_| failed(scheme))?;
-                key.verify_prehash(digest, &sig).map_err(|_| failed(scheme))
-            }
-            SigningScheme::RsaPkcs1Sha256
-            | SigningScheme::RsaPkcs1Sha384
-            | SigningScheme::RsaPkcs1Sha512
-            | SigningScheme::RsaPssSha256
-            | SigningScheme::RsaPssSha384
-            | SigningScheme::RsaPssSha512 => {
-                use rsa::pkcs1::DecodeRsaPublicKey;
-                let key = rsa::RsaPublicKey::from_pkcs1_der(spki_pubkey_bytes)
-                    .map_err(|_| failed(scheme))?;
-                let verified = match scheme {
-                    SigningScheme::RsaPkcs1Sha256 => {
-                        key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest, signature)
-                    }
-                    SigningScheme::RsaPkcs1Sha384 => {
-                        key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), digest, signature)
-                    }
-                    SigningScheme::RsaPkcs1Sha512 => {
-                        key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), digest, signature)
-                    }
-                    SigningScheme::RsaPssSha256 => {
-                        key.verify(rsa::Pss::new::<sha2::Sha256>(), digest, signature)
-                    }
-                    SigningScheme::RsaPssSha384 => {
-                        key.verify(rsa::Pss::new::<sha2::Sha384>(), digest, signature)
-                    }
-                    _ => key.verify(rsa::Pss::new::<sha2::Sha512>(), digest, signature),
-                };
-                verified.map_err(|_| failed(scheme))
-            }
-            _ => Err(unsupported(scheme)),
+        let message_hash: [u8; 32] = sha2::Sha256::digest(digest).into();
+        let fp = fingerprint(true, scheme, spki_pubkey_bytes, &message_hash, signature);
+        if in_scope(&fp) {
+            return Ok(());
         }
+        verify_prehashed_uncached(scheme, spki_pubkey_bytes, digest, signature)?;
+        remember_in_scope(fp);
+        Ok(())
+    }
+}
+
+fn verify_raw_uncached(
+    scheme: SigningScheme,
+    spki_pubkey_bytes: &[u8],
+    data: &[u8],
+    signature: &[u8],
+) -> sigstore_crypto::Result<()> {
+    let fixed = match scheme {
+        SigningScheme::EcdsaP384Sha384 => {
+            fixed_key_p384(spki_pubkey_bytes, &sha2::Sha384::digest(data), signature)
+        }
+        SigningScheme::EcdsaP384Sha256 => {
+            fixed_key_p384(spki_pubkey_bytes, &sha2::Sha256::digest(data), signature)
+        }
+        _ => None,
+    };
+    if let Some(verified) = fixed {
+        return verified.then_some(()).ok_or_else(|| failed(scheme));
+    }
+    use ring::signature as rs;
+    let algorithm: &'static dyn rs::VerificationAlgorithm = match scheme {
+        SigningScheme::EcdsaP256Sha256 => &rs::ECDSA_P256_SHA256_ASN1,
+        SigningScheme::EcdsaP256Sha384 => &rs::ECDSA_P256_SHA384_ASN1,
+        SigningScheme::EcdsaP384Sha256 => &rs::ECDSA_P384_SHA256_ASN1,
+        SigningScheme::EcdsaP384Sha384 => &rs::ECDSA_P384_SHA384_ASN1,
+        SigningScheme::Ed25519 => &rs::ED25519,
+        SigningScheme::RsaPssSha256 => &rs::RSA_PSS_2048_8192_SHA256,
+        SigningScheme::RsaPssSha384 => &rs::RSA_PSS_2048_8192_SHA384,
+        SigningScheme::RsaPssSha512 => &rs::RSA_PSS_2048_8192_SHA512,
+        SigningScheme::RsaPkcs1Sha256 => &rs::RSA_PKCS1_2048_8192_SHA256,
+        SigningScheme::RsaPkcs1Sha384 => &rs::RSA_PKCS1_2048_8192_SHA384,
+        SigningScheme::RsaPkcs1Sha512 => &rs::RSA_PKCS1_2048_8192_SHA512,
+        _ => return Err(unsupported(scheme)),
+    };
+    rs::UnparsedPublicKey::new(algorithm, spki_pubkey_bytes)
+        .verify(data, signature)
+        .map_err(|_| failed(scheme))
+}
+
+fn verify_prehashed_uncached(
+    scheme: SigningScheme,
+    spki_pubkey_bytes: &[u8],
+    digest: &[u8],
+    signature: &[u8],
+) -> sigstore_crypto::Result<()> {
+    // sigstore-crypto has already checked that `digest` has the scheme's hash length.
+    match scheme {
+        SigningScheme::EcdsaP256Sha256 | SigningScheme::EcdsaP256Sha384 => {
+            use p256::ecdsa::signature::hazmat::PrehashVerifier;
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(spki_pubkey_bytes)
+                .map_err(|_| failed(scheme))?;
+            let sig = p256::ecdsa::Signature::from_der(signature).map_err(|_| failed(scheme))?;
+            key.verify_prehash(digest, &sig).map_err(|_| failed(scheme))
+        }
+        SigningScheme::EcdsaP384Sha256 | SigningScheme::EcdsaP384Sha384 => {
+            if let Some(verified) = fixed_key_p384(spki_pubkey_bytes, digest, signature) {
+                return verified.then_some(()).ok_or_else(|| failed(scheme));
+            }
+            use p384::ecdsa::signature::hazmat::PrehashVerifier;
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(spki_pubkey_bytes)
+                .map_err(|_| failed(scheme))?;
+            let sig = p384::ecdsa::Signature::from_der(signature).map_err(|_| failed(scheme))?;
+            key.verify_prehash(digest, &sig).map_err(|_| failed(scheme))
+        }
+        SigningScheme::RsaPkcs1Sha256
+        | SigningScheme::RsaPkcs1Sha384
+        | SigningScheme::RsaPkcs1Sha512
+        | SigningScheme::RsaPssSha256
+        | SigningScheme::RsaPssSha384
+        | SigningScheme::RsaPssSha512 => {
+            use rsa::pkcs1::DecodeRsaPublicKey;
+            let key =
+                rsa::RsaPublicKey::from_pkcs1_der(spki_pubkey_bytes).map_err(|_| failed(scheme))?;
+            let verified = match scheme {
+                SigningScheme::RsaPkcs1Sha256 => {
+                    key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest, signature)
+                }
+                SigningScheme::RsaPkcs1Sha384 => {
+                    key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), digest, signature)
+                }
+                SigningScheme::RsaPkcs1Sha512 => {
+                    key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), digest, signature)
+                }
+                SigningScheme::RsaPssSha256 => {
+                    key.verify(rsa::Pss::new::<sha2::Sha256>(), digest, signature)
+                }
+                SigningScheme::RsaPssSha384 => {
+                    key.verify(rsa::Pss::new::<sha2::Sha384>(), digest, signature)
+                }
+                _ => key.verify(rsa::Pss::new::<sha2::Sha512>(), digest, signature),
+            };
+            verified.map_err(|_| failed(scheme))
+        }
+        _ => Err(unsupported(scheme)),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod cache;
 mod claims;
 mod crypto;
 mod error;
+mod fixed_key;
 mod json;
 pub mod pki;
 mod trust;

@@ -138,6 +138,20 @@ impl Verifier {
     /// A verifier for `root`.
     pub fn new(root: &TrustedRoot) -> Result<Self, KeylessError> {
         crate::crypto::ensure_provider();
+        let trusted = &root.inner;
+        crate::crypto::register_trusted_certificates(
+            trusted
+                .certificate_authorities
+                .iter()
+                .flat_map(|ca| &ca.cert_chain.certificates)
+                .chain(
+                    trusted
+                        .timestamp_authorities
+                        .iter()
+                        .flat_map(|tsa| &tsa.cert_chain.certificates),
+                )
+                .map(|cert| cert.raw_bytes.as_bytes()),
+        );
         let inner = sigstore_verify::Verifier::new(&root.inner)
             .map_err(|e| KeylessError::malformed(Input::TrustedRoot, e))?;
         let rekor_keys = root
@@ -164,6 +178,7 @@ impl Verifier {
         bundle: &Bundle,
         signer: Signer<'_>,
     ) -> Result<VerifiedBundle, KeylessError> {
+        let _scope = crate::crypto::VerificationScope::enter();
         // Signet's own checks first: they need no artifact and refuse what sigstore-verify
         // would let pass (ARCHITECTURE.md, "keyless").
         self.strict_checks(bundle, signer)?;
