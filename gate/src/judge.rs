@@ -16,6 +16,8 @@ pub struct PolicyJudge {
     policy: Arc<PolicyFile>,
     client: RegistryClient,
     clock: Arc<dyn Clock>,
+    /// Set when the trust material changed and no longer loads: every image is denied.
+    withdrawn: Option<Arc<str>>,
 }
 
 impl PolicyJudge {
@@ -25,6 +27,7 @@ impl PolicyJudge {
             policy: Arc::new(policy),
             client,
             clock: Arc::new(SystemClock),
+            withdrawn: None,
         }
     }
 
@@ -53,6 +56,9 @@ impl Judge for PolicyJudge {
         reference: Reference,
         digest: Option<Digest>,
     ) -> Result<Judgement, GateError> {
+        if let Some(reason) = &self.withdrawn {
+            return Err(GateError::Judge(format!("policy withdrawn: {reason}")));
+        }
         // Read first: a clock before 1970 is "could not check", before any request is made.
         let now = self.clock.unix_now()?;
         let digest = match digest {
@@ -111,10 +117,31 @@ impl Judge for PolicyJudge {
     /// signers name (CA and Rekor-key files, trusted roots; see `load_policy_file`). Verdicts are
     /// cached under it, so a changed CA file is a changed policy.
     fn policy_hash(&self) -> String {
-        self.policy.hash.to_string()
+        match &self.withdrawn {
+            None => self.policy.hash.to_string(),
+            Some(_) => format!("{}+withdrawn", self.policy.hash),
+        }
+    }
+
+    fn withdrawn(&self, reason: &str) -> Option<PolicyJudge> {
+        Some(PolicyJudge {
+            withdrawn: Some(Arc::from(reason)),
+            ..self.clone()
+        })
     }
 
     fn screen(&self, reference: &Reference) -> Screening {
+        if let Some(reason) = &self.withdrawn {
+            let message = format!("denied: [trust-material-invalid] {reason}");
+            return Screening::Refuse {
+                mode: Mode::Enforce,
+                report: serde_json::json!({
+                    "reference": reference.to_string(),
+                    "verdict": {"decision": "deny", "findings": [{"code": "trust-material-invalid", "message": reason.as_ref()}]},
+                }),
+                message,
+            };
+        }
         match self.policy.loaded.policy.prejudge(reference) {
             Prejudgement::NeedsEvidence => Screening::Judge,
             Prejudgement::Rejected {

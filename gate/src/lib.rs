@@ -154,6 +154,18 @@ pub trait Judge: Send + Sync + 'static {
         let _ = reference;
         Screening::Judge
     }
+
+    /// This judge withdrawn because the trust material it was built from changed and no longer
+    /// loads (`reason`): a judge that denies every image, so the gate fails closed rather than
+    /// keep trusting what was replaced. `None` (the default): the judge cannot be withdrawn and
+    /// stays in force.
+    fn withdrawn(&self, reason: &str) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = reason;
+        None
+    }
 }
 
 /// What a [`Judge`] says about an image from its name alone ([`Judge::screen`]).
