@@ -44,7 +44,6 @@ fn peer_installed() -> bool {
 /// What one sigstore-js run made.
 struct Signed {
     root: PathBuf,
-    bundle: PathBuf,
     /// The referrer manifest @sigstore/oci wrote, when attached.
     referrer: Option<String>,
 }
@@ -90,7 +89,6 @@ fn sign_with_sigstore_js(
     });
     Signed {
         root: out.join("trusted_root.json"),
-        bundle: out.join("bundle.json"),
         referrer,
     }
 }
@@ -209,6 +207,25 @@ fn a_sigstore_js_signed_image_verifies_offline_and_each_wrong_expectation_is_ref
 
     // @sigstore/oci fell back to the referrers tag schema (distribution 2.8 has no API) and
     // Signet found the referrer there.
+    let index: Value = reqwest::blocking::Client::new()
+        .get(format!(
+            "http://{}/v2/app/manifests/{}",
+            reg.host(),
+            digest.tag_form()
+        ))
+        .header("Accept", "application/vnd.oci.image.index.v1+json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        index["manifests"][0]["artifactType"], BUNDLE_TYPE,
+        "{index}"
+    );
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        signed.referrer.clone().unwrap()
+    );
     let (rc, out, err) = text(&verify(&reg, &image, &signed.root, IDENTITY, ISSUER));
     assert_eq!(rc, 0, "{out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
@@ -361,7 +378,22 @@ fn a_policy_with_a_keyless_signer_and_the_mock_trusted_root_admits_the_sigstore_
         .iter()
         .map(|f| f["code"].as_str().unwrap())
         .collect();
-    assert!(!codes.is_empty(), "{out}");
+    assert_eq!(codes, ["no-valid-signature"], "{out}");
+    let evidence = &report["certificate_signatures"][0];
+    let signature = evidence["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "signature")
+        .unwrap();
+    assert_eq!(signature["passed"], false, "{out}");
+    assert!(
+        signature["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("tlog-invalid: "),
+        "{signature}"
+    );
 }
 
 #[test]
@@ -414,12 +446,81 @@ fn a_sigstore_js_vuln_attestation_on_an_image_passes_verify_attestation_offline(
         signed.referrer.unwrap()
     );
 
-    // The statement is the one sigstore-js signed, predicate and all.
-    let bundle: Value = serde_json::from_slice(&std::fs::read(&signed.bundle).unwrap()).unwrap();
-    assert_eq!(bundle["mediaType"], BUNDLE_TYPE);
+    assert_eq!(candidate["signed_with"]["kind"], "certificate");
 
     let (rc, out, err) = run(&IDENTITY.replace("release.yml", "nightly.yml"));
     assert_eq!(rc, 12, "{out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["candidates"][0]["passed"], false, "{out}");
+    let candidate = &report["candidates"][0];
+    assert_eq!(candidate["passed"], false, "{out}");
+    let signature = candidate["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "signature")
+        .unwrap();
+    assert!(
+        signature["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("certificate-subject-mismatch: "),
+        "{signature}"
+    );
+    assert!(err.contains("certificate-subject-mismatch"), "{err}");
+}
+
+#[test]
+fn a_policy_judges_the_content_of_sigstore_js_vuln_attestations_by_a_keyless_signer() {
+    if !peer_installed() {
+        return;
+    }
+    let reg = TestRegistry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    // One mock run per image, so one trusted root per image: the policy names both as signers.
+    // Signatures are not the point here (`accept: true`); the attestations' content is.
+    let attested = |repo: &str, scan: &str| {
+        let digest = push_sample_image(&reg, &format!("{repo}:v1"));
+        let name = format!("{}/{repo}", reg.host());
+        let signed = sign_with_sigstore_js(
+            &tmp.path().join(repo),
+            &digest,
+            VULN_V1,
+            Some(&format!("{ATTESTATIONS}/{scan}")),
+            Some((&name, &digest)),
+        );
+        (format!("{name}:v1"), signed.root)
+    };
+    let (clean, clean_root) = attested("clean", "trivy-vuln-clean.json");
+    let (critical, critical_root) = attested("critical", "trivy-vuln-critical.json");
+    let policy = tmp.path().join("policy.yaml");
+    let signer = |root: &Path| {
+        format!(
+            "    keyless:\n      subject: {IDENTITY}\n      issuer: {ISSUER}\n      trustedRoot: {}\n",
+            root.display()
+        )
+    };
+    std::fs::write(
+        &policy,
+        format!(
+            "keys:\n  ci-clean:\n{}  ci-critical:\n{}default:\n  accept: true\n  attestations:\n    - type: vuln\n      keys: [ci-clean, ci-critical]\n      vulnerabilities:\n        maxSeverity: high\n",
+            signer(&clean_root),
+            signer(&critical_root)
+        ),
+    )
+    .unwrap();
+    let run = |image: &str| {
+        text(&offline_signet(
+            &reg,
+            &["verify", image, "--policy", policy.to_str().unwrap()],
+        ))
+    };
+
+    let (rc, out, err) = run(&clean);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(err.contains(": ALLOW ("), "{err}");
+    let (rc, out, err) = run(&critical);
+    assert_eq!(rc, 12, "{out}{err}");
+    assert!(err.contains(": DENY ("), "{err}");
+    assert!(err.contains("[vulnerability-too-severe]"), "{err}");
+    assert!(err.contains("CVE-2024-3094"), "{err}");
 }
