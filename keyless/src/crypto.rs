@@ -12,6 +12,7 @@ use sigstore_crypto::{CryptoProvider, HashContext, SigningScheme};
 use sigstore_types::HashAlgorithm;
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Once, OnceLock, RwLock};
 
 /// Verification-only provider: ring + RustCrypto.
@@ -29,6 +30,19 @@ pub(crate) fn ensure_provider() {
         // An `Err` means a provider is already installed (by the embedding program); keep it.
         let _ = sigstore_crypto::install_default_provider(&PROVIDER);
     });
+}
+
+static ACCELERATED: AtomicBool = AtomicBool::new(true);
+
+/// Turn the speed-ups below (tables, remembered root links, the per-verification memo) off or on,
+/// process-wide. Only for the benchmark, to measure the plain ring/RustCrypto provider in the
+/// same run; verdicts are the same either way.
+pub fn set_accelerated(on: bool) {
+    ACCELERATED.store(on, Ordering::Relaxed);
+}
+
+fn accelerated() -> bool {
+    ACCELERATED.load(Ordering::Relaxed)
 }
 
 /// One signature check, identified by everything it depends on: which operation, the scheme, the
@@ -157,6 +171,9 @@ fn remember_root_link(message_hash: &[u8; 32], fp: Fingerprint) {
 /// P-384 under a registered trusted key whose table is built: the precomputed-table verifier.
 /// `None`: not such a key (or not yet), use the generic code.
 fn fixed_key_p384(key: &[u8], digest: &[u8], der_signature: &[u8]) -> Option<bool> {
+    if !accelerated() {
+        return None;
+    }
     let slot = crate::fixed_key::slot(key)?;
     if !slot.ready(false) {
         return None;
@@ -237,6 +254,9 @@ impl CryptoProvider for RingProvider {
         data: &[u8],
         signature: &[u8],
     ) -> sigstore_crypto::Result<()> {
+        if !accelerated() {
+            return verify_raw_uncached(scheme, spki_pubkey_bytes, data, signature);
+        }
         let message_hash: [u8; 32] = sha2::Sha256::digest(data).into();
         let fp = fingerprint(false, scheme, spki_pubkey_bytes, &message_hash, signature);
         if in_scope(&fp) || root_link_verified(&fp) {
@@ -255,6 +275,9 @@ impl CryptoProvider for RingProvider {
         digest: &[u8],
         signature: &[u8],
     ) -> sigstore_crypto::Result<()> {
+        if !accelerated() {
+            return verify_prehashed_uncached(scheme, spki_pubkey_bytes, digest, signature);
+        }
         let message_hash: [u8; 32] = sha2::Sha256::digest(digest).into();
         let fp = fingerprint(true, scheme, spki_pubkey_bytes, &message_hash, signature);
         if in_scope(&fp) {

@@ -34,6 +34,8 @@ pub use bundle::{
     Bundle, BundleVersion, ContentKind, LogEntry, MAX_BUNDLE_BYTES, MAX_BUNDLE_ITEMS,
 };
 pub use claims::{CertificateClaims, CiClaims, GitHubWorkflowClaims, SubjectName};
+#[doc(hidden)]
+pub use crypto::set_accelerated as __bench_set_accelerated;
 pub use error::{Check, Input, KeylessError};
 pub use trust::{
     load_trusted_root, Instance, TrustSource, TrustedRoot, TrustedRootCache, MAX_TRUSTED_ROOT_BYTES,

@@ -565,6 +565,110 @@ mod tests {
         assert_eq!(err.check(), Some(Check::Bundle), "{err}");
     }
 
+    /// The bundle with `edit` applied to its leaf certificate's DER.
+    fn with_leaf(edit: impl Fn(&mut Vec<u8>)) -> Bundle {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut json: serde_json::Value = serde_json::from_slice(COSIGN_BUNDLE).unwrap();
+        let raw = &mut json["verificationMaterial"]["certificate"]["rawBytes"];
+        let mut der = b64.decode(raw.as_str().unwrap()).unwrap();
+        edit(&mut der);
+        *raw = b64.encode(der).into();
+        Bundle::from_json(&serde_json::to_vec(&json).unwrap()).unwrap()
+    }
+
+    /// The embedded public-good root with `edit` applied to its JSON.
+    fn root_with(edit: impl Fn(&mut serde_json::Value)) -> Verifier {
+        let mut json: serde_json::Value =
+            serde_json::from_str(Instance::PublicGood.embedded_json()).unwrap();
+        edit(&mut json);
+        let root = TrustedRoot::from_json(
+            &serde_json::to_vec(&json).unwrap(),
+            crate::TrustSource::Embedded(Instance::PublicGood),
+        )
+        .unwrap();
+        Verifier::new(&root).unwrap()
+    }
+
+    #[test]
+    fn after_cached_successes_a_changed_byte_or_a_closed_window_is_still_refused() {
+        let v = verifier();
+        let bundle = Bundle::from_json(COSIGN_BUNDLE).unwrap();
+        // Enough successes to build the trusted keys' tables and remember the root's links.
+        for _ in 0..2 * crate::fixed_key::BUILD_AFTER_USES {
+            v.verify(
+                Artifact::Bytes(COSIGN_ARTIFACT),
+                &bundle,
+                Signer::Certificate,
+            )
+            .unwrap();
+        }
+        // The leaf's signature (the DER's last byte) and a serial-number byte of its TBS: the
+        // Fulcio key's table must refuse both.
+        for edit in [
+            (|der: &mut Vec<u8>| *der.last_mut().unwrap() ^= 1) as fn(&mut Vec<u8>),
+            |der: &mut Vec<u8>| der[20] ^= 1,
+        ] {
+            let err = v
+                .verify(
+                    Artifact::Bytes(COSIGN_ARTIFACT),
+                    &with_leaf(edit),
+                    Signer::Certificate,
+                )
+                .unwrap_err();
+            assert_eq!(err.check(), Some(Check::Certificate), "{err}");
+        }
+        // A byte of the TSA's signing certificate in the root (its remembered link under the
+        // TSA intermediate is keyed by the exact bytes): refused.
+        let tampered = root_with(|root| {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            for tsa in root["timestampAuthorities"].as_array_mut().unwrap() {
+                let raw = &mut tsa["certChain"]["certificates"][0]["rawBytes"];
+                let mut der = b64.decode(raw.as_str().unwrap()).unwrap();
+                *der.last_mut().unwrap() ^= 1;
+                *raw = b64.encode(der).into();
+            }
+        });
+        let err = tampered
+            .verify(
+                Artifact::Bytes(COSIGN_ARTIFACT),
+                &bundle,
+                Signer::Certificate,
+            )
+            .unwrap_err();
+        assert_eq!(err.check(), Some(Check::Timestamp), "{err}");
+        // The same certificates under a root whose authorities' windows closed before the
+        // bundle was signed: the remembered links and tables do not skip the time checks.
+        for (list, check) in [
+            ("timestampAuthorities", Check::Timestamp),
+            ("certificateAuthorities", Check::Certificate),
+        ] {
+            let closed = root_with(|root| {
+                for authority in root[list].as_array_mut().unwrap() {
+                    authority["validFor"] = serde_json::json!({
+                        "start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"
+                    });
+                }
+            });
+            let err = closed
+                .verify(
+                    Artifact::Bytes(COSIGN_ARTIFACT),
+                    &bundle,
+                    Signer::Certificate,
+                )
+                .unwrap_err();
+            assert_eq!(err.check(), Some(check), "{list}: {err}");
+        }
+        // And the untouched bundle still verifies.
+        v.verify(
+            Artifact::Bytes(COSIGN_ARTIFACT),
+            &bundle,
+            Signer::Certificate,
+        )
+        .unwrap();
+    }
+
     #[test]
     fn digests_parse_strictly() {
         let hex = "ab".repeat(32);
