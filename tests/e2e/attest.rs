@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 
 use serde_json::Value;
@@ -1222,4 +1222,265 @@ fn verify_with_a_key_reads_bundle_signatures_and_fails_closed_on_a_bad_one() {
         "{}",
         stderr(&ok)
     );
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the openssl CLI");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A CA made with the `openssl` CLI (`<name>-ca.pem`) and a code-signing certificate
+/// (`<name>-leaf.pem`) for the public key `public`, with the email SAN `email`.
+fn private_ca(dir: &Path, name: &str, public: &Path, email: &str) -> (PathBuf, PathBuf) {
+    let (key, ca, leaf, ext) = (
+        format!("{name}-ca.key"),
+        format!("{name}-ca.pem"),
+        format!("{name}-leaf.pem"),
+        format!("{name}-ext.cnf"),
+    );
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &key,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            &format!("/CN={name} CA"),
+            "-days",
+            "30",
+            "-out",
+            &ca,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    std::fs::write(
+        dir.join(&ext),
+        format!("subjectAltName=email:{email}\nextendedKeyUsage=codeSigning\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-new",
+            "-subj",
+            "/CN=builder",
+            "-force_pubkey",
+            s(public),
+            "-CA",
+            &ca,
+            "-CAkey",
+            &key,
+            "-days",
+            "7",
+            "-out",
+            &leaf,
+            "-extfile",
+            &ext,
+        ],
+    );
+    (dir.join(ca), dir.join(leaf))
+}
+
+/// Issue 12 item 2 with a private PKI: `attest --certificate --certificate-chain` writes cosign's
+/// certificate annotations into the `.att` layer, and a policy's `pki` signer counts it for an
+/// attestation requirement; another CA, another identity and a tampered envelope are each
+/// denied, and the report names the failed check.
+#[test]
+fn a_pki_signed_att_layer_counts_for_a_pki_attestation_requirement() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (release, release_public) = keypair(d, "release");
+    let (builder, builder_public) = keypair(d, "builder");
+    let (ca, leaf) = private_ca(d, "corp", &builder_public, "ci@corp.example");
+    let (other_ca, _) = private_ca(d, "other", &builder_public, "ci@corp.example");
+    let predicate = d.join("p.json");
+    std::fs::write(&predicate, br#"{"built":"yes"}"#).unwrap();
+
+    let digest = support::push_sample_image(&reg, "pki/app:v1");
+    let image = format!("{}/pki/app:v1", reg.host());
+    assert_eq!(code(&run(&["sign", "--key", s(&release), &image])), 0);
+    let attested = run(&[
+        "attest",
+        "--key",
+        s(&builder),
+        "--predicate",
+        s(&predicate),
+        "--certificate",
+        s(&leaf),
+        "--certificate-chain",
+        s(&ca),
+        &image,
+    ]);
+    assert_eq!(code(&attested), 0, "{}", stderr(&attested));
+    let layers = att_layers(&image, &digest);
+    let annotations = layers[0].0.annotations.clone().unwrap();
+    assert!(annotations["dev.sigstore.cosign/certificate"].contains("BEGIN CERTIFICATE"));
+    assert!(annotations["dev.sigstore.cosign/chain"].contains("BEGIN CERTIFICATE"));
+    // A certificate cannot go into a bundle (its certificate is Fulcio's).
+    let refused = run(&[
+        "attest",
+        "--key",
+        s(&builder),
+        "--predicate",
+        s(&predicate),
+        "--certificate",
+        s(&leaf),
+        "--format",
+        "bundle",
+        &image,
+    ]);
+    assert_eq!(code(&refused), 2, "{}", stderr(&refused));
+
+    let policy = |name: &str, roots: &Path, email: &str| {
+        let path = d.join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "keys:\n  release: {{path: {}}}\n  build:\n    pki:\n      caRoots: {{path: {}}}\n      subjectEmail: {email}\nscopes:\n  \"{}/pki\":\n    signed: {{keys: [release]}}\n    attestations:\n      - type: custom\n        keys: [build]\n",
+                s(&release_public),
+                s(roots),
+                reg.host()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let verify = |policy: &Path, image: &str| {
+        let out = run(&["verify", "--policy", s(policy), "--output", "json", image]);
+        eprintln!("{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        out
+    };
+    let good = policy("good", &ca, "ci@corp.example");
+    let ok = verify(&good, &image);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+
+    // Another CA: no attestation verifies at all; another identity: it verifies under the CA,
+    // but the signer the entry trusts is not the one that signed.
+    for (name, roots, email, finding) in [
+        (
+            "other-ca",
+            &other_ca,
+            "ci@corp.example",
+            "attestation-missing",
+        ),
+        (
+            "other-email",
+            &ca,
+            "someone@corp.example",
+            "attestation-untrusted",
+        ),
+    ] {
+        let denied = verify(&policy(name, roots, email), &image);
+        assert_eq!(code(&denied), 12, "{name}: {}", stderr(&denied));
+        let report: Value = serde_json::from_slice(&denied.stdout).unwrap();
+        assert_eq!(report["verdict"]["decision"], "deny", "{name}");
+        assert_eq!(
+            report["verdict"]["findings"][0]["code"], finding,
+            "{name}: {report}"
+        );
+    }
+    // Another CA: the report names the signature check and why it failed.
+    let out = verify(&policy("other-ca-2", &other_ca, "ci@corp.example"), &image);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        failed_attestation_checks(&report),
+        ["signature"],
+        "{report}"
+    );
+
+    // A tampered envelope beside the certificate annotations: denied, the signature check fails.
+    let digest2 = support::push_sample_image(&reg, "pki/tampered:v1");
+    let tampered_image = format!("{}/pki/tampered:v1", reg.host());
+    assert_eq!(
+        code(&run(&["sign", "--key", s(&release), &tampered_image])),
+        0
+    );
+    let signing = decrypt(&builder);
+    let mut envelope = Envelope::sign(
+        &signing,
+        INTOTO_PAYLOAD_TYPE,
+        statement(
+            &format!("{}/pki/tampered", reg.host()),
+            &digest2,
+            "custom",
+            serde_json::json!({"built": "yes"}),
+        ),
+    );
+    envelope.payload = String::from_utf8(envelope.payload)
+        .unwrap()
+        .replace("\"yes\"", "\"no\"")
+        .into_bytes();
+    let st = store(&tampered_image);
+    let bytes = envelope.to_json();
+    let mut layer = Descriptor::of(DSSE_ENVELOPE_MEDIA_TYPE, &bytes);
+    layer.annotations = Some(BTreeMap::from([
+        (
+            "dev.cosignproject.cosign/signature".to_string(),
+            String::new(),
+        ),
+        (
+            "predicateType".to_string(),
+            PredicateType::from_name("custom")
+                .unwrap()
+                .as_str()
+                .to_string(),
+        ),
+        (
+            "dev.sigstore.cosign/certificate".to_string(),
+            std::fs::read_to_string(&leaf).unwrap(),
+        ),
+    ]));
+    runtime()
+        .block_on(signet_verifier::sign::append_attestation_layer(
+            &st, &digest2, layer, bytes, 12,
+        ))
+        .unwrap();
+    let denied = verify(&good, &tampered_image);
+    assert_eq!(code(&denied), 12, "{}", stderr(&denied));
+    let report: Value = serde_json::from_slice(&denied.stdout).unwrap();
+    assert_eq!(
+        report["verdict"]["findings"][0]["code"], "attestation-missing",
+        "{report}"
+    );
+    assert_eq!(
+        failed_attestation_checks(&report),
+        ["signature"],
+        "{report}"
+    );
+}
+
+/// The names of the failed checks of the policy report's only attestation candidate.
+fn failed_attestation_checks(report: &Value) -> Vec<String> {
+    let candidates = report["attestations"].as_array().expect("attestations");
+    assert_eq!(candidates.len(), 1, "{report}");
+    candidates[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false && c["skipped"] != true)
+        .map(|c| format!("{}", c["name"].as_str().unwrap()))
+        .collect()
 }
