@@ -35,7 +35,7 @@ fn peer_installed() -> bool {
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "sigstore-js is missing: install Node.js 20 and run `npm ci` in {PEER} (scripts/test.sh does)"
+        "sigstore-js is missing: install Node.js >= 20.17 and run `npm ci` in {PEER} (scripts/test.sh does)"
     );
     eprintln!("skipped: sigstore-js is not installed (npm ci in {PEER})");
     false
