@@ -1,6 +1,6 @@
 //! Continuous verification catches a new CVE (issue 14, item 3): an image admitted with a
 //! clean vuln attestation is remembered by the gate; a newer scan of the same image, signed by
-//! the same trusted scanner, finds `CVE-2024-3094 CRITICAL`; the next re-judgement cycle flips
+//! the same trusted scanner, finds `CVE-2025-41115 CRITICAL`; the next re-judgement cycle flips
 //! the verdict to deny — in `GET /v1/audit` naming the CVE, in the gauges, and in exactly one
 //! webhook POST — because every trusted, in-age attestation must pass (the clean scan beside it
 //! does not outvote it). The image that still passes sends nothing.
@@ -16,13 +16,19 @@ use signet_gate::Clock;
 use crate::continuous::{assert_one_change, setup, Webhook};
 use crate::support::{self, code, keypair, rfc3339, run, s};
 
-/// A testdata scan fixture, its `metadata.scanFinishedOn` set to `finished`, written to `dir`.
+/// A real Trivy scan from testdata with every time it states (`scanStartedOn`,
+/// `scanFinishedOn`, the report's `CreatedAt`) moved to `finished`, written to `dir`.
 fn scan(dir: &Path, name: &str, finished: &str) -> PathBuf {
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/attestations")
         .join(name);
     let mut predicate: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
-    predicate["metadata"]["scanFinishedOn"] = Value::String(finished.to_string());
+    let when = Value::String(finished.to_string());
+    predicate["metadata"]["scanStartedOn"] = when.clone();
+    predicate["metadata"]["scanFinishedOn"] = when.clone();
+    if predicate["scanner"]["result"].get("CreatedAt").is_some() {
+        predicate["scanner"]["result"]["CreatedAt"] = when;
+    }
     let path = dir.join(format!("scan-{name}"));
     std::fs::write(&path, serde_json::to_vec(&predicate).unwrap()).unwrap();
     path
@@ -89,10 +95,14 @@ scopes:
     setup.gate.reload(setup.judge());
 
     let tagged = format!("{}/app:v1", setup.host);
-    // Scanned an hour ago: clean.
+    // Scanned an hour ago: OpenSearch 2.19.4 as Trivy saw it, HIGH at worst.
     attest(
         &scanner,
-        &scan(setup.dir(), "trivy-vuln-clean.json", &rfc3339(now - 3600)),
+        &scan(
+            setup.dir(),
+            "trivy-opensearch-2.19.4.cosign-vuln.json",
+            &rfc3339(now - 3600),
+        ),
         &tagged,
     );
     setup.admit_both(&rt);
@@ -104,10 +114,14 @@ scopes:
     assert_eq!((first.judged, first.changed), (2, 0), "nothing changed yet");
     assert!(hook.bodies().is_empty(), "{:?}", hook.bodies());
 
-    // A newer scan by the same trusted scanner finds the xz backdoor.
+    // A newer scan by the same trusted scanner lists CRITICAL CVEs (Trivy's Grafana 12.2.0 scan).
     attest(
         &scanner,
-        &scan(setup.dir(), "trivy-vuln-critical.json", &rfc3339(now - 60)),
+        &scan(
+            setup.dir(),
+            "trivy-grafana-12.2.0.cosign-vuln.json",
+            &rfc3339(now - 60),
+        ),
         &tagged,
     );
     let cycle = rt.block_on(setup.gate.rejudge_all());
@@ -127,7 +141,7 @@ scopes:
     let message = app["message"].as_str().unwrap();
     assert!(
         message.contains("[vulnerability-too-severe]")
-            && message.contains("CVE-2024-3094 CRITICAL in xz-utils 5.6.0-0.2"),
+            && message.contains("CVE-2025-41115 CRITICAL in github.com/grafana/grafana 12.2.0"),
         "{app}"
     );
     assert_eq!(setup.audit_entry(&setup.keep())["verdict"], "pass");
