@@ -4,7 +4,8 @@
 //! plus a `vuln` attestation requirement, each on a fresh gate (nothing cached). A recording relay
 //! in front of the real `docker-registry` counts every HTTP request each decision makes. The
 //! attestation requirement may add at most two: the attestation's manifest and its envelope or
-//! bundle — for cosign's legacy `.att` format and for a bundle referrer alike.
+//! bundle — for cosign's legacy `.att` format and for a bundle referrer alike. Not met yet: those
+//! two tests are ignored with the measured excess, and a third guards today's counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
