@@ -336,10 +336,11 @@ fn verify_prehashed_uncached(
     // sigstore-crypto has already checked that `digest` has the scheme's hash length.
     match scheme {
         SigningScheme::EcdsaP256Sha256 | SigningScheme::EcdsaP256Sha384 => {
-            use p256::ecdsa::signature::hazmat::PrehashVerifier;
-            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(spki_pubkey_bytes)
+            use p256_prehash::ecdsa::signature::hazmat::PrehashVerifier;
+            let key = p256_prehash::ecdsa::VerifyingKey::from_sec1_bytes(spki_pubkey_bytes)
                 .map_err(|_| failed(scheme))?;
-            let sig = p256::ecdsa::Signature::from_der(signature).map_err(|_| failed(scheme))?;
+            let sig =
+                p256_prehash::ecdsa::Signature::from_der(signature).map_err(|_| failed(scheme))?;
             key.verify_prehash(digest, &sig).map_err(|_| failed(scheme))
         }
         SigningScheme::EcdsaP384Sha256 | SigningScheme::EcdsaP384Sha384 => {
