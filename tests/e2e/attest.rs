@@ -1481,6 +1481,6 @@ fn failed_attestation_checks(report: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|c| c["passed"] == false && c["skipped"] != true)
-        .map(|c| format!("{}", c["name"].as_str().unwrap()))
+        .map(|c| c["name"].as_str().unwrap().to_string())
         .collect()
 }

@@ -636,7 +636,7 @@ enum Material {
     /// A managed key (a bundle names it by its hint).
     Key { hint: Option<String> },
     /// An `.att` layer's cosign certificate annotations (`certificate`, `chain`, `bundle`).
-    LayerCertificate(Descriptor),
+    LayerCertificate(Box<Descriptor>),
     /// A bundle with a certificate.
     BundleCertificate(Box<signet_keyless::Bundle>),
 }
@@ -697,7 +697,7 @@ async fn read_legacy(store: &ImageStore, digest: &Digest) -> Result<Vec<ReadCand
             let envelope =
                 Envelope::parse(&bytes).map_err(|e| CheckResult::Failed(e.to_string()))?;
             let material = if layer.annotation(CERTIFICATE_ANNOTATION).is_some() {
-                Material::LayerCertificate(layer.clone())
+                Material::LayerCertificate(Box::new(layer.clone()))
             } else {
                 Material::Key { hint: None }
             };
@@ -1474,7 +1474,7 @@ mod tests {
                     layer
                         .annotation(PREDICATE_TYPE_LAYER_ANNOTATION)
                         .map(str::to_string),
-                    Material::LayerCertificate(layer),
+                    Material::LayerCertificate(Box::new(layer)),
                 )),
             }
         }
