@@ -251,3 +251,61 @@ fn a_cel_condition_the_input_makes_too_costly_denies_naming_the_limit() {
         "{all}"
     );
 }
+
+/// Under a policy, an attestation that fails a check is not evidence: a wrong `_type`, a subject
+/// naming another digest, and a statement whose predicate type differs from its layer's
+/// annotation each leave the requirement unmet (exit 12, DENY), never allow.
+#[test]
+fn attestations_failing_a_check_do_not_satisfy_a_policy() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keypair(dir.path(), "scanner");
+    let signing = signing_key(&key);
+    let policy = attestation_policy(dir.path(), &format!("{}/checks", reg.host()), "");
+    let name = format!("{}/checks/app", reg.host());
+    let custom = PredicateType::from_name("custom").unwrap();
+    let statement = |digest: &Digest| {
+        Statement::for_image(
+            Some(&name),
+            digest,
+            custom.clone(),
+            serde_json::json!({"a": 1}),
+        )
+        .to_bytes()
+        .unwrap()
+    };
+    let mut outputs = Vec::new();
+    for case in ["good", "type", "subject", "annotation"] {
+        let digest = support::push_sample_image(&reg, &format!("checks/app:{case}"));
+        let bytes = match case {
+            "type" => String::from_utf8(statement(&digest))
+                .unwrap()
+                .replace("Statement/v1", "Statement/v9")
+                .into_bytes(),
+            "subject" => statement(&Digest::sha256(b"another image")),
+            _ => statement(&digest),
+        };
+        let annotated = if case == "annotation" {
+            VULN
+        } else {
+            custom.as_str()
+        };
+        let envelope = Envelope::sign(&signing, INTOTO_PAYLOAD_TYPE, bytes);
+        push_envelope(&format!("{name}:{case}"), &digest, &envelope, annotated);
+        let out = run(&["verify", "--policy", s(&policy), &format!("{name}:{case}")]);
+        outputs.push((case, out));
+    }
+    for (case, out) in outputs {
+        let text = stderr(&out);
+        if case == "good" {
+            assert_eq!(code(&out), 0, "{case}: {text}");
+            assert!(text.contains(": ALLOW ("), "{case}: {text}");
+        } else {
+            assert_eq!(code(&out), 12, "{case}: {text}");
+            assert!(
+                text.contains(": DENY (") && text.contains("attestation-missing"),
+                "{case}: {text}"
+            );
+        }
+    }
+}
