@@ -669,6 +669,116 @@ mod tests {
         .unwrap();
     }
 
+    /// Every leaf of the bundle's JSON changed once (a bit of a base64 field's first, middle and
+    /// last byte; a number plus one; a character of a text field), in one process whose tables
+    /// and remembered links are warm from the untouched bundle's successes: all refused. (The e2e
+    /// mutation test runs each mutation in a fresh process, where nothing is warm.)
+    fn every_mutation_refused_with_warm_caches(json: &[u8], artifact: &[u8]) {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let v = verifier();
+        let bundle = Bundle::from_json(json).unwrap();
+        for _ in 0..2 * crate::fixed_key::BUILD_AFTER_USES {
+            v.verify(Artifact::Bytes(artifact), &bundle, Signer::Certificate)
+                .unwrap();
+        }
+        let original: serde_json::Value = serde_json::from_slice(json).unwrap();
+        let mut paths = Vec::new();
+        fn leaves(value: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, child) in map {
+                        path.push(key.clone());
+                        leaves(child, path, out);
+                        path.pop();
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        path.push(i.to_string());
+                        leaves(child, path, out);
+                        path.pop();
+                    }
+                }
+                _ => out.push(path.clone()),
+            }
+        }
+        leaves(&original, &mut Vec::new(), &mut paths);
+        let mut tried = 0;
+        let mut accepted = Vec::new();
+        for path in &paths {
+            let leaf = path.iter().fold(&original, |v, k| {
+                v.get(k)
+                    .or_else(|| v.get(k.parse::<usize>().unwrap_or(usize::MAX)))
+                    .unwrap()
+            });
+            let mut variants: Vec<serde_json::Value> = Vec::new();
+            match leaf {
+                serde_json::Value::String(text) => match b64.decode(text) {
+                    Ok(bytes) if bytes.len() >= 16 => {
+                        for at in [0, bytes.len() / 2, bytes.len() - 1] {
+                            let mut changed = bytes.clone();
+                            changed[at] ^= 0x10;
+                            variants.push(b64.encode(changed).into());
+                        }
+                    }
+                    _ => {
+                        if let Ok(n) = text.parse::<u64>() {
+                            variants.push((n + 1).to_string().into());
+                        } else {
+                            // Text (the checkpoint, a media type): one character near the end.
+                            let mut chars: Vec<char> = text.chars().collect();
+                            let at = chars.len().saturating_sub(5);
+                            chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+                            variants.push(chars.into_iter().collect::<String>().into());
+                        }
+                    }
+                },
+                serde_json::Value::Number(n) => {
+                    variants.push((n.as_u64().unwrap() + 1).into());
+                }
+                _ => {}
+            }
+            for variant in variants {
+                let mut mutated = original.clone();
+                let slot = path.iter().fold(&mut mutated, |v, k| {
+                    if v.is_array() {
+                        &mut v[k.parse::<usize>().unwrap()]
+                    } else {
+                        &mut v[k.as_str()]
+                    }
+                });
+                *slot = variant;
+                tried += 1;
+                let verdict = Bundle::from_json(&serde_json::to_vec(&mutated).unwrap())
+                    .and_then(|b| v.verify(Artifact::Bytes(artifact), &b, Signer::Certificate));
+                if verdict.is_ok() {
+                    accepted.push(path.join("/"));
+                }
+            }
+        }
+        assert!(tried > 60, "only {tried} mutations");
+        assert!(accepted.is_empty(), "accepted after mutation: {accepted:?}");
+        // And the caches still accept the untouched bundle.
+        v.verify(Artifact::Bytes(artifact), &bundle, Signer::Certificate)
+            .unwrap();
+    }
+
+    #[test]
+    fn hashedrekord_mutations_are_refused_with_warm_caches() {
+        every_mutation_refused_with_warm_caches(COSIGN_BUNDLE, COSIGN_ARTIFACT);
+    }
+
+    #[test]
+    fn dsse_mutations_are_refused_with_warm_caches() {
+        every_mutation_refused_with_warm_caches(
+            include_bytes!(
+                "../../testdata/sigstore-bundles/dsse-rekor1-conda/bundle.sigstore.json"
+            ),
+            include_bytes!("../../testdata/sigstore-bundles/dsse-rekor1-conda/artifact"),
+        );
+    }
+
     #[test]
     fn digests_parse_strictly() {
         let hex = "ab".repeat(32);
