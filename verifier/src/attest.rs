@@ -1287,12 +1287,12 @@ mod tests {
         let key = SigningKey::generate();
         let other = SigningKey::generate();
         let image = Digest::sha256(b"image");
+        let check = |envelope: &Envelope, options: &VerifyAttestationOptions, annotated| {
+            check_envelope(source(), "ok".into(), envelope, &image, options, annotated)
+        };
         let good = envelope(&key, &image, "vuln");
-        let c = check_envelope(
-            source(),
-            "ok".into(),
+        let c = check(
             &good,
-            &image,
             &options(&key, Some("vuln")),
             Some("https://cosign.sigstore.dev/attestation/vuln/v1"),
         );
@@ -1304,36 +1304,15 @@ mod tests {
 
         // Another image's digest.
         let elsewhere = envelope(&key, &Digest::sha256(b"other"), "vuln");
-        let c = check_envelope(
-            source(),
-            "ok".into(),
-            &elsewhere,
-            &image,
-            &options(&key, None),
-            None,
-        );
+        let c = check(&elsewhere, &options(&key, None), None);
         assert_eq!(failed(&c), ["subject"]);
         assert!(c.verified_statement().is_none());
         // Wrong key.
-        let c = check_envelope(
-            source(),
-            "ok".into(),
-            &good,
-            &image,
-            &options(&other, None),
-            None,
-        );
+        let c = check(&good, &options(&other, None), None);
         assert_eq!(failed(&c), ["signature"]);
         // Wrong payload type (validly signed as such).
         let retyped = Envelope::sign(&key, "application/json", good.payload.clone());
-        let c = check_envelope(
-            source(),
-            "ok".into(),
-            &retyped,
-            &image,
-            &options(&key, None),
-            None,
-        );
+        let c = check(&retyped, &options(&key, None), None);
         assert_eq!(failed(&c), ["payload-type"]);
         // Tampered predicate.
         let text = String::from_utf8(good.payload.clone())
@@ -1341,44 +1320,20 @@ mod tests {
             .replace("\"k\":1", "\"k\":2");
         let mut tampered = good.clone();
         tampered.payload = text.into_bytes();
-        let c = check_envelope(
-            source(),
-            "ok".into(),
-            &tampered,
-            &image,
-            &options(&key, None),
-            None,
-        );
+        let c = check(&tampered, &options(&key, None), None);
         assert_eq!(failed(&c), ["signature"]);
         // Another predicate type than asked for, and an annotation that lies.
-        let c = check_envelope(
-            source(),
-            "ok".into(),
-            &good,
-            &image,
-            &options(&key, Some("slsaprovenance1")),
-            None,
-        );
+        let c = check(&good, &options(&key, Some("slsaprovenance1")), None);
         assert_eq!(failed(&c), ["predicate-type"]);
-        let c = check_envelope(
-            source(),
-            "ok".into(),
+        let c = check(
             &good,
-            &image,
             &options(&key, None),
             Some("https://slsa.dev/provenance/v1"),
         );
         assert_eq!(failed(&c), ["predicate-type"]);
         // Not a statement at all: later checks are skipped, never passed.
         let junk = Envelope::sign(&key, INTOTO_PAYLOAD_TYPE, b"{}".to_vec());
-        let c = check_envelope(
-            source(),
-            "ok".into(),
-            &junk,
-            &image,
-            &options(&key, None),
-            None,
-        );
+        let c = check(&junk, &options(&key, None), None);
         assert_eq!(failed(&c), ["statement"]);
         assert!(!c.passed());
     }
