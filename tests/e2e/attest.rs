@@ -1484,3 +1484,78 @@ fn failed_attestation_checks(report: &Value) -> Vec<String> {
         .map(|c| c["name"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// `verify --policy` with key signers judges a bundle-only image (what `sign --format bundle`
+/// wrote): a `signed` entry without an identity rule allows it, one with an identity rule
+/// denies it (a bundle signs no repository), and a tampered bundle gives no evidence.
+#[test]
+fn verify_policy_with_key_signers_judges_a_bundle_only_image() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "k");
+    let digest = support::push_sample_image(&reg, "pol/app:v1");
+    let image = format!("{}/pol/app:v1", reg.host());
+    assert_eq!(
+        code(&run(&[
+            "sign",
+            "--key",
+            s(&key),
+            "--format",
+            "bundle",
+            &image
+        ])),
+        0
+    );
+    let policy = |name: &str, extra: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "keys:\n  k: {{path: {}}}\ndefault:\n  signed: {{keys: [k]{extra}}}\n",
+                s(&public)
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let judge = |policy: &Path, image: &str| {
+        let out = run(&["verify", "--policy", s(policy), "--output", "json", image]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (code(&out), report, stderr(&out))
+    };
+    let (rc, report, err) = judge(&policy("any.yaml", ""), &image);
+    assert_eq!(rc, 0, "{report} {err}");
+    let (rc, report, _) = judge(
+        &policy("identity.yaml", ", identity: matchRepository"),
+        &image,
+    );
+    assert_eq!(rc, 12);
+    assert_eq!(
+        report["verdict"]["findings"][0]["code"], "identity-not-signed",
+        "{report}"
+    );
+
+    // A tampered bundle claiming the key: no evidence, denied.
+    let digest2 = support::push_sample_image(&reg, "pol/tampered:v1");
+    let tampered = format!("{}/pol/tampered:v1", reg.host());
+    let signing = decrypt(&key);
+    let statement = Statement::for_image(
+        None,
+        &digest2,
+        PredicateType::uri(SIGN_V1).unwrap(),
+        serde_json::json!({}),
+    );
+    let mut envelope = Envelope::sign(&signing, INTOTO_PAYLOAD_TYPE, statement.to_bytes().unwrap());
+    envelope.payload = String::from_utf8(envelope.payload)
+        .unwrap()
+        .replace("\"predicate\":{}", "\"predicate\":{\"x\":1}")
+        .into_bytes();
+    push_signature_bundle(&tampered, &envelope, &signing.public_key());
+    let (rc, report, _) = judge(&policy("any.yaml", ""), &tampered);
+    assert_eq!(rc, 12);
+    assert_eq!(
+        report["verdict"]["findings"][0]["code"], "no-valid-signature",
+        "{report}"
+    );
+    let _ = digest;
+}

@@ -354,6 +354,17 @@ pub async fn evaluate_digest(
     let (certificate_evidence, certificate_signatures) =
         crate::keyless::policy_evidence(signatures, identity, &digest, policy, now).await?;
     evidence_signatures.extend(certificate_evidence);
+    // Key-signed cosign bundle signatures (`sign --format bundle`), read only for an image
+    // without `.sig` layers: a legacy-signed image keeps its request count, and a bundle-only
+    // image is judged rather than denied unread. Unlike `verify --key`, a bad bundle beside a
+    // good `.sig` layer is not seen here.
+    if candidates.is_empty() && !policy.keys.is_empty() {
+        for bundle in
+            crate::attest::signature_bundle_candidates(signatures, &digest, &policy.keys).await?
+        {
+            evidence_signatures.extend(bundle.signature_evidence(&digest));
+        }
+    }
     let needs_facts = policy.policy().needs_config(identity);
     let needs_json = policy.policy().needs_config_json(identity);
     let blobs = if needs_facts || needs_json {
