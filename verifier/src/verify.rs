@@ -82,11 +82,14 @@ pub struct VerifyReport {
     pub signatures: Vec<CheckedSignature>,
     /// Every cosign bundle signature referrer (key-signed, `sign --format bundle`) with its
     /// checks (not read with `--signature-format legacy`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bundles: Vec<AttestationChecks>,
     /// Bundles that claim one of the given keys and failed a check: each refuses the image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<String>,
     /// Image-level findings (`repository-not-signed` when only bundles verified;
     /// `bundle-refused` for each refusal).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<KeylessFinding>,
 }
 
