@@ -116,8 +116,9 @@ pub struct KeylessFlags {
     /// Private PKI: a DNS-name SAN the certificate must carry.
     #[arg(long, value_name = "HOST", requires = "ca_roots")]
     certificate_hostname: Option<String>,
-    /// Keyless: which signature formats count: `any` (legacy `.sig` layers, then cosign 3
-    /// bundles attached as referrers, which bind only the digest) or `legacy` (the signed
+    /// Which signature formats count (with --key and keyless): `any` (legacy `.sig` layers and
+    /// cosign 3 bundles attached as referrers, which bind only the digest; with --key a bundle
+    /// claiming a given key that does not verify refuses the image) or `legacy` (the signed
     /// payload must name the repository too; referrers are not read).
     #[arg(long, default_value = "any", value_name = "FORMAT")]
     signature_format: signet_verifier::keyless::FormatRequirement,
