@@ -333,28 +333,9 @@ impl AttestationChecks {
     }
 }
 
-#[cfg(test)]
 /// Check one key-signed envelope (already read and parsed) against the image digest, keys and
-/// wanted type. `annotated` is the predicate type the container (layer or manifest) claims.
-fn check_envelope(
-    source: AttestationSource,
-    envelope_detail: String,
-    envelope: &Envelope,
-    image_digest: &Digest,
-    options: &VerifyAttestationOptions,
-    annotated: Option<&str>,
-) -> AttestationChecks {
-    check_key_signed(
-        source,
-        envelope_detail,
-        envelope,
-        image_digest,
-        options,
-        annotated,
-        None,
-    )
-}
-
+/// wanted type. `annotated` is the predicate type the container (layer or manifest) claims;
+/// `hint` the key hint it names.
 fn check_key_signed(
     source: AttestationSource,
     envelope_detail: String,
@@ -1120,61 +1101,6 @@ impl AttestationChecks {
     }
 }
 
-/// The certificate trust a policy's trust source stands for: a Sigstore root (the identity is
-/// the policy's to judge on the claims, so any certificate identity passes here), or `pki` CA
-/// roots checked at `now`. A Fulcio CA named without a Sigstore root gives none (not trusted).
-pub fn policy_certificate_trust(
-    source: &signet_policy::trust::TrustSource,
-    policy: &crate::enforce::PolicyFile,
-    now: i64,
-) -> Result<Option<CertificateTrust>, Error> {
-    use signet_policy::trust::TrustSource;
-    Ok(Some(match source {
-        TrustSource::Sigstore(root) => {
-            let root = policy.trusted_root(root).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "trusted root {root} was not loaded with the policy"
-                ))
-            })?;
-            let verifier = signet_keyless::Verifier::new(root)
-                .map_err(|e| Error::Invalid(format!("trusted root: {e}")))?;
-            let any = signet_policy::certificate::Match::pattern(".*")
-                .map_err(|e| Error::Invalid(e.to_string()))?;
-            CertificateTrust::Sigstore {
-                verifier,
-                identity: signet_policy::certificate::CertificateIdentity {
-                    subject: any.clone(),
-                    issuer: any,
-                    github: Default::default(),
-                },
-            }
-        }
-        TrustSource::Authority(ca) if !ca.fulcio => {
-            let read = |m: &signet_policy::trust::Material| -> Result<Vec<Vec<u8>>, Error> {
-                let bytes = policy.material(m).ok_or_else(|| {
-                    Error::Invalid(format!("trust material {m} was not loaded with the policy"))
-                })?;
-                let text = std::str::from_utf8(bytes)
-                    .map_err(|_| Error::Invalid(format!("{m}: not PEM text")))?;
-                crate::keyless::pem_certificates(text, signet_keyless::pki::MAX_PKI_CERTIFICATES)
-                    .map_err(|e| Error::Invalid(format!("{m}: {e}")))
-            };
-            let intermediates = match &ca.intermediates {
-                Some(m) => read(m)?,
-                None => Vec::new(),
-            };
-            CertificateTrust::Pki {
-                trust: signet_keyless::pki::PkiTrust::new(read(&ca.roots)?, intermediates)
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", ca.roots)))?,
-                email: None,
-                hostname: None,
-                now,
-            }
-        }
-        TrustSource::Authority(_) => return Ok(None),
-    }))
-}
-
 /// Verified attestations of `digest` as policy evidence, and every candidate with its checks
 /// for the report: read once, checked with the policy's keys, and the certificate-signed ones
 /// again under each trust source the policy names (Sigstore roots: bundle referrers and
@@ -1224,7 +1150,10 @@ pub async fn policy_attestations(
     }
     let mut checked_under_a_source = false;
     for source in policy.policy().trust_sources() {
-        let Some(trust) = policy_certificate_trust(source, policy, now)? else {
+        // A Fulcio CA named without a Sigstore root verifies only legacy `.sig` layers.
+        let crate::keyless::PolicyTrust::Certificate(trust) =
+            crate::keyless::policy_trust(source, policy, now)?
+        else {
             continue;
         };
         checked_under_a_source = true;
@@ -1288,7 +1217,15 @@ mod tests {
         let other = SigningKey::generate();
         let image = Digest::sha256(b"image");
         let check = |envelope: &Envelope, options: &VerifyAttestationOptions, annotated| {
-            check_envelope(source(), "ok".into(), envelope, &image, options, annotated)
+            check_key_signed(
+                source(),
+                "ok".into(),
+                envelope,
+                &image,
+                options,
+                annotated,
+                None,
+            )
         };
         let good = envelope(&key, &image, "vuln");
         let c = check(

@@ -188,6 +188,13 @@ impl KeylessChecks {
     }
 
     /// Mark every check after `failed` as skipped because of it.
+    /// The certificate did not verify the signature: say which check refused it.
+    fn signature_refused(&mut self, e: &signet_keyless::KeylessError) {
+        let code = e.check().map_or("not-verified", |c| c.code());
+        self.signature = CheckResult::Failed(format!("{code}: {e}"));
+        self.certificate_identity = CheckResult::Skipped("not checked: signature failed".into());
+    }
+
     fn stop_after(&mut self, failed: &str) {
         let after = || CheckResult::Skipped(format!("not checked: {failed} failed"));
         let names = [
@@ -775,12 +782,7 @@ fn verify_bundle(
                 }
             }
         }
-        Err(e) => {
-            let code = e.check().map_or("not-verified", |c| c.code());
-            checks.signature = CheckResult::Failed(format!("{code}: {e}"));
-            checks.certificate_identity =
-                CheckResult::Skipped("not checked: signature failed".into());
-        }
+        Err(e) => checks.signature_refused(&e),
     }
 }
 
@@ -1085,25 +1087,32 @@ fn verify_fulcio(
                 "certificate names {:?} (issuer {}); the policy matches them",
                 verified.emails, verified.issuer
             ));
-            checks.claims = Some(CertificateClaims {
-                subjects: verified
-                    .emails
-                    .iter()
-                    .map(|e| SubjectName::Email(e.clone()))
-                    .collect(),
-                issuer: Some(verified.issuer),
-                github: Default::default(),
-                ci: Default::default(),
-                not_before: verified.not_before,
-                not_after: verified.not_after,
-            });
+            checks.claims = Some(email_claims(
+                &verified.emails,
+                Some(verified.issuer),
+                verified.not_before,
+                verified.not_after,
+            ));
         }
-        Err(e) => {
-            let code = e.check().map_or("not-verified", |c| c.code());
-            checks.signature = CheckResult::Failed(format!("{code}: {e}"));
-            checks.certificate_identity =
-                CheckResult::Skipped("not checked: signature failed".into());
-        }
+        Err(e) => checks.signature_refused(&e),
+    }
+}
+
+/// The claims of a certificate checked outside a Sigstore root (a named Fulcio CA or a private
+/// PKI): its email SANs, the Fulcio issuer when there is one, and its validity.
+fn email_claims(
+    emails: &[String],
+    issuer: Option<String>,
+    not_before: i64,
+    not_after: i64,
+) -> CertificateClaims {
+    CertificateClaims {
+        subjects: emails.iter().cloned().map(SubjectName::Email).collect(),
+        issuer,
+        github: Default::default(),
+        ci: Default::default(),
+        not_before,
+        not_after,
     }
 }
 
@@ -1159,25 +1168,14 @@ fn verify_pki(
             } else {
                 CheckResult::Failed(format!("certificate lacks {}", missing.join(", ")))
             };
-            checks.claims = Some(CertificateClaims {
-                subjects: verified
-                    .emails
-                    .iter()
-                    .map(|e| SubjectName::Email(e.clone()))
-                    .collect(),
-                issuer: None,
-                github: Default::default(),
-                ci: Default::default(),
-                not_before: verified.not_before,
-                not_after: verified.not_after,
-            });
+            checks.claims = Some(email_claims(
+                &verified.emails,
+                None,
+                verified.not_before,
+                verified.not_after,
+            ));
         }
-        Err(e) => {
-            let code = e.check().map_or("not-verified", |c| c.code());
-            checks.signature = CheckResult::Failed(format!("{code}: {e}"));
-            checks.certificate_identity =
-                CheckResult::Skipped("not checked: signature failed".into());
-        }
+        Err(e) => checks.signature_refused(&e),
     }
 }
 
@@ -1399,6 +1397,79 @@ fn cosign_statement_subject(statement: &[u8], digest: &Digest) -> Result<(), Sta
     }
 }
 
+/// What a policy trust source verifies certificates under.
+// One per trust source, never in collections: boxing the verifier would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum PolicyTrust {
+    /// A Sigstore root (any certificate identity passes here: identity is the policy's to judge,
+    /// on the claims) or a private PKI (`pki`) whose CA roots are checked at `now`.
+    Certificate(CertificateTrust),
+    /// A Fulcio CA named without a Sigstore root (containers/image `fulcio`): only legacy layers
+    /// whose SET one of the policy's Rekor keys verifies, the certificate checked at the SET's
+    /// integrated time.
+    Fulcio(FulcioTrust),
+}
+
+/// The certificate trust `source` stands for, its material as loaded with `policy`; a private
+/// PKI checks certificates at `now`. The one place a policy's trust source becomes a verifier,
+/// for signatures ([`policy_evidence`]) and attestations alike.
+pub(crate) fn policy_trust(
+    source: &signet_policy::trust::TrustSource,
+    policy: &crate::enforce::PolicyFile,
+    now: i64,
+) -> Result<PolicyTrust, Error> {
+    use signet_policy::trust::TrustSource;
+    let read_certificates = |m: &Material| -> Result<Vec<Vec<u8>>, Error> {
+        let bytes = policy.material(m).ok_or_else(|| {
+            Error::Invalid(format!("trust material {m} was not loaded with the policy"))
+        })?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{m}: not PEM text")))?;
+        pem_certificates(text, signet_keyless::pki::MAX_PKI_CERTIFICATES)
+            .map_err(|e| Error::Invalid(format!("{m}: {e}")))
+    };
+    Ok(match source {
+        TrustSource::Sigstore(root) => {
+            let root = policy.trusted_root(root).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "trusted root {root} was not loaded with the policy"
+                ))
+            })?;
+            let verifier =
+                Verifier::new(root).map_err(|e| Error::Invalid(format!("trusted root: {e}")))?;
+            // Identity is the policy's to judge, on the claims; this matcher only fills the
+            // report's certificate-identity check.
+            let any = signet_policy::certificate::Match::pattern(".*")
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            PolicyTrust::Certificate(CertificateTrust::Sigstore {
+                verifier,
+                identity: CertificateIdentity {
+                    subject: any.clone(),
+                    issuer: any,
+                    github: Default::default(),
+                },
+            })
+        }
+        TrustSource::Authority(ca) if ca.fulcio => PolicyTrust::Fulcio(
+            FulcioTrust::new(read_certificates(&ca.roots)?)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", ca.roots)))?,
+        ),
+        TrustSource::Authority(ca) => {
+            let intermediates = match &ca.intermediates {
+                Some(m) => read_certificates(m)?,
+                None => Vec::new(),
+            };
+            PolicyTrust::Certificate(CertificateTrust::Pki {
+                trust: PkiTrust::new(read_certificates(&ca.roots)?, intermediates)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", ca.roots)))?,
+                email: None,
+                hostname: None,
+                now,
+            })
+        }
+    })
+}
+
 /// Every certificate-signed candidate of the image `digest` checked under each trust source
 /// `policy` names, and the evidence they give (what [`crate::enforce`] adds to key signatures).
 /// Sigstore roots verify legacy layers and bundle referrers; a private PKI (`pki`) verifies
@@ -1480,20 +1551,10 @@ pub async fn policy_evidence(
     let mut evidence = Vec::new();
     let mut candidates = Vec::new();
     let rekor_keys = policy.rekor_keys();
-    let read_certificates = |m: &Material| -> Result<Vec<Vec<u8>>, Error> {
-        let bytes = policy.material(m).ok_or_else(|| {
-            Error::Invalid(format!("trust material {m} was not loaded with the policy"))
-        })?;
-        let text =
-            std::str::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{m}: not PEM text")))?;
-        pem_certificates(text, signet_keyless::pki::MAX_PKI_CERTIFICATES)
-            .map_err(|e| Error::Invalid(format!("{m}: {e}")))
-    };
     for source in sources {
-        if let TrustSource::Authority(ca) = source {
-            if ca.fulcio {
-                let trust = FulcioTrust::new(read_certificates(&ca.roots)?)
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", ca.roots)))?;
+        let trust = match policy_trust(source, policy, now)? {
+            PolicyTrust::Certificate(trust) => trust,
+            PolicyTrust::Fulcio(trust) => {
                 for (index, layer, fetched) in &legacy {
                     let checks = assess_legacy_under(
                         *index,
@@ -1511,42 +1572,6 @@ pub async fn policy_evidence(
                     candidates.push(checks);
                 }
                 continue;
-            }
-        }
-        let trust = match source {
-            TrustSource::Sigstore(root) => {
-                let root = policy.trusted_root(root).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "trusted root {root} was not loaded with the policy"
-                    ))
-                })?;
-                let verifier = Verifier::new(root)
-                    .map_err(|e| Error::Invalid(format!("trusted root: {e}")))?;
-                // Identity is the policy's to judge, on the claims; this matcher only fills
-                // the report's certificate-identity check.
-                let any = signet_policy::certificate::Match::pattern(".*")
-                    .map_err(|e| Error::Invalid(e.to_string()))?;
-                CertificateTrust::Sigstore {
-                    verifier,
-                    identity: CertificateIdentity {
-                        subject: any.clone(),
-                        issuer: any,
-                        github: Default::default(),
-                    },
-                }
-            }
-            TrustSource::Authority(ca) => {
-                let intermediates = match &ca.intermediates {
-                    Some(m) => read_certificates(m)?,
-                    None => Vec::new(),
-                };
-                CertificateTrust::Pki {
-                    trust: PkiTrust::new(read_certificates(&ca.roots)?, intermediates)
-                        .map_err(|e| Error::Invalid(format!("{}: {e}", ca.roots)))?,
-                    email: None,
-                    hostname: None,
-                    now,
-                }
             }
         };
         let options = KeylessOptions {
