@@ -74,12 +74,17 @@ fn ca_and_rekor_files_are_read_relative_to_the_policy_and_hashed() {
     .unwrap();
     let changed = load_policy_file(&policy_path).unwrap();
     assert_ne!(changed.hash, first.hash);
+    // Another Rekor key under the same name: another hash.
+    std::fs::copy(fixture("cosign2.pub"), dir.path().join("rekor.pub")).unwrap();
+    assert_ne!(load_policy_file(&policy_path).unwrap().hash, changed.hash);
+    // A Rekor key that is not a key fails the load (keys are parsed when the policy loads).
     std::fs::write(
         dir.path().join("rekor.pub"),
         b"-----BEGIN PUBLIC KEY-----\n",
     )
     .unwrap();
-    assert_ne!(load_policy_file(&policy_path).unwrap().hash, changed.hash);
+    let err = load_policy_file(&policy_path).unwrap_err().to_string();
+    assert!(err.contains("rekor.pub"), "{err}");
 }
 
 #[test]
