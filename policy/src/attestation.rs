@@ -47,8 +47,9 @@ pub struct AttestationSpec {
     pub required: Vec<String>,
     /// The attestation must be no older than this (`7d`, `24h`). Its time is the verified
     /// signing time for certificate signers, else the time the signed predicate states
-    /// (vuln `metadata.scanFinishedOn`, SLSA v1 `runDetails.metadata.finishedOn`, v0.2
-    /// `metadata.buildFinishedOn`); without one the attestation does not count.
+    /// (vuln: the earlier of `metadata.scanFinishedOn` and the report's `CreatedAt`; SLSA v1
+    /// `runDetails.metadata.finishedOn`, v0.2 `metadata.buildFinishedOn`); without one the
+    /// attestation does not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
     /// CEL conditions over `predicate`, `subject` (the statement's subject list) and `config`
@@ -468,7 +469,7 @@ fn attestation_time(att: &AttestationEvidence) -> Option<i64> {
     }
     let p = &att.predicate;
     let text = match att.predicate_type.as_str() {
-        VULN_PREDICATE_TYPE => p.pointer("/metadata/scanFinishedOn"),
+        VULN_PREDICATE_TYPE => return crate::vuln::scan_time(p),
         SLSA_V1 => p.pointer("/runDetails/metadata/finishedOn"),
         SLSA_V02 => p.pointer("/metadata/buildFinishedOn"),
         _ => None,

@@ -137,6 +137,21 @@ fn report_created_at(predicate: &Value) -> Result<Option<i64>, Failure> {
     }
 }
 
+/// When the scan was made, as `maxScanAge` and an attestation rule's `maxAge` both count it: the
+/// earlier of `metadata.scanFinishedOn` and the report's `CreatedAt`. `None` when the first is
+/// missing or either is not a time, so an age bound fails closed.
+pub(crate) fn scan_time(predicate: &Value) -> Option<i64> {
+    let finished = predicate
+        .get("metadata")
+        .and_then(|m| text(m, "scanFinishedOn"))
+        .map(crate::config::parse_rfc3339)?
+        .ok()?;
+    match report_created_at(predicate).ok()? {
+        Some(created) if created < finished => Some(created),
+        _ => Some(finished),
+    }
+}
+
 /// Judge one verified vuln predicate at `now`: failures, and the instants after `now` at which
 /// the answer could change (an allow-list entry expiring, the scan growing too old).
 pub(crate) fn check(rule: &VulnRule, predicate: &Value, now: i64) -> (Vec<Failure>, Vec<i64>) {

@@ -505,6 +505,26 @@ fn slsa_v1_max_age_needs_a_stated_time() {
     assert_eq!(codes(&v), ["attestation-too-old"]);
 }
 
+/// A key-signed scan's `maxAge` counts from the same instant as `maxScanAge`: the earlier of
+/// `scanFinishedOn` (after `trivy convert`, the conversion time) and the report's `CreatedAt`.
+#[test]
+fn max_age_of_a_converted_scan_counts_from_its_report() {
+    let scope =
+        "    attestations:\n      - type: vuln\n        keys: [scanner]\n        maxAge: 7d\n";
+    let fresh = judge(&load(scope), vec![att("keyA.pub", VULN, passing())], NOW);
+    assert_eq!(fresh.decision, Decision::Allow, "{fresh:?}");
+
+    let mut converted = passing();
+    converted["scanner"]["result"]["CreatedAt"] = json!("2026-11-01T00:00:00Z");
+    let v = judge(&load(scope), vec![att("keyA.pub", VULN, converted)], NOW);
+    assert_eq!(codes(&v), ["attestation-too-old"], "{v:?}");
+
+    let mut broken = passing();
+    broken["scanner"]["result"]["CreatedAt"] = json!("yesterday");
+    let v = judge(&load(scope), vec![att("keyA.pub", VULN, broken)], NOW);
+    assert_eq!(codes(&v)[0], "attestation-time-unknown", "{v:?}");
+}
+
 fn cel_scope(expression: &str) -> String {
     format!(
         "    attestations:\n      - type: vuln\n        keys: [scanner]\n        conditions:\n          - expression: '{expression}'\n            message: scanned by trivy\n"
