@@ -4,6 +4,7 @@
 
 mod attest;
 mod attest_bounds;
+mod attest_pki_cli;
 mod attest_policy;
 mod attest_requests;
 mod cache_time;

@@ -23,6 +23,7 @@ pub mod enforce;
 pub mod error;
 pub mod identity;
 pub mod keyless;
+pub mod pki_files;
 pub mod sign;
 pub mod signatures;
 pub mod verify;

@@ -15,6 +15,7 @@ use signet_verifier::attest::{
 use signet_verifier::bundle_sign::SignatureFormat;
 use signet_verifier::sign::DEFAULT_MAX_ATTEMPTS;
 
+use super::identity_args::{certificate_trust, CertificateIdentityArgs, PkiArgs, TrustedRootArgs};
 use crate::exit::ExitCode;
 use crate::options::GlobalOptions;
 
@@ -75,38 +76,11 @@ pub struct AttestArgs {
 
 /// Arguments of `signet verify-attestation`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("trusted_root", |arg| arg.requires("issuer")))]
 pub struct VerifyAttestationArgs {
     /// A trusted public key (PEM); repeat for several (any one suffices).
-    #[arg(long, required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"])]
+    #[arg(long, required_unless_present_any = ["certificate_identity", "certificate_identity_regexp", "ca_roots"])]
     key: Vec<PathBuf>,
-    /// Keyless (bundle referrers): the certificate's subject (email or URI), exactly.
-    #[arg(long, value_name = "ID", requires = "issuer")]
-    certificate_identity: Option<String>,
-    /// Keyless: the subject as a pattern matching the whole subject (anchored).
-    #[arg(
-        long,
-        value_name = "RE",
-        requires = "issuer",
-        conflicts_with = "certificate_identity"
-    )]
-    certificate_identity_regexp: Option<String>,
-    /// Keyless: the OIDC issuer the certificate must name.
-    #[arg(long, value_name = "URL", group = "issuer")]
-    certificate_oidc_issuer: Option<String>,
-    /// Keyless: the OIDC issuer as a pattern matching the whole issuer (anchored).
-    #[arg(
-        long,
-        value_name = "RE",
-        group = "issuer",
-        conflicts_with = "certificate_oidc_issuer"
-    )]
-    certificate_oidc_issuer_regexp: Option<String>,
-    /// Keyless: trust this `trusted_root.json` instead of the cached or embedded root.
-    #[arg(long, value_name = "FILE", requires = "issuer")]
-    trusted_root: Option<PathBuf>,
-    /// Keyless: which Sigstore instance's root to use without --trusted-root.
-    #[arg(long, default_value = "public-good", value_name = "INSTANCE")]
-    instance: signet_keyless::Instance,
     /// Accept only this predicate type (cosign's type names or a URI).
     #[arg(long = "type")]
     predicate_type: Option<String>,
@@ -116,6 +90,22 @@ pub struct VerifyAttestationArgs {
     output: crate::options::OutputFormat,
     /// The image.
     image: String,
+    /// Keyless and private-PKI flags; boxed (they would make every command's arguments large),
+    /// and last (their help headings would hold every argument declared after them).
+    #[command(flatten)]
+    certificates: Box<CertificateFlags>,
+}
+
+/// The certificate flags of `signet verify-attestation`: keyless (bundle referrers and keyless
+/// `.att` layers) and private PKI (`.att` layers).
+#[derive(Debug, clap::Args)]
+pub struct CertificateFlags {
+    #[command(flatten)]
+    identity: CertificateIdentityArgs,
+    #[command(flatten)]
+    root: TrustedRootArgs,
+    #[command(flatten)]
+    pki: PkiArgs,
 }
 
 fn read_predicate(path: &PathBuf) -> anyhow::Result<serde_json::Value> {
@@ -224,45 +214,6 @@ pub async fn attest(args: AttestArgs, global: &GlobalOptions) -> anyhow::Result<
     Ok(ExitCode::Success)
 }
 
-/// The keyless signer the flags name, if any.
-fn keyless_signer(
-    args: &VerifyAttestationArgs,
-) -> anyhow::Result<Option<signet_verifier::keyless::CertificateTrust>> {
-    use signet_policy::certificate::{CertificateIdentity, GitHubRequirements, Match};
-    let subject = match (
-        &args.certificate_identity,
-        &args.certificate_identity_regexp,
-    ) {
-        (Some(exact), _) => Match::Exact(exact.clone()),
-        (None, Some(pattern)) => Match::pattern(pattern)?,
-        (None, None) => return Ok(None),
-    };
-    let issuer = match (
-        &args.certificate_oidc_issuer,
-        &args.certificate_oidc_issuer_regexp,
-    ) {
-        (Some(exact), _) => Match::Exact(exact.clone()),
-        (None, Some(pattern)) => Match::pattern(pattern)?,
-        (None, None) => bail!("keyless verification needs --certificate-oidc-issuer[-regexp]"),
-    };
-    let cache = signet_keyless::cache::TufCache::default_location().ok();
-    let root = signet_keyless::load_trusted_root(
-        args.trusted_root.as_deref(),
-        args.instance,
-        cache
-            .as_ref()
-            .map(|c| c as &dyn signet_keyless::TrustedRootCache),
-    )?;
-    Ok(Some(signet_verifier::keyless::CertificateTrust::Sigstore {
-        verifier: signet_keyless::Verifier::new(&root)?,
-        identity: CertificateIdentity {
-            subject,
-            issuer,
-            github: GitHubRequirements::default(),
-        },
-    }))
-}
-
 /// Run `signet verify-attestation`: exit 0 (some verified), 10 (none), 11 (no such image),
 /// 12 (none verifies), 2 (could not check).
 pub async fn verify_attestation(
@@ -279,13 +230,16 @@ pub async fn verify_attestation(
         .iter()
         .map(|path| read_public_key_file(path))
         .collect::<Result<Vec<_>, _>>()?;
+    // Usage and trust material first: no request is made with a flag or file that is wrong.
+    let flags = &args.certificates;
+    let certificates = certificate_trust(&flags.identity, &flags.root, Some(&flags.pki))?
+        .map(|(trust, _root)| trust);
     let location: ImageLocation = args.image.parse()?;
     let client = &global.registry_client(&location)?;
     let store = ImageStore::open(&location, client)?;
-    let keyless = keyless_signer(&args)?;
     let options = VerifyAttestationOptions {
         keys,
-        certificates: keyless,
+        certificates,
         predicate_type,
     };
     let report = match verify_attestations(&store, &options).await {

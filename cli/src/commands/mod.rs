@@ -6,6 +6,7 @@ pub mod audit;
 pub mod completion;
 pub mod copy;
 pub mod digest;
+pub mod identity_args;
 pub mod keys;
 pub mod policy;
 pub mod serve;

@@ -10,24 +10,23 @@ use signet_sign::keys::read_public_key_file;
 use signet_verifier::identity::{parse_identity_rule, IdentityRule};
 use signet_verifier::verify::{verify_image, Outcome, VerifyOptions};
 
+use super::identity_args::{certificate_trust, CertificateIdentityArgs, PkiArgs, TrustedRootArgs};
 use crate::exit::ExitCode;
 use crate::options::GlobalOptions;
 
 /// Arguments of `signet verify`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("trusted_root", |arg| arg.requires("issuer")))]
 pub struct VerifyArgs {
     /// A trusted public key (PEM); repeat for several (any one suffices).
     #[arg(
         long,
         required_unless_present_any = ["policy", "certificate_identity", "certificate_identity_regexp", "ca_roots"],
-        conflicts_with_all = ["policy", "certificate_identity", "certificate_identity_regexp", "ca_roots"]
+        conflicts_with = "policy"
     )]
     key: Vec<PathBuf>,
-    /// Keyless and private-PKI flags (boxed: they would make every command's arguments large).
-    #[command(flatten)]
-    keyless: Box<KeylessFlags>,
     /// Evaluate a trust policy (Signet YAML/JSON or containers-policy.json) instead of --key.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["subject", "ca_roots"])]
     policy: Option<PathBuf>,
     /// With --policy, how many images are verified at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -47,105 +46,40 @@ pub struct VerifyArgs {
     /// Most signature layers examined.
     #[arg(long, default_value_t = signet_verifier::signatures::DEFAULT_MAX_SIGNATURES)]
     max_signatures: usize,
-    /// `text`: verified payloads on stdout (cosign's format); `json`: a report of every candidate.
-    #[arg(long, value_enum, default_value = "text")]
-    output: crate::options::OutputFormat,
-    /// The image(s) to verify (several only with --policy).
-    #[arg(required = true)]
-    images: Vec<String>,
-}
-
-/// The keyless and private-PKI flags of `signet verify`.
-#[derive(Debug, clap::Args)]
-pub struct KeylessFlags {
-    /// Keyless: the signer's identity; one of the certificate's SANs (email, URI, otherName)
-    /// must equal it.
-    #[arg(long, value_name = "ID", conflicts_with_all = ["policy", "certificate_identity_regexp"], requires = "issuer")]
-    certificate_identity: Option<String>,
-    /// Keyless: the signer's identity as a pattern matching a whole SAN (anchored, unlike cosign).
-    #[arg(
-        long,
-        value_name = "RE",
-        conflicts_with = "policy",
-        requires = "issuer"
-    )]
-    certificate_identity_regexp: Option<String>,
-    /// Keyless: the OIDC issuer the certificate must name.
-    #[arg(long, value_name = "URL", group = "issuer")]
-    certificate_oidc_issuer: Option<String>,
-    /// Keyless: the OIDC issuer as a pattern matching the whole issuer (anchored).
-    #[arg(
-        long,
-        value_name = "RE",
-        group = "issuer",
-        conflicts_with = "certificate_oidc_issuer"
-    )]
-    certificate_oidc_issuer_regexp: Option<String>,
-    /// Keyless: the GitHub workflow repository (`owner/repo`) the certificate must name.
-    #[arg(long, value_name = "REPO", requires = "issuer")]
-    certificate_github_workflow_repository: Option<String>,
-    /// Keyless: the GitHub workflow ref (`refs/heads/main`) the certificate must name.
-    #[arg(long, value_name = "REF", requires = "issuer")]
-    certificate_github_workflow_ref: Option<String>,
-    /// Keyless: the GitHub workflow commit SHA the certificate must name.
-    #[arg(long, value_name = "SHA", requires = "issuer")]
-    certificate_github_workflow_sha: Option<String>,
-    /// Keyless: the GitHub workflow trigger (`push`) the certificate must name.
-    #[arg(long, value_name = "EVENT", requires = "issuer")]
-    certificate_github_workflow_trigger: Option<String>,
-    /// Keyless: the GitHub workflow name the certificate must name.
-    #[arg(long, value_name = "NAME", requires = "issuer")]
-    certificate_github_workflow_name: Option<String>,
-    /// Keyless: trust this `trusted_root.json` instead of the cached or embedded root.
-    #[arg(long, value_name = "FILE", requires = "issuer")]
-    trusted_root: Option<PathBuf>,
-    /// Keyless: which Sigstore instance's root to use without --trusted-root (`public-good`,
-    /// `github`): the TUF cache of `signet trust update` if present, else the embedded snapshot.
-    #[arg(long, default_value = "public-good", value_name = "INSTANCE")]
-    instance: signet_keyless::Instance,
-    /// Private PKI: the CA root certificates (PEM) a signing certificate must chain to, at the
-    /// current time, without Fulcio or Rekor (containers/image's `pki`).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["policy", "certificate_identity", "certificate_identity_regexp", "trusted_root"])]
-    ca_roots: Option<PathBuf>,
-    /// Private PKI: intermediate CA certificates (PEM) used to build the path.
-    #[arg(long, value_name = "FILE", requires = "ca_roots")]
-    ca_intermediates: Option<PathBuf>,
-    /// Private PKI: an email SAN the certificate must carry.
-    #[arg(long, value_name = "EMAIL", requires = "ca_roots")]
-    certificate_email: Option<String>,
-    /// Private PKI: a DNS-name SAN the certificate must carry.
-    #[arg(long, value_name = "HOST", requires = "ca_roots")]
-    certificate_hostname: Option<String>,
     /// Which signature formats count (with --key and keyless): `any` (legacy `.sig` layers and
     /// cosign 3 bundles attached as referrers, which bind only the digest; with --key a bundle
     /// claiming a given key that does not verify refuses the image) or `legacy` (the signed
     /// payload must name the repository too; referrers are not read).
     #[arg(long, default_value = "any", value_name = "FORMAT")]
     signature_format: signet_verifier::keyless::FormatRequirement,
+    /// `text`: verified payloads on stdout (cosign's format); `json`: a report of every candidate.
+    #[arg(long, value_enum, default_value = "text")]
+    output: crate::options::OutputFormat,
+    /// The image(s) to verify (several only with --policy).
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Keyless and private-PKI flags; boxed (they would make every command's arguments large),
+    /// and last (their help headings would hold every argument declared after them).
+    #[command(flatten)]
+    certificates: Box<CertificateFlags>,
+}
+
+/// The certificate flags of `signet verify`: keyless and private PKI.
+#[derive(Debug, clap::Args)]
+pub struct CertificateFlags {
+    #[command(flatten)]
+    identity: CertificateIdentityArgs,
+    #[command(flatten)]
+    root: TrustedRootArgs,
+    #[command(flatten)]
+    pki: PkiArgs,
 }
 
 impl VerifyArgs {
-    /// The keyless flags, for `verify_keyless`.
+    /// The options of a certificate verification, for `verify_keyless`.
     fn keyless(&self) -> super::verify_keyless::KeylessArgs {
         super::verify_keyless::KeylessArgs {
-            certificate_identity: self.keyless.certificate_identity.clone(),
-            certificate_identity_regexp: self.keyless.certificate_identity_regexp.clone(),
-            certificate_oidc_issuer: self.keyless.certificate_oidc_issuer.clone(),
-            certificate_oidc_issuer_regexp: self.keyless.certificate_oidc_issuer_regexp.clone(),
-            github: signet_policy::certificate::GitHubRequirements {
-                trigger: self.keyless.certificate_github_workflow_trigger.clone(),
-                sha: self.keyless.certificate_github_workflow_sha.clone(),
-                name: self.keyless.certificate_github_workflow_name.clone(),
-                repository: self.keyless.certificate_github_workflow_repository.clone(),
-                git_ref: self.keyless.certificate_github_workflow_ref.clone(),
-            },
-            trusted_root: self.keyless.trusted_root.clone(),
-            ca_roots: self.keyless.ca_roots.clone(),
-            ca_intermediates: self.keyless.ca_intermediates.clone(),
-            certificate_email: self.keyless.certificate_email.clone(),
-            certificate_hostname: self.keyless.certificate_hostname.clone(),
-            instance: self.keyless.instance,
-            formats: self.keyless.signature_format,
+            formats: self.signature_format,
             identity_rule: self.identity_rule.clone(),
             identity: self.identity.clone(),
             signature_repo: self.signature_repo.clone(),
@@ -177,11 +111,11 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
     let [image] = args.images.as_slice() else {
         anyhow::bail!("verify with --key takes one image; use --policy to verify several");
     };
-    if args.keyless.certificate_identity.is_some()
-        || args.keyless.certificate_identity_regexp.is_some()
-        || args.keyless.ca_roots.is_some()
+    // Usage and trust material first: no request is made with a flag or root that is wrong.
+    let flags = &args.certificates;
+    if let Some((trust, root)) = certificate_trust(&flags.identity, &flags.root, Some(&flags.pki))?
     {
-        return super::verify_keyless::run(&args.keyless(), image, global).await;
+        return super::verify_keyless::run(&args.keyless(), trust, root, image, global).await;
     }
     let location: ImageLocation = image.parse()?;
     let identity = super::sign::identity_of(&location, args.identity.as_deref())?;
@@ -204,7 +138,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
         identity_rule: args.identity_rule,
         required_annotations: args.annotations.into_iter().collect::<BTreeMap<_, _>>(),
         max_signatures: args.max_signatures,
-        formats: args.keyless.signature_format,
+        formats: args.signature_format,
     };
     let signatures = separate.as_ref().unwrap_or(&image);
     let report = match verify_image(&image, signatures, &identity, &options).await {

@@ -5,61 +5,24 @@
 use std::path::{Path, PathBuf};
 
 use signet_keyless::{
-    load_trusted_root, Artifact, Bundle, CertificateClaims, Instance, KeylessError, PublicKey,
-    Sha256Digest, Signer, SubjectName, TrustedRoot, VerifiedBundle, Verifier,
+    Artifact, Bundle, KeylessError, PublicKey, Sha256Digest, Signer, SubjectName, TrustedRoot,
+    VerifiedBundle, Verifier,
 };
-use signet_policy::certificate::{
-    CertificateClaims as PolicyClaims, CertificateIdentity, GitHubClaims, GitHubRequirements, Match,
-};
+
+use super::identity_args::{CertificateIdentityArgs, TrustedRootArgs};
 
 use crate::exit::ExitCode;
 use crate::options::{GlobalOptions, OutputFormat};
 
 /// Arguments of `signet verify-blob`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("subject").args(["certificate_identity", "certificate_identity_regexp"])))]
-#[command(group(clap::ArgGroup::new("issuer").args(["certificate_oidc_issuer", "certificate_oidc_issuer_regexp"])))]
 pub struct VerifyBlobArgs {
     /// The Sigstore bundle (v0.1, v0.2 or v0.3 JSON; at most 16 MiB).
     #[arg(long, value_name = "FILE")]
     bundle: PathBuf,
     /// Verify a managed-key bundle with this PEM public key instead of a certificate identity.
-    #[arg(long, value_name = "PUB", conflicts_with_all = ["subject", "issuer"])]
+    #[arg(long, value_name = "PUB", required_unless_present = "subject")]
     key: Option<PathBuf>,
-    /// The signer's identity: one of the certificate's SANs must equal it.
-    #[arg(long, value_name = "ID", required_unless_present_any = ["key", "certificate_identity_regexp"])]
-    certificate_identity: Option<String>,
-    /// The signer's identity as a pattern matching a whole SAN (anchored, unlike cosign).
-    #[arg(long, value_name = "RE")]
-    certificate_identity_regexp: Option<String>,
-    /// The OIDC issuer the certificate must name.
-    #[arg(long, value_name = "URL", required_unless_present_any = ["key", "certificate_oidc_issuer_regexp"])]
-    certificate_oidc_issuer: Option<String>,
-    /// The OIDC issuer as a pattern matching the whole issuer (anchored).
-    #[arg(long, value_name = "RE")]
-    certificate_oidc_issuer_regexp: Option<String>,
-    /// The GitHub workflow repository (`owner/repo`) the certificate must name.
-    #[arg(long, value_name = "REPO", conflicts_with = "key")]
-    certificate_github_workflow_repository: Option<String>,
-    /// The GitHub workflow ref (`refs/heads/main`) the certificate must name.
-    #[arg(long, value_name = "REF", conflicts_with = "key")]
-    certificate_github_workflow_ref: Option<String>,
-    /// The GitHub workflow commit SHA the certificate must name.
-    #[arg(long, value_name = "SHA", conflicts_with = "key")]
-    certificate_github_workflow_sha: Option<String>,
-    /// The GitHub workflow trigger (`push`) the certificate must name.
-    #[arg(long, value_name = "EVENT", conflicts_with = "key")]
-    certificate_github_workflow_trigger: Option<String>,
-    /// The GitHub workflow name the certificate must name.
-    #[arg(long, value_name = "NAME", conflicts_with = "key")]
-    certificate_github_workflow_name: Option<String>,
-    /// Trust this `trusted_root.json` instead of the cached or embedded root.
-    #[arg(long, value_name = "FILE")]
-    trusted_root: Option<PathBuf>,
-    /// Which Sigstore instance's root to use without --trusted-root: `public-good` or `github`
-    /// (the TUF cache of `signet trust update` if present, else the embedded snapshot).
-    #[arg(long, default_value = "public-good", value_name = "INSTANCE")]
-    instance: Instance,
     /// `text` or `json` (one document on stdout, also when not verified).
     #[arg(long, value_enum, default_value = "text")]
     output: OutputFormat,
@@ -67,6 +30,13 @@ pub struct VerifyBlobArgs {
     /// DSSE bundles, a subject of the in-toto statement).
     #[arg(value_name = "FILE_OR_DIGEST")]
     artifact: String,
+    // Last: their help heading would hold every argument after them.
+    #[command(flatten)]
+    identity: CertificateIdentityArgs,
+    /// The root also verifies a key-signed bundle's log entries and timestamps, so here
+    /// `--trusted-root` goes with `--key` too.
+    #[command(flatten)]
+    root: TrustedRootArgs,
 }
 
 /// The conformance protocol's rule: a `sha256:` digest that is not an existing path is a digest.
@@ -81,65 +51,6 @@ fn artifact_of(arg: &str) -> Result<Artifact<'_>, KeylessError> {
         }
     }
     Ok(Artifact::File(Path::new(arg)))
-}
-
-fn identity_of(args: &VerifyBlobArgs) -> anyhow::Result<CertificateIdentity> {
-    let pick = |exact: &Option<String>, pattern: &Option<String>| -> anyhow::Result<Match> {
-        match (exact, pattern) {
-            (Some(value), _) => Ok(Match::Exact(value.clone())),
-            (None, Some(pattern)) => Ok(Match::pattern(pattern)?),
-            (None, None) => anyhow::bail!("a certificate identity and OIDC issuer are required"),
-        }
-    };
-    Ok(CertificateIdentity {
-        subject: pick(
-            &args.certificate_identity,
-            &args.certificate_identity_regexp,
-        )?,
-        issuer: pick(
-            &args.certificate_oidc_issuer,
-            &args.certificate_oidc_issuer_regexp,
-        )?,
-        github: GitHubRequirements {
-            trigger: args.certificate_github_workflow_trigger.clone(),
-            sha: args.certificate_github_workflow_sha.clone(),
-            name: args.certificate_github_workflow_name.clone(),
-            repository: args.certificate_github_workflow_repository.clone(),
-            git_ref: args.certificate_github_workflow_ref.clone(),
-        },
-    })
-}
-
-/// The verifier's claims in the policy's terms.
-fn policy_claims(claims: &CertificateClaims) -> PolicyClaims {
-    PolicyClaims {
-        subjects: claims
-            .subjects
-            .iter()
-            .map(|s| SubjectName::as_str(s).to_string())
-            .collect(),
-        issuer: claims.issuer.clone(),
-        github: GitHubClaims {
-            trigger: claims.github.trigger.clone(),
-            sha: claims.github.sha.clone(),
-            name: claims.github.name.clone(),
-            repository: claims.github.repository.clone(),
-            git_ref: claims.github.git_ref.clone(),
-        },
-    }
-}
-
-fn root_of(args: &VerifyBlobArgs) -> Result<TrustedRoot, KeylessError> {
-    // No usable cache location (no HOME, no XDG_CACHE_HOME) means no cache, not an error; an
-    // entry that exists but fails its checks is an error (the loader fails closed).
-    let cache = signet_keyless::cache::TufCache::default_location().ok();
-    load_trusted_root(
-        args.trusted_root.as_deref(),
-        args.instance,
-        cache
-            .as_ref()
-            .map(|c| c as &dyn signet_keyless::TrustedRootCache),
-    )
 }
 
 fn time_text(seconds: i64) -> String {
@@ -207,12 +118,12 @@ fn not_verified(output: OutputFormat, code: &str, message: &str) -> ExitCode {
 /// Run `signet verify-blob`.
 pub fn run(args: VerifyBlobArgs, _global: &GlobalOptions) -> anyhow::Result<ExitCode> {
     // Usage problems (a pattern that does not compile) before any file is read.
-    let identity = match args.key {
-        Some(_) => None,
-        None => Some(identity_of(&args)?),
-    };
+    let identity = args.identity.identity()?;
+    if identity.is_none() && args.key.is_none() {
+        anyhow::bail!("verify-blob needs --key or a certificate identity");
+    }
     let key = args.key.as_deref().map(PublicKey::from_file).transpose()?;
-    let root = root_of(&args)?;
+    let root = args.root.load()?;
     let bundle = Bundle::from_file(&args.bundle)?;
     let artifact = artifact_of(&args.artifact)?;
     let verifier = Verifier::new(&root)?;
@@ -229,7 +140,7 @@ pub fn run(args: VerifyBlobArgs, _global: &GlobalOptions) -> anyhow::Result<Exit
         }
     };
     if let (Some(identity), Some(claims)) = (&identity, &verified.certificate) {
-        if let Err(mismatch) = identity.matches(&policy_claims(claims)) {
+        if let Err(mismatch) = identity.matches(&signet_verifier::keyless::policy_claims(claims)) {
             return Ok(not_verified(
                 args.output,
                 mismatch.code(),

@@ -1,15 +1,12 @@
 //! `signet verify IMAGE --certificate-identity … --certificate-oidc-issuer …`: keyless image
 //! signatures (cosign's legacy `.sig` layers with certificates, and cosign 3 bundles attached as
-//! OCI 1.1 referrers). The work is `signet_verifier::keyless`; this is flags and output.
-
-use std::path::PathBuf;
+//! OCI 1.1 referrers), or signed with certificates from a private CA (`--ca-roots`). The work
+//! is `signet_verifier::keyless`; this is output.
 
 use anyhow::Context as _;
-use signet_keyless::pki::PkiTrust;
-use signet_keyless::{load_trusted_root, Instance, TrustedRoot, Verifier};
+use signet_keyless::TrustedRoot;
 use signet_oci::store::ImageStore;
 use signet_oci::ImageLocation;
-use signet_policy::certificate::{CertificateIdentity, GitHubRequirements, Match};
 use signet_verifier::identity::IdentityRule;
 use signet_verifier::keyless::{
     verify_keyless_image, CertificateTrust, FormatRequirement, KeylessOptions, SignatureFormat,
@@ -19,31 +16,9 @@ use signet_verifier::verify::Outcome;
 use crate::exit::ExitCode;
 use crate::options::{GlobalOptions, OutputFormat};
 
-/// The keyless flags of `signet verify`.
+/// What a certificate verification of `signet verify` takes besides the trust.
 #[derive(Debug)]
 pub struct KeylessArgs {
-    /// `--certificate-identity`.
-    pub certificate_identity: Option<String>,
-    /// `--certificate-identity-regexp`.
-    pub certificate_identity_regexp: Option<String>,
-    /// `--certificate-oidc-issuer`.
-    pub certificate_oidc_issuer: Option<String>,
-    /// `--certificate-oidc-issuer-regexp`.
-    pub certificate_oidc_issuer_regexp: Option<String>,
-    /// `--certificate-github-workflow-*`.
-    pub github: GitHubRequirements,
-    /// `--trusted-root`.
-    pub trusted_root: Option<PathBuf>,
-    /// `--ca-roots`.
-    pub ca_roots: Option<PathBuf>,
-    /// `--ca-intermediates`.
-    pub ca_intermediates: Option<PathBuf>,
-    /// `--certificate-email`.
-    pub certificate_email: Option<String>,
-    /// `--certificate-hostname`.
-    pub certificate_hostname: Option<String>,
-    /// `--instance`.
-    pub instance: Instance,
     /// `--signature-format`.
     pub formats: FormatRequirement,
     /// `--identity-rule`.
@@ -58,86 +33,14 @@ pub struct KeylessArgs {
     pub output: OutputFormat,
 }
 
-fn certificate_identity(args: &KeylessArgs) -> anyhow::Result<CertificateIdentity> {
-    let pick = |exact: &Option<String>, pattern: &Option<String>, what: &str| match (exact, pattern)
-    {
-        (Some(value), _) => Ok(Match::Exact(value.clone())),
-        (None, Some(pattern)) => Ok(Match::pattern(pattern)?),
-        (None, None) => anyhow::bail!("keyless verification needs {what}"),
-    };
-    Ok(CertificateIdentity {
-        subject: pick(
-            &args.certificate_identity,
-            &args.certificate_identity_regexp,
-            "--certificate-identity or --certificate-identity-regexp",
-        )?,
-        issuer: pick(
-            &args.certificate_oidc_issuer,
-            &args.certificate_oidc_issuer_regexp,
-            "--certificate-oidc-issuer or --certificate-oidc-issuer-regexp",
-        )?,
-        github: args.github.clone(),
-    })
-}
-
-fn trusted_root(args: &KeylessArgs) -> anyhow::Result<TrustedRoot> {
-    // No usable cache location means no cache; a cache entry failing its checks is an error.
-    let cache = signet_keyless::cache::TufCache::default_location().ok();
-    Ok(load_trusted_root(
-        args.trusted_root.as_deref(),
-        args.instance,
-        cache
-            .as_ref()
-            .map(|c| c as &dyn signet_keyless::TrustedRootCache),
-    )?)
-}
-
-/// Largest CA certificate file read.
-const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
-
-fn pem_file(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let bytes = signet_oci::read_file_bounded(path, MAX_CA_FILE_BYTES)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{}: not PEM text", path.display()))?;
-    signet_verifier::keyless::pem_certificates(&text, signet_keyless::pki::MAX_PKI_CERTIFICATES)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-fn pki_trust(args: &KeylessArgs, roots: &std::path::Path) -> anyhow::Result<CertificateTrust> {
-    if args.certificate_email.is_none() && args.certificate_hostname.is_none() {
-        anyhow::bail!("--ca-roots needs --certificate-email and/or --certificate-hostname");
-    }
-    let intermediates = match &args.ca_intermediates {
-        Some(path) => pem_file(path)?,
-        None => Vec::new(),
-    };
-    Ok(CertificateTrust::Pki {
-        trust: PkiTrust::new(pem_file(roots)?, intermediates)?,
-        email: args.certificate_email.clone(),
-        hostname: args.certificate_hostname.clone(),
-        now: signet_oci::clock::unix_now()?,
-    })
-}
-
 /// Run keyless `signet verify` on one image.
 pub async fn run(
     args: &KeylessArgs,
+    trust: CertificateTrust,
+    root: Option<TrustedRoot>,
     image: &str,
     global: &GlobalOptions,
 ) -> anyhow::Result<ExitCode> {
-    // Usage and trust material first: no request is made with a flag or root that is wrong.
-    let (trust, root) = match &args.ca_roots {
-        Some(roots) => (pki_trust(args, roots)?, None),
-        None => {
-            let identity = certificate_identity(args)?;
-            let root = trusted_root(args)?;
-            let verifier = Verifier::new(&root)?;
-            (
-                CertificateTrust::Sigstore { verifier, identity },
-                Some(root),
-            )
-        }
-    };
     let options = KeylessOptions {
         trust,
         identity_rule: args.identity_rule.clone(),

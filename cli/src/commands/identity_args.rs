@@ -1,0 +1,207 @@
+//! The certificate flags every verifying command shares (`verify`, `verify-blob`,
+//! `verify-attestation`), declared once: cosign's identity flags, the Sigstore root to trust, and
+//! (for images) a private PKI. Each command flattens the groups it takes; the rules between
+//! them are cosign's: `--certificate-identity` or `--certificate-identity-regexp` together with
+//! `--certificate-oidc-issuer` or `--certificate-oidc-issuer-regexp`, and none of them with
+//! `--key` (the one argument id every user of these groups must declare).
+
+use std::path::PathBuf;
+
+use signet_keyless::{load_trusted_root, Instance, TrustedRoot, Verifier};
+use signet_policy::certificate::{CertificateIdentity, GitHubRequirements, Match};
+use signet_verifier::keyless::CertificateTrust;
+use signet_verifier::pki_files::{pki_trust_from_files, PkiIdentity};
+
+/// Who must have signed: a Fulcio certificate's subject, OIDC issuer and GitHub claims.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Keyless (Sigstore certificate) signers")]
+#[command(group(
+    clap::ArgGroup::new("subject")
+        .args(["certificate_identity", "certificate_identity_regexp"])
+        .requires("issuer")
+        .conflicts_with("key")
+))]
+#[command(group(
+    clap::ArgGroup::new("issuer")
+        .args(["certificate_oidc_issuer", "certificate_oidc_issuer_regexp"])
+        .requires("subject")
+        .conflicts_with("key")
+))]
+pub struct CertificateIdentityArgs {
+    /// The signer's identity: one of the certificate's SANs (email, URI, otherName) must equal
+    /// it.
+    #[arg(long, value_name = "ID")]
+    certificate_identity: Option<String>,
+    /// The signer's identity as a pattern matching a whole SAN (anchored, unlike cosign).
+    #[arg(long, value_name = "RE")]
+    certificate_identity_regexp: Option<String>,
+    /// The OIDC issuer the certificate must name.
+    #[arg(long, value_name = "URL")]
+    certificate_oidc_issuer: Option<String>,
+    /// The OIDC issuer as a pattern matching the whole issuer (anchored).
+    #[arg(long, value_name = "RE")]
+    certificate_oidc_issuer_regexp: Option<String>,
+    /// The GitHub workflow repository (`owner/repo`) the certificate must name.
+    #[arg(long, value_name = "REPO", requires = "issuer")]
+    certificate_github_workflow_repository: Option<String>,
+    /// The GitHub workflow ref (`refs/heads/main`) the certificate must name.
+    #[arg(long, value_name = "REF", requires = "issuer")]
+    certificate_github_workflow_ref: Option<String>,
+    /// The GitHub workflow commit SHA the certificate must name.
+    #[arg(long, value_name = "SHA", requires = "issuer")]
+    certificate_github_workflow_sha: Option<String>,
+    /// The GitHub workflow trigger (`push`) the certificate must name.
+    #[arg(long, value_name = "EVENT", requires = "issuer")]
+    certificate_github_workflow_trigger: Option<String>,
+    /// The GitHub workflow name the certificate must name.
+    #[arg(long, value_name = "NAME", requires = "issuer")]
+    certificate_github_workflow_name: Option<String>,
+}
+
+impl CertificateIdentityArgs {
+    /// The identity the flags name (`None` without `--certificate-identity[-regexp]`); a pattern
+    /// that does not compile is a usage error.
+    pub fn identity(&self) -> anyhow::Result<Option<CertificateIdentity>> {
+        let pick = |exact: &Option<String>, pattern: &Option<String>| match (exact, pattern) {
+            (Some(value), _) => Ok(Some(Match::Exact(value.clone()))),
+            (None, Some(pattern)) => Ok(Some(Match::pattern(pattern)?)),
+            (None, None) => Ok::<_, anyhow::Error>(None),
+        };
+        let Some(subject) = pick(
+            &self.certificate_identity,
+            &self.certificate_identity_regexp,
+        )?
+        else {
+            return Ok(None);
+        };
+        let Some(issuer) = pick(
+            &self.certificate_oidc_issuer,
+            &self.certificate_oidc_issuer_regexp,
+        )?
+        else {
+            anyhow::bail!(
+                "a certificate identity needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp"
+            );
+        };
+        Ok(Some(CertificateIdentity {
+            subject,
+            issuer,
+            github: GitHubRequirements {
+                trigger: self.certificate_github_workflow_trigger.clone(),
+                sha: self.certificate_github_workflow_sha.clone(),
+                name: self.certificate_github_workflow_name.clone(),
+                repository: self.certificate_github_workflow_repository.clone(),
+                git_ref: self.certificate_github_workflow_ref.clone(),
+            },
+        }))
+    }
+}
+
+/// Which Sigstore trusted root verifies certificates, log entries and timestamps.
+/// `verify` and `verify-attestation` use a root only for certificate signers, so they make
+/// `--trusted-root` require an issuer (`mut_arg` on their arguments: alone it would be
+/// ignored); `verify-blob` needs it for key-signed bundles' log entries too.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Keyless (Sigstore certificate) signers")]
+pub struct TrustedRootArgs {
+    /// Trust this `trusted_root.json` instead of the cached or embedded root.
+    #[arg(long, value_name = "FILE")]
+    trusted_root: Option<PathBuf>,
+    /// Which Sigstore instance's root to use without --trusted-root: `public-good` or `github`
+    /// (the TUF cache of `signet trust update` if present, else the embedded snapshot).
+    #[arg(long, default_value = "public-good", value_name = "INSTANCE")]
+    instance: Instance,
+}
+
+impl TrustedRootArgs {
+    /// The root: `--trusted-root`, else the TUF cache of `--instance`, else its embedded
+    /// snapshot.
+    pub fn load(&self) -> anyhow::Result<TrustedRoot> {
+        // No usable cache location (no HOME, no XDG_CACHE_HOME) means no cache, not an error; an
+        // entry that exists but fails its checks is an error (the loader fails closed).
+        let cache = signet_keyless::cache::TufCache::default_location().ok();
+        Ok(load_trusted_root(
+            self.trusted_root.as_deref(),
+            self.instance,
+            cache
+                .as_ref()
+                .map(|c| c as &dyn signet_keyless::TrustedRootCache),
+        )?)
+    }
+}
+
+/// A private PKI (containers/image's `pki`): certificates from one's own CA, checked at the
+/// current time, without Fulcio or Rekor.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Private-PKI signers")]
+#[command(group(
+    clap::ArgGroup::new("pki_san")
+        .args(["certificate_email", "certificate_hostname"])
+        .multiple(true)
+))]
+pub struct PkiArgs {
+    /// The CA root certificates (PEM) a signing certificate must chain to, at the current time,
+    /// without Fulcio or Rekor; needs --certificate-email and/or --certificate-hostname.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["key", "subject", "trusted_root"],
+        requires = "pki_san"
+    )]
+    ca_roots: Option<PathBuf>,
+    /// Intermediate CA certificates (PEM) used to build the path.
+    #[arg(long, value_name = "FILE", requires = "ca_roots")]
+    ca_intermediates: Option<PathBuf>,
+    /// An email SAN the certificate must carry.
+    #[arg(long, value_name = "EMAIL", requires = "ca_roots")]
+    certificate_email: Option<String>,
+    /// A DNS-name SAN the certificate must carry.
+    #[arg(long, value_name = "HOST", requires = "ca_roots")]
+    certificate_hostname: Option<String>,
+}
+
+impl PkiArgs {
+    /// Whether `--ca-roots` was given.
+    pub fn given(&self) -> bool {
+        self.ca_roots.is_some()
+    }
+
+    /// The private-PKI trust the flags name, checked at `now` (`None` without `--ca-roots`).
+    pub fn trust(&self, now: i64) -> anyhow::Result<Option<CertificateTrust>> {
+        let Some(roots) = &self.ca_roots else {
+            return Ok(None);
+        };
+        Ok(Some(pki_trust_from_files(
+            roots,
+            self.ca_intermediates.as_deref(),
+            PkiIdentity {
+                email: self.certificate_email.clone(),
+                hostname: self.certificate_hostname.clone(),
+            },
+            now,
+        )?))
+    }
+}
+
+/// The certificate trust a command's flags name: a private PKI (`--ca-roots`) or a Sigstore
+/// root with an identity; `None` when neither was given. The root is returned for reports.
+pub fn certificate_trust(
+    identity: &CertificateIdentityArgs,
+    root: &TrustedRootArgs,
+    pki: Option<&PkiArgs>,
+) -> anyhow::Result<Option<(CertificateTrust, Option<TrustedRoot>)>> {
+    if let Some(pki) = pki.filter(|p| p.given()) {
+        return Ok(pki
+            .trust(signet_oci::clock::unix_now()?)?
+            .map(|trust| (trust, None)));
+    }
+    let Some(identity) = identity.identity()? else {
+        return Ok(None);
+    };
+    let root = root.load()?;
+    let verifier = Verifier::new(&root)?;
+    Ok(Some((
+        CertificateTrust::Sigstore { verifier, identity },
+        Some(root),
+    )))
+}
