@@ -4,6 +4,8 @@
 //! that CA and the certificate's email SAN; another CA, another email, a missing CA file and
 //! contradictory flags are each refused with the failure named.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::Output;
 
