@@ -205,3 +205,215 @@ pub fn certificate_trust(
         Some(root),
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use clap::error::ErrorKind;
+    use clap::Parser as _;
+
+    const ID: [&str; 2] = ["--certificate-identity", "ci@example.com"];
+    const ISSUER: [&str; 2] = ["--certificate-oidc-issuer", "https://issuer.example"];
+    const KEY: [&str; 2] = ["--key", "k.pub"];
+
+    /// `signet COMMAND ARGS… TARGET` as parsed, with each command's own required arguments.
+    fn parse(command: &str, args: &[&str]) -> Result<(), clap::Error> {
+        let mut argv = vec!["signet", command];
+        if command == "verify-blob" {
+            argv.extend(["--bundle", "b.json"]);
+        }
+        argv.extend_from_slice(args);
+        argv.push("target");
+        crate::Cli::try_parse_from(argv).map(|_| ())
+    }
+
+    const COMMANDS: [&str; 3] = ["verify", "verify-blob", "verify-attestation"];
+
+    #[test]
+    fn every_verifying_command_takes_an_identity_with_an_issuer_or_a_key() {
+        for command in COMMANDS {
+            parse(command, &[&ID[..], &ISSUER[..]].concat()).unwrap();
+            parse(command, &KEY).unwrap();
+            let regexps = [
+                "--certificate-identity-regexp",
+                ".*@example.com",
+                "--certificate-oidc-issuer-regexp",
+                "https://.*",
+                "--certificate-github-workflow-repository",
+                "o/r",
+                "--certificate-github-workflow-ref",
+                "refs/heads/main",
+                "--certificate-github-workflow-sha",
+                "abc",
+                "--certificate-github-workflow-trigger",
+                "push",
+                "--certificate-github-workflow-name",
+                "release",
+                "--trusted-root",
+                "root.json",
+                "--instance",
+                "github",
+            ];
+            parse(command, &regexps).unwrap();
+        }
+    }
+
+    #[test]
+    fn every_verifying_command_refuses_the_same_clashes() {
+        let cases: [(&[&str], ErrorKind); 7] = [
+            (&ID, ErrorKind::MissingRequiredArgument),
+            (&ISSUER, ErrorKind::MissingRequiredArgument),
+            (
+                &["--certificate-github-workflow-repository", "o/r"],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &[&KEY[..], &ID[..], &ISSUER[..]].concat(),
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &[&KEY[..], &ISSUER[..]].concat(),
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &[
+                    &ID[..],
+                    &["--certificate-identity-regexp", ".*"],
+                    &ISSUER[..],
+                ]
+                .concat(),
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &[
+                    &ID[..],
+                    &ISSUER[..],
+                    &["--certificate-oidc-issuer-regexp", ".*"],
+                ]
+                .concat(),
+                ErrorKind::ArgumentConflict,
+            ),
+        ];
+        for command in COMMANDS {
+            for (args, kind) in &cases {
+                let error = parse(command, args).expect_err(&format!("{command} {args:?}"));
+                assert_eq!(error.kind(), *kind, "{command} {args:?}: {error}");
+            }
+            // Nothing at all: a key or an identity is required.
+            let error = parse(command, &[]).expect_err(command);
+            assert_eq!(
+                error.kind(),
+                ErrorKind::MissingRequiredArgument,
+                "{command}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_trusted_root_goes_with_a_key_only_where_it_verifies_the_key_bundle() {
+        let with_key = [&KEY[..], &["--trusted-root", "root.json"]].concat();
+        parse("verify-blob", &with_key).unwrap();
+        for command in ["verify", "verify-attestation"] {
+            let error = parse(command, &with_key).expect_err(command);
+            assert_eq!(
+                error.kind(),
+                ErrorKind::MissingRequiredArgument,
+                "{command}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_private_pki_flags_are_the_same_for_images_and_attestations() {
+        let pki = [
+            "--ca-roots",
+            "ca.pem",
+            "--certificate-email",
+            "ci@example.com",
+        ];
+        for command in ["verify", "verify-attestation"] {
+            parse(command, &pki).unwrap();
+            parse(
+                command,
+                &[
+                    "--ca-roots",
+                    "ca.pem",
+                    "--ca-intermediates",
+                    "i.pem",
+                    "--certificate-hostname",
+                    "h.example",
+                ],
+            )
+            .unwrap();
+            for (args, kind) in [
+                (
+                    vec!["--ca-roots", "ca.pem"],
+                    ErrorKind::MissingRequiredArgument,
+                ),
+                (
+                    vec!["--certificate-email", "ci@example.com"],
+                    ErrorKind::MissingRequiredArgument,
+                ),
+                ([&pki[..], &KEY[..]].concat(), ErrorKind::ArgumentConflict),
+                (
+                    [&pki[..], &ID[..], &ISSUER[..]].concat(),
+                    ErrorKind::ArgumentConflict,
+                ),
+                (
+                    [&pki[..], &["--trusted-root", "root.json"]].concat(),
+                    ErrorKind::ArgumentConflict,
+                ),
+            ] {
+                let error = parse(command, &args).expect_err(&format!("{command} {args:?}"));
+                assert_eq!(error.kind(), kind, "{command} {args:?}: {error}");
+            }
+        }
+        // verify-blob verifies Sigstore bundles only.
+        let error = parse("verify-blob", &pki).expect_err("verify-blob --ca-roots");
+        assert_eq!(error.kind(), ErrorKind::UnknownArgument, "{error}");
+    }
+
+    #[test]
+    fn the_flags_become_one_identity_with_every_claim() {
+        let args = super::CertificateIdentityArgs {
+            certificate_identity: None,
+            certificate_identity_regexp: Some(".*@example.com".into()),
+            certificate_oidc_issuer: Some("https://issuer.example".into()),
+            certificate_oidc_issuer_regexp: None,
+            certificate_github_workflow_repository: Some("o/r".into()),
+            certificate_github_workflow_ref: Some("refs/heads/main".into()),
+            certificate_github_workflow_sha: Some("abc".into()),
+            certificate_github_workflow_trigger: Some("push".into()),
+            certificate_github_workflow_name: Some("release".into()),
+        };
+        let identity = args.identity().unwrap().unwrap();
+        assert!(matches!(identity.subject, super::Match::Pattern(_)));
+        assert!(
+            matches!(&identity.issuer, super::Match::Exact(issuer) if issuer == "https://issuer.example")
+        );
+        let github = identity.github;
+        assert_eq!(
+            (
+                github.repository.as_deref(),
+                github.git_ref.as_deref(),
+                github.sha.as_deref(),
+                github.trigger.as_deref(),
+                github.name.as_deref()
+            ),
+            (
+                Some("o/r"),
+                Some("refs/heads/main"),
+                Some("abc"),
+                Some("push"),
+                Some("release")
+            )
+        );
+        // A pattern that does not compile is an error, not a match-anything.
+        let bad = super::CertificateIdentityArgs {
+            certificate_identity_regexp: Some("(".into()),
+            ..args
+        };
+        assert!(bad.identity().is_err());
+    }
+}
