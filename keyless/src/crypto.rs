@@ -70,9 +70,26 @@ fn fingerprint(
 }
 
 thread_local! {
-    /// The checks that succeeded during the verification running on this thread.
-    static SCOPE: RefCell<Option<HashSet<Fingerprint>>> = const { RefCell::new(None) };
+    /// The verification running on this thread: its successful checks, and the artifact.
+    static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
 }
+
+#[derive(Default)]
+struct Scope {
+    /// The checks that succeeded during this verification.
+    verified: HashSet<Fingerprint>,
+    /// The artifact's bytes, when they are at hand and small (see [`MAX_MESSAGE`]).
+    message: Option<Message>,
+}
+
+struct Message {
+    bytes: Vec<u8>,
+}
+
+/// Artifacts up to this size are kept for the verification so that a P-256 signature over them is
+/// checked by ring over the bytes (ring hashes them again) rather than by RustCrypto's prehashed
+/// P-256, about 4x slower. Past it, hashing twice more would cost more than it saves.
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
 
 /// While alive, a signature check that already succeeded *in this verification* is not redone:
 /// sigstore-verify checks the leaf certificate once per verified time and a Rekor v1 SET twice,
@@ -80,13 +97,27 @@ thread_local! {
 /// across bundles would be keyed by per-bundle material and only flatter a benchmark that
 /// verifies one bundle over and over.
 pub(crate) struct VerificationScope {
-    outer: Option<HashSet<Fingerprint>>,
+    outer: Option<Scope>,
 }
 
 impl VerificationScope {
     pub(crate) fn enter() -> Self {
-        let outer = SCOPE.with(|scope| scope.replace(Some(HashSet::new())));
+        let outer = SCOPE.with(|current| current.replace(Some(Scope::default())));
         VerificationScope { outer }
+    }
+
+    /// The artifact's bytes are at hand: keep them (up to [`MAX_MESSAGE`]) for this verification.
+    pub(crate) fn hold_artifact(&self, bytes: &[u8]) {
+        if bytes.len() > MAX_MESSAGE {
+            return;
+        }
+        SCOPE.with(|scope| {
+            if let Some(s) = scope.borrow_mut().as_mut() {
+                s.message = Some(Message {
+                    bytes: bytes.to_vec(),
+                });
+            }
+        });
     }
 }
 
@@ -98,15 +129,53 @@ impl Drop for VerificationScope {
 }
 
 fn in_scope(fp: &Fingerprint) -> bool {
-    SCOPE.with(|scope| scope.borrow().as_ref().is_some_and(|set| set.contains(fp)))
+    SCOPE.with(|scope| {
+        scope
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| s.verified.contains(fp))
+    })
 }
 
 fn remember_in_scope(fp: Fingerprint) {
     SCOPE.with(|scope| {
-        if let Some(set) = scope.borrow_mut().as_mut() {
-            set.insert(fp);
+        if let Some(s) = scope.borrow_mut().as_mut() {
+            s.verified.insert(fp);
         }
     });
+}
+
+/// A prehashed ECDSA P-256/SHA-256 check whose digest is the SHA-256 of this verification's
+/// artifact, done by ring over the artifact itself: the same equation (ring hashes the bytes to
+/// the same digest), about 4x faster. `None` when that does not apply (another scheme, a key not
+/// in uncompressed SEC1 form, no artifact bytes, or a digest of something else): then the
+/// prehashed code decides.
+fn verify_prehashed_over_message(
+    scheme: SigningScheme,
+    spki_pubkey_bytes: &[u8],
+    digest: &[u8],
+    signature: &[u8],
+) -> Option<sigstore_crypto::Result<()>> {
+    // ring reads only the uncompressed form; RustCrypto also takes compressed points.
+    let uncompressed = spki_pubkey_bytes.len() == 65 && spki_pubkey_bytes[0] == 0x04;
+    if scheme != SigningScheme::EcdsaP256Sha256 || !uncompressed {
+        return None;
+    }
+    SCOPE.with(|scope| {
+        let scope = scope.borrow();
+        let message = scope.as_ref()?.message.as_ref()?;
+        if sha2::Sha256::digest(&message.bytes).as_slice() != digest {
+            return None;
+        }
+        Some(
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_ASN1,
+                spki_pubkey_bytes,
+            )
+            .verify(&message.bytes, signature)
+            .map_err(|_| failed(scheme)),
+        )
+    })
 }
 
 /// Signature checks between certificates *of a trusted root* (a Fulcio or TSA intermediate under
@@ -283,7 +352,10 @@ impl CryptoProvider for RingProvider {
         if in_scope(&fp) {
             return Ok(());
         }
-        verify_prehashed_uncached(scheme, spki_pubkey_bytes, digest, signature)?;
+        match verify_prehashed_over_message(scheme, spki_pubkey_bytes, digest, signature) {
+            Some(verdict) => verdict?,
+            None => verify_prehashed_uncached(scheme, spki_pubkey_bytes, digest, signature)?,
+        }
         remember_in_scope(fp);
         Ok(())
     }
@@ -423,6 +495,80 @@ mod tests {
             matches!(err, sigstore_crypto::Error::Verification(_)),
             "{err}"
         );
+    }
+
+    /// With the artifact held, a prehashed P-256 check of its digest is ring's over the bytes:
+    /// good signatures pass, and a flipped bit in the signature, the digest or the key is refused,
+    /// through that path (not by falling back).
+    #[test]
+    fn prehashed_p256_over_the_held_artifact_refuses_every_flipped_bit() {
+        let key = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+        let point = key.verifying_key().to_encoded_point(false);
+        let point = point.as_bytes();
+        let msg = b"signet keyless artifact";
+        let der = p256::ecdsa::Signature::to_der(&key.sign(msg));
+        let der = der.as_bytes();
+        let digest: [u8; 32] = sha2::Sha256::digest(msg).into();
+        let s = SigningScheme::EcdsaP256Sha256;
+        let refused = |r: Option<sigstore_crypto::Result<()>>| {
+            matches!(r, Some(Err(sigstore_crypto::Error::Verification(_))))
+        };
+
+        // No verification running, or none holding the artifact: not this path.
+        assert!(verify_prehashed_over_message(s, point, &digest, der).is_none());
+        let scope = VerificationScope::enter();
+        assert!(verify_prehashed_over_message(s, point, &digest, der).is_none());
+        scope.hold_artifact(msg);
+
+        assert!(matches!(
+            verify_prehashed_over_message(s, point, &digest, der),
+            Some(Ok(()))
+        ));
+        PROVIDER.verify_prehashed(s, point, &digest, der).unwrap();
+        for bit in 0..der.len() * 8 {
+            let mut bad = der.to_vec();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                refused(verify_prehashed_over_message(s, point, &digest, &bad)),
+                "signature bit {bit}"
+            );
+            assert!(PROVIDER.verify_prehashed(s, point, &digest, &bad).is_err());
+        }
+        for bit in 8..point.len() * 8 {
+            let mut bad = point.to_vec();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                refused(verify_prehashed_over_message(s, &bad, &digest, der)),
+                "key bit {bit}"
+            );
+        }
+        // A digest of anything else is not the held artifact's: the prehashed code decides, and
+        // refuses it.
+        for bit in 0..256 {
+            let mut bad = digest;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(verify_prehashed_over_message(s, point, &bad, der).is_none());
+            let err = PROVIDER.verify_prehashed(s, point, &bad, der).unwrap_err();
+            assert!(matches!(err, sigstore_crypto::Error::Verification(_)));
+        }
+        // Other schemes and compressed keys: not this path.
+        let compressed = key.verifying_key().to_encoded_point(true);
+        assert!(verify_prehashed_over_message(s, compressed.as_bytes(), &digest, der).is_none());
+        PROVIDER
+            .verify_prehashed(s, compressed.as_bytes(), &digest, der)
+            .unwrap();
+        assert!(
+            verify_prehashed_over_message(SigningScheme::EcdsaP384Sha256, point, &digest, der)
+                .is_none()
+        );
+
+        // An artifact past the size limit is not held.
+        drop(scope);
+        let scope = VerificationScope::enter();
+        scope.hold_artifact(&vec![0u8; MAX_MESSAGE + 1]);
+        assert!(SCOPE.with(|s| s.borrow().as_ref().unwrap().message.is_none()));
+        drop(scope);
+        assert!(SCOPE.with(|s| s.borrow().is_none()));
     }
 
     #[test]

@@ -178,11 +178,14 @@ impl Verifier {
         bundle: &Bundle,
         signer: Signer<'_>,
     ) -> Result<VerifiedBundle, KeylessError> {
-        let _scope = crate::crypto::VerificationScope::enter();
+        let scope = crate::crypto::VerificationScope::enter();
         // Signet's own checks first: they need no artifact and refuse what sigstore-verify
         // would let pass (ARCHITECTURE.md, "keyless").
         self.strict_checks(bundle, signer)?;
         let b = &bundle.inner;
+        // Only a message signature is checked over the artifact itself (a DSSE signature is over
+        // the envelope), so only then is it worth holding the artifact's bytes.
+        let hold_artifact = matches!(b.content, SignatureContent::MessageSignature(_));
         // A root without transparency logs (GitHub's) cannot check a log entry, and a bundle
         // for it carries none: then, and only then, there is no log evidence to verify, and the
         // verified time must come from an RFC 3161 timestamp (sigstore-verify requires one).
@@ -200,14 +203,14 @@ impl Verifier {
                 if no_log_evidence {
                     policy = policy.skip_tlog_unsafe();
                 }
-                self.run(artifact, b, &policy)?
+                self.run(hold_artifact.then_some(&scope), artifact, b, &policy)?
             }
             Signer::Key(key) => {
                 let mut policy = sigstore_verify::PublicKeyVerificationPolicy::new(key.der.clone());
                 if no_log_evidence {
                     policy = policy.skip_tlog_unsafe();
                 }
-                self.run(artifact, b, &policy)?
+                self.run(hold_artifact.then_some(&scope), artifact, b, &policy)?
             }
         };
         let certificate = match (signer, b.signing_certificate()) {
@@ -255,12 +258,18 @@ impl Verifier {
 
     fn run(
         &self,
+        scope: Option<&crate::crypto::VerificationScope>,
         artifact: Artifact<'_>,
         bundle: &sigstore_types::Bundle,
         policy: &(impl sigstore_verify::Policy + ?Sized),
     ) -> Result<sigstore_verify::VerificationResult, KeylessError> {
         match artifact {
-            Artifact::Bytes(bytes) => self.inner.verify(bytes, bundle, policy).map_err(refusal),
+            Artifact::Bytes(bytes) => {
+                if let Some(scope) = scope {
+                    scope.hold_artifact(bytes);
+                }
+                self.inner.verify(bytes, bundle, policy).map_err(refusal)
+            }
             Artifact::Digest(digest) => self
                 .inner
                 .verify(
@@ -275,8 +284,20 @@ impl Verifier {
                     path: path.to_path_buf(),
                     source,
                 };
-                let file = std::fs::File::open(path).map_err(read_error)?;
-                let reader = std::io::BufReader::with_capacity(1 << 20, file);
+                use std::io::Read as _;
+                let mut file = std::fs::File::open(path).map_err(read_error)?;
+                // A small artifact (the usual signed blob) is read whole, so its signature can be
+                // checked over its bytes; a larger one streams on from where this read stopped.
+                let mut head = Vec::new();
+                if let Some(scope) = scope {
+                    (&mut file)
+                        .take(crate::crypto::MAX_MESSAGE as u64 + 1)
+                        .read_to_end(&mut head)
+                        .map_err(read_error)?;
+                    scope.hold_artifact(&head);
+                }
+                let reader = std::io::Cursor::new(head)
+                    .chain(std::io::BufReader::with_capacity(1 << 20, file));
                 self.inner
                     .verify_reader(reader, bundle, policy)
                     .map_err(|e| match e {
@@ -539,6 +560,65 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(err.check(), Some(Check::Artifact), "{err}");
+    }
+
+    /// The message signature is checked over the artifact's bytes when they are at hand (bytes,
+    /// or a file small enough to read whole) and over its digest otherwise: every form accepts
+    /// the bundle, every form refuses a flipped signature bit, and a file past the size kept
+    /// whole still streams (and here differs from the signed artifact). (The signature is also
+    /// bound by the timestamp and the log entry, which may refuse it first; the crypto path
+    /// itself is tested bit by bit in `crypto::tests`.)
+    #[test]
+    fn artifact_as_bytes_small_file_or_digest_gets_the_same_verdicts() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let v = verifier();
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("artifact");
+        std::fs::write(&small, COSIGN_ARTIFACT).unwrap();
+        let mut padded = COSIGN_ARTIFACT.to_vec();
+        padded.resize(crate::crypto::MAX_MESSAGE + 1, b'x');
+        let large = dir.path().join("large");
+        std::fs::write(&large, &padded).unwrap();
+        let digest = Sha256Digest::of(COSIGN_ARTIFACT);
+        let forms = [
+            Artifact::Bytes(COSIGN_ARTIFACT),
+            Artifact::File(&small),
+            Artifact::Digest(digest),
+        ];
+
+        let good = Bundle::from_json(COSIGN_BUNDLE).unwrap();
+        for form in forms {
+            v.verify(form, &good, Signer::Certificate)
+                .unwrap_or_else(|e| panic!("{form:?}: {e}"));
+        }
+        let err = v
+            .verify(Artifact::File(&large), &good, Signer::Certificate)
+            .unwrap_err();
+        assert_eq!(err.check(), Some(Check::Artifact), "{err}");
+
+        let mut json: serde_json::Value = serde_json::from_slice(COSIGN_BUNDLE).unwrap();
+        let signature = b64
+            .decode(json["messageSignature"]["signature"].as_str().unwrap())
+            .unwrap();
+        for byte in [0, signature.len() / 2, signature.len() - 1] {
+            let mut flipped = signature.clone();
+            flipped[byte] ^= 0x10;
+            json["messageSignature"]["signature"] = b64.encode(&flipped).into();
+            let bundle = Bundle::from_json(&serde_json::to_vec(&json).unwrap()).unwrap();
+            for form in forms {
+                let err = v
+                    .verify(form, &bundle, Signer::Certificate)
+                    .expect_err("a flipped signature bit must be refused");
+                assert!(
+                    matches!(
+                        err.check(),
+                        Some(Check::Signature | Check::Timestamp | Check::TransparencyLog)
+                    ),
+                    "{form:?} byte {byte}: {err}"
+                );
+            }
+        }
     }
 
     #[test]
