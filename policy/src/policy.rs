@@ -331,6 +331,37 @@ impl Policy {
         !self.requirements_for(reference).1.attestations.is_empty()
     }
 
+    /// Whether a signature stored in `format` can count for `reference`: some `signed` entry of
+    /// the scope that applies accepts the format (its `formats`) and names a signer that does
+    /// (the signer's `formats`). A scope that accepts anything, or rejects everything, counts no
+    /// signature. The verifier reads no bundle referrers for signatures where they cannot count.
+    pub fn signatures_accept(&self, reference: &Reference, format: SignatureFormat) -> bool {
+        match &self.requirements_for(reference).1.signatures {
+            SignatureRule::Signed(rules) => rules.iter().any(|r| self.rule_accepts(r, format)),
+            SignatureRule::Accept | SignatureRule::Reject(_) => false,
+        }
+    }
+
+    /// Whether an attestation stored in `format` (legacy `.att` or bundle referrer) can count for
+    /// an attestation requirement of the scope that applies to `reference` (the signers' `formats`).
+    pub fn attestations_accept(&self, reference: &Reference, format: SignatureFormat) -> bool {
+        self.requirements_for(reference)
+            .1
+            .attestations
+            .iter()
+            .any(|a| self.rule_accepts(&a.signed, format))
+    }
+
+    fn rule_accepts(&self, rule: &SignedRule, format: SignatureFormat) -> bool {
+        let accepts =
+            |formats: Option<&Vec<SignatureFormat>>| formats.is_none_or(|f| f.contains(&format));
+        accepts(rule.formats.as_ref())
+            && rule
+                .keys
+                .iter()
+                .any(|name| accepts(self.options.get(name).and_then(|o| o.formats.as_ref())))
+    }
+
     /// Whether an attestation condition for `reference` reads the image config as JSON.
     pub fn needs_config_json(&self, reference: &Reference) -> bool {
         self.requirements_for(reference)
@@ -1095,6 +1126,44 @@ fn requirements(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn formats_a_scope_can_count_decide_what_the_verifier_reads() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/policies/");
+        let text = r#"
+keys:
+  a: {path: keys/keyA.pub}
+  legacy: {path: keys/keyB.pub, formats: [legacy]}
+  bundled: {path: keys/keyR.pub, formats: [bundle]}
+scopes:
+  "reg.io/any":
+    signed: {keys: [a]}
+  "reg.io/rule-legacy":
+    signed: {keys: [a], formats: [legacy]}
+  "reg.io/signer-legacy":
+    signed: {keys: [legacy]}
+    attestations:
+      - {type: vuln, keys: [bundled]}
+  "reg.io/open":
+    accept: true
+"#;
+        let policy = Policy::load("p.yaml", text, &|p| {
+            std::fs::read(format!("{dir}{p}")).map_err(|e| e.to_string())
+        })
+        .unwrap()
+        .policy;
+        let at = |r: &str| -> Reference { r.parse().unwrap() };
+        let (legacy, bundle) = (SignatureFormat::Legacy, SignatureFormat::Bundle);
+        assert!(policy.signatures_accept(&at("reg.io/any/x"), legacy));
+        assert!(policy.signatures_accept(&at("reg.io/any/x"), bundle));
+        assert!(policy.signatures_accept(&at("reg.io/rule-legacy/x"), legacy));
+        assert!(!policy.signatures_accept(&at("reg.io/rule-legacy/x"), bundle));
+        assert!(!policy.signatures_accept(&at("reg.io/signer-legacy/x"), bundle));
+        assert!(!policy.attestations_accept(&at("reg.io/signer-legacy/x"), legacy));
+        assert!(policy.attestations_accept(&at("reg.io/signer-legacy/x"), bundle));
+        assert!(!policy.attestations_accept(&at("reg.io/any/x"), bundle));
+        assert!(!policy.signatures_accept(&at("reg.io/open/x"), bundle));
+    }
 
     #[test]
     fn prejudge_names_what_no_evidence_can_allow() {

@@ -1492,7 +1492,8 @@ fn failed_attestation_checks(report: &Value) -> Vec<String> {
 
 /// `verify --policy` with key signers judges a bundle-only image (what `sign --format bundle`
 /// wrote): a `signed` entry without an identity rule allows it, one with an identity rule
-/// denies it (a bundle signs no repository), and a tampered bundle gives no evidence.
+/// denies it (a bundle signs no repository), and a tampered bundle claiming the key gives no
+/// evidence and refuses the image (`bundle-refused`, as `verify --key`).
 #[test]
 fn verify_policy_with_key_signers_judges_a_bundle_only_image() {
     let reg = TestRegistry::start();
@@ -1540,7 +1541,7 @@ fn verify_policy_with_key_signers_judges_a_bundle_only_image() {
         "{report}"
     );
 
-    // A tampered bundle claiming the key: no evidence, denied.
+    // A tampered bundle claiming the key: no evidence, and refused.
     let digest2 = support::push_sample_image(&reg, "pol/tampered:v1");
     let tampered = format!("{}/pol/tampered:v1", reg.host());
     let signing = decrypt(&key);
@@ -1558,9 +1559,12 @@ fn verify_policy_with_key_signers_judges_a_bundle_only_image() {
     push_signature_bundle(&tampered, &envelope, &signing.public_key());
     let (rc, report, _) = judge(&policy("any.yaml", ""), &tampered);
     assert_eq!(rc, 12);
-    assert_eq!(
-        report["verdict"]["findings"][0]["code"], "no-valid-signature",
-        "{report}"
-    );
+    let codes: Vec<&str> = report["verdict"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["bundle-refused", "no-valid-signature"], "{report}");
     let _ = digest;
 }

@@ -4,8 +4,20 @@
 //! plus a `vuln` attestation requirement, each on a fresh gate (nothing cached). A recording relay
 //! in front of the real `docker-registry` counts every HTTP request each decision makes. The
 //! attestation requirement may add at most two: the attestation's manifest and its envelope or
-//! bundle — for cosign's legacy `.att` format and for a bundle referrer alike. Not met yet: those
-//! two tests are ignored with the measured excess, and a third guards today's counts.
+//! bundle — for cosign's legacy `.att` format and for a bundle referrer alike.
+//!
+//! The signature-only decision already lists the image's bundle referrers (a key-signed bundle
+//! that claims a policy key and fails denies the image, so the policy reads them: on this
+//! registry, without the referrers API, the API's 404 and the `sha256-<hex>` tag) and fetches
+//! each bundle manifest to see whether it is a signature; one judgement reads them once for
+//! every reader. So a legacy `.att` adds its manifest and envelope, and a bundle attestation its
+//! blob and the `.att` 404 (a scope whose attestation signers accept both formats must look for
+//! both: one failing trusted scan denies beside passing ones, so none may go unread). A scanner
+//! with `formats: [bundle]` saves that 404.
+//!
+//! A fresh gate asks the referrers API once per registry; the answer (404: no API) is then
+//! remembered by the gate's client for an hour, so later decisions go straight to the tag schema
+//! (`a_warm_gate_does_not_ask_again_for_a_missing_referrers_api`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -124,15 +136,24 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// The policy for `host/team`: `release` signs; with `attested`, a clean scan by `scanner` is
-/// required too.
-fn write_policy(dir: &Path, name: &str, host: &str, attested: bool) -> PathBuf {
+/// required too. `scanner_formats`: the scanner signer's `formats` list, if any.
+fn write_policy(
+    dir: &Path,
+    name: &str,
+    host: &str,
+    attested: bool,
+    scanner_formats: Option<&str>,
+) -> PathBuf {
     let requirement = if attested {
         "    attestations:\n      - type: vuln\n        keys: [scanner]\n        vulnerabilities: {maxSeverity: high}\n"
     } else {
         ""
     };
+    let formats = scanner_formats
+        .map(|f| format!(", formats: [{f}]"))
+        .unwrap_or_default();
     let text = format!(
-        "keys:\n  release: {{path: release.pub}}\n  scanner: {{path: scanner.pub}}\n\
+        "keys:\n  release: {{path: release.pub}}\n  scanner: {{path: scanner.pub{formats}}}\n\
          default:\n  reject: not from our registry\n\
          scopes:\n  \"{host}/team\":\n    signed: {{keys: [release]}}\n{requirement}"
     );
@@ -157,8 +178,9 @@ fn cold_decision(
 }
 
 /// Signs and attests `team/<repo>:v1` (attestation in `format`), then compares the requests of a
-/// cold signature-only decision with those of a cold decision that also requires the scan.
-fn compare(format: &str, repo: &str, max_extra: usize) {
+/// cold signature-only decision with those of a cold decision that also requires the scan (by
+/// a scanner signer with `scanner_formats`, if given). Returns how many more it made.
+fn compare(format: &str, repo: &str, scanner_formats: Option<&str>, max_extra: usize) -> usize {
     let reg = TestRegistry::start();
     let relay = RecordingRelay::start(reg.host());
     let dir = tempfile::tempdir().unwrap();
@@ -192,8 +214,20 @@ fn compare(format: &str, repo: &str, max_extra: usize) {
     // the gate's upstream (the one loopback registry it may reach).
     let image = format!("{}/team/{repo}@{digest}", relay.host);
     let upstream = format!("http://{}", relay.host);
-    let signature_only = write_policy(dir.path(), "signature-only.yaml", &relay.host, false);
-    let with_scan = write_policy(dir.path(), "with-scan.yaml", &relay.host, true);
+    let signature_only = write_policy(
+        dir.path(),
+        "signature-only.yaml",
+        &relay.host,
+        false,
+        scanner_formats,
+    );
+    let with_scan = write_policy(
+        dir.path(),
+        "with-scan.yaml",
+        &relay.host,
+        true,
+        scanner_formats,
+    );
 
     let (answer, baseline) = cold_decision(&relay, &signature_only, &upstream, &image);
     assert_eq!(answer["allowed"], true, "signature-only: {answer}");
@@ -228,32 +262,77 @@ fn compare(format: &str, repo: &str, max_extra: usize) {
         attested_lines.len(),
         baseline.len()
     );
+    attested_lines.len() - baseline.len()
 }
 
-// Not met yet (measured 2026-12-02): +4 — the verifier also asks for bundle referrers the image
-// does not have (the referrers API, 404 on distribution 2.8, then the `sha256-<hex>` tag, 404).
-// See bench/README.md, "Attestation requirements". Run with `--ignored`.
 #[test]
-#[ignore = "issue 12 item 8 not met: +4 requests (verifier/src/attest.rs also probes bundle referrers)"]
 fn a_legacy_att_requirement_adds_at_most_two_requests_to_a_cold_decision() {
-    compare("legacy", "legacy", MAX_EXTRA_REQUESTS);
+    compare("legacy", "legacy", None, MAX_EXTRA_REQUESTS);
 }
 
-// Not met yet (measured 2026-12-02): +5 — the `.att` tag (404), the referrers API (404 on
-// distribution 2.8), the referrers tag index, the bundle manifest, the bundle blob.
 #[test]
-#[ignore = "issue 12 item 8 not met: +5 requests (verifier/src/attest.rs: .att probe, referrers API then tag)"]
 fn a_bundle_referrer_requirement_adds_at_most_two_requests_to_a_cold_decision() {
-    compare("bundle", "bundle", MAX_EXTRA_REQUESTS);
+    compare("bundle", "bundle", None, MAX_EXTRA_REQUESTS);
 }
 
-/// Until the target holds: a cold decision costs no more than measured when this test was
-/// written (+4 legacy, +5 bundle), so a regression (a second fetch of the same manifest, a retry)
-/// shows at once.
+/// The counts measured when the two tests above were made to pass, so that a regression (a
+/// second fetch of the same manifest, a retry, a second referrers listing) shows at once:
+/// +2 for a legacy `.att` (its manifest, its envelope), +2 for a bundle referrer (the `.att`
+/// 404, the bundle blob), +1 for a bundle referrer by a scanner with `formats: [bundle]` (no
+/// `.att` is looked for).
 #[test]
 fn cold_attestation_requests_do_not_grow_past_the_measured_count() {
-    compare("legacy", "legacy", 4);
-    compare("bundle", "bundle", 5);
+    assert_eq!(compare("legacy", "legacy", None, 2), 2);
+    assert_eq!(compare("bundle", "bundle", None, 2), 2);
+    assert_eq!(compare("bundle", "bundle-only", Some("bundle"), 1), 1);
+}
+
+/// The first decision of a fresh gate asks the referrers API (404 on distribution 2.8) before
+/// reading the `sha256-<hex>` tag; the gate's client remembers the registry lacks it, so the
+/// next decision (another image, not cached) reads the tag at once: one request fewer.
+#[test]
+fn a_warm_gate_does_not_ask_again_for_a_missing_referrers_api() {
+    let reg = TestRegistry::start();
+    let relay = RecordingRelay::start(reg.host());
+    let dir = tempfile::tempdir().unwrap();
+    let (release, _) = keypair(dir.path(), "release");
+    keypair(dir.path(), "scanner");
+    let mut images = Vec::new();
+    for repo in ["first", "second"] {
+        let digest = support::push_sample_image(&reg, &format!("team/{repo}:v1"));
+        let image = format!("{}/team/{repo}@{digest}", relay.host);
+        assert_eq!(code(&run(&["sign", "--key", s(&release), &image])), 0);
+        images.push(image);
+    }
+    let policy = write_policy(dir.path(), "policy.yaml", &relay.host, false, None);
+    let upstream = format!("http://{}", relay.host);
+    let gate = SignetServe::start(&["--policy", s(&policy), "--upstream", &upstream], |_| {});
+    let mut decisions = Vec::new();
+    for image in &images {
+        let before = relay.count();
+        let (status, answer) = gate.verify(image, None);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["allowed"], true, "{answer}");
+        assert_eq!(answer["cached"], false, "{answer}");
+        decisions.push(relay.lines_since(before));
+    }
+    let asks_api = |lines: &[String]| lines.iter().any(|l| l.contains("/referrers/"));
+    let reads_tag = |lines: &[String]| {
+        lines
+            .iter()
+            .any(|l| l.contains("/manifests/sha256-") && !l.contains(".sig HTTP"))
+    };
+    assert!(
+        asks_api(&decisions[0]) && reads_tag(&decisions[0]),
+        "the first decision asks the API, then reads the tag: {:#?}",
+        decisions[0]
+    );
+    assert!(
+        !asks_api(&decisions[1]) && reads_tag(&decisions[1]),
+        "the second goes straight to the tag: {:#?}",
+        decisions[1]
+    );
+    assert_eq!(decisions[1].len() + 1, decisions[0].len(), "{decisions:#?}");
 }
 
 #[test]

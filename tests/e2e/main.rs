@@ -24,6 +24,7 @@ mod keyless_blob;
 mod keyless_image;
 mod keys;
 mod policy;
+mod policy_bundle_fail_closed;
 mod proxy_edges;
 mod proxy_env;
 mod rate_limit;

@@ -10,13 +10,14 @@
 //! could not run is `Skipped`, which never passes; only a candidate whose every check passed
 //! yields its statement.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
+use signet_oci::referrers::Referrers;
 use signet_oci::store::ImageStore;
-use signet_oci::{Descriptor, Digest, Reference};
+use signet_oci::{Descriptor, Digest, FetchedManifest, Reference};
 use signet_policy::AttestationEvidence;
 use signet_sign::dsse::{
     Envelope, DSSE_ENVELOPE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, MAX_ENVELOPE_BYTES,
@@ -27,8 +28,8 @@ use signet_sign::keys::{KeyId, PublicKey, SigningKey};
 use signet_sign::SIGNATURE_ANNOTATION;
 
 use crate::bundle_sign::{
-    key_hint, parse_bundle, push_bundle, read_bundle_manifests, BundleWritten, SignatureFormat,
-    MAX_BUNDLE_BYTES, PREDICATE_TYPE_ANNOTATION,
+    check_bundle_manifest, key_hint, parse_bundle, push_bundle, BundleWritten, SignatureFormat,
+    BUNDLE_V03_MEDIA_TYPE, MAX_BUNDLES, MAX_BUNDLE_BYTES, PREDICATE_TYPE_ANNOTATION,
 };
 use crate::keyless::{CertificateTrust, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION};
 use crate::sign::{append_attestation_layer, attestation_tag, read_tagged_manifest};
@@ -590,7 +591,7 @@ pub async fn attestation_candidates(
     options: &VerifyAttestationOptions,
 ) -> Result<Vec<AttestationChecks>, Error> {
     let mut read = read_legacy(store, digest).await?;
-    read.extend(read_bundles(store, digest, None).await?);
+    read.extend(read_bundles(&mut BundleReads::new(store, digest), None).await?);
     Ok(read.iter().map(|c| assess(c, digest, options)).collect())
 }
 
@@ -603,13 +604,106 @@ pub async fn signature_bundle_candidates(
     digest: &Digest,
     keys: &[PublicKey],
 ) -> Result<Vec<AttestationChecks>, Error> {
+    signature_bundles(&mut BundleReads::new(store, digest), keys).await
+}
+
+/// [`signature_bundle_candidates`] from the referrers one judgement reads.
+pub async fn signature_bundles(
+    reads: &mut BundleReads<'_>,
+    keys: &[PublicKey],
+) -> Result<Vec<AttestationChecks>, Error> {
     let options = VerifyAttestationOptions {
         keys: keys.to_vec(),
         certificates: None,
         predicate_type: Some(PredicateType::uri(COSIGN_SIGN_PREDICATE)?),
     };
-    let read = read_bundles(store, digest, Some(COSIGN_SIGN_PREDICATE)).await?;
-    Ok(read.iter().map(|c| assess(c, digest, &options)).collect())
+    let digest = reads.subject().clone();
+    let read = read_bundles(reads, Some(COSIGN_SIGN_PREDICATE)).await?;
+    Ok(read.iter().map(|c| assess(c, &digest, &options)).collect())
+}
+
+/// The Sigstore bundle referrers of one image digest as one judgement reads them: listed once
+/// (the referrers API, else the `sha256-<hex>` tag index; artifact type bundle v0.3, the type
+/// every reader wants), each manifest and bundle blob fetched at most once, for every reader —
+/// key-signed signature bundles, certificate-signed ones (`crate::keyless::policy_evidence`) and
+/// attestation bundles. Nothing is listed until a reader asks. What is kept was checked by its
+/// digest when fetched; a failed fetch is not kept.
+pub struct BundleReads<'s> {
+    store: &'s ImageStore,
+    subject: Digest,
+    listed: Option<Referrers>,
+    manifests: HashMap<Digest, FetchedManifest>,
+    blobs: HashMap<Digest, Vec<u8>>,
+}
+
+impl<'s> BundleReads<'s> {
+    /// Nothing read yet for `subject` in `store`.
+    pub fn new(store: &'s ImageStore, subject: &Digest) -> BundleReads<'s> {
+        BundleReads {
+            store,
+            subject: subject.clone(),
+            listed: None,
+            manifests: HashMap::new(),
+            blobs: HashMap::new(),
+        }
+    }
+
+    /// The image digest whose referrers these are.
+    pub fn subject(&self) -> &Digest {
+        &self.subject
+    }
+
+    /// Whether the referrers were listed (a request was made for them).
+    pub fn was_listed(&self) -> bool {
+        self.listed.is_some()
+    }
+
+    /// The bundle referrers as listed (descriptors: unverified until fetched by digest).
+    pub async fn listed(&mut self) -> Result<&Referrers, Error> {
+        if self.listed.is_none() {
+            let found = self
+                .store
+                .referrers(&self.subject, Some(BUNDLE_V03_MEDIA_TYPE))
+                .await?;
+            self.listed = Some(found);
+        }
+        match &self.listed {
+            Some(listed) => Ok(listed),
+            None => Err(Error::Invalid("referrers not listed".into())),
+        }
+    }
+
+    /// The referrer manifest `descriptor` names, fetched by digest and checked.
+    pub async fn manifest(
+        &mut self,
+        descriptor: &Descriptor,
+    ) -> Result<FetchedManifest, signet_oci::Error> {
+        if let Some(kept) = self.manifests.get(&descriptor.digest) {
+            if kept.bytes.len() as u64 == descriptor.size {
+                return Ok(kept.clone());
+            }
+        }
+        let fetched = self.store.manifest(descriptor).await?;
+        self.manifests
+            .insert(descriptor.digest.clone(), fetched.clone());
+        Ok(fetched)
+    }
+
+    /// The blob `descriptor` names, at most `limit` bytes, checked against its digest.
+    pub async fn blob(
+        &mut self,
+        descriptor: &Descriptor,
+        limit: u64,
+    ) -> Result<Vec<u8>, signet_oci::Error> {
+        if let Some(kept) = self.blobs.get(&descriptor.digest) {
+            if kept.len() as u64 == descriptor.size && descriptor.size <= limit {
+                return Ok(kept.clone());
+            }
+        }
+        let bytes = self.store.blob_bytes(descriptor, limit).await?;
+        self.blobs.insert(descriptor.digest.clone(), bytes.clone());
+        Ok(bytes)
+    }
 }
 
 /// What a candidate carries to verify its signature with.
@@ -696,19 +790,33 @@ async fn read_legacy(store: &ImageStore, digest: &Digest) -> Result<Vec<ReadCand
     Ok(out)
 }
 
-/// The bundle referrers of `digest`; with `only_type`, those whose manifest announces another
-/// predicate type are left out unread.
+/// The bundle referrers of the digest `reads` is about: each manifest fetched by digest and
+/// checked (an image manifest naming the subject, with exactly one bundle layer); more than
+/// [`MAX_BUNDLES`] is an error (as more than 100 `.sig` layers is). With `only_type`, those
+/// whose manifest announces another predicate type are left out unread.
 async fn read_bundles(
-    store: &ImageStore,
-    digest: &Digest,
+    reads: &mut BundleReads<'_>,
     only_type: Option<&str>,
 ) -> Result<Vec<ReadCandidate>, Error> {
+    let digest = reads.subject().clone();
+    let listed = reads.listed().await?.descriptors.clone();
+    if listed.len() > MAX_BUNDLES {
+        return Err(Error::LimitExceeded {
+            what: format!("{} bundle referrers of {digest}", listed.len()),
+            limit: format!("{MAX_BUNDLES} bundles"),
+        });
+    }
     let mut out = Vec::new();
-    for referrer in read_bundle_manifests(store, digest).await? {
+    for descriptor in listed {
         let source = AttestationSource::Bundle {
-            manifest_digest: referrer.descriptor.digest.clone(),
+            manifest_digest: descriptor.digest.clone(),
         };
-        let (manifest, layer) = match referrer.manifest {
+        let checked = match reads.manifest(&descriptor).await {
+            Ok(fetched) => check_bundle_manifest(&fetched, &digest),
+            Err(e @ signet_oci::Error::Registry { .. }) => return Err(e.into()),
+            Err(e) => Err(e.to_string()),
+        };
+        let (manifest, layer) = match checked {
             Ok(found) => found,
             Err(reason) => {
                 out.push(ReadCandidate {
@@ -728,7 +836,18 @@ async fn read_bundles(
                 continue;
             }
         }
-        let bytes = fetch_bounded(store, &layer, MAX_BUNDLE_BYTES, "bundle").await?;
+        let bytes = if layer.size > MAX_BUNDLE_BYTES {
+            Err(CheckResult::Failed(format!(
+                "the bundle is {} bytes, over the {MAX_BUNDLE_BYTES}-byte limit",
+                layer.size
+            )))
+        } else {
+            match reads.blob(&layer, MAX_BUNDLE_BYTES).await {
+                Ok(bytes) => Ok(bytes),
+                Err(e @ signet_oci::Error::Registry { .. }) => return Err(e.into()),
+                Err(e) => Err(CheckResult::Failed(e.to_string())),
+            }
+        };
         let read = bytes.and_then(|bytes| {
             let content = parse_bundle(&bytes).map_err(CheckResult::Failed)?;
             let version = content.bundle.version().as_str();
@@ -736,7 +855,7 @@ async fn read_bundles(
                 (
                     format!(
                         "bundle referrer {}: bundle {version} with a DSSE envelope, signed with a certificate",
-                        referrer.descriptor.digest
+                        descriptor.digest
                     ),
                     Material::BundleCertificate(Box::new(content.bundle)),
                 )
@@ -744,7 +863,7 @@ async fn read_bundles(
                 (
                     format!(
                         "bundle referrer {}: bundle {version} with a DSSE envelope{}",
-                        referrer.descriptor.digest,
+                        descriptor.digest,
                         content
                             .hint
                             .as_ref()
@@ -1101,18 +1220,27 @@ impl AttestationChecks {
     }
 }
 
-/// Verified attestations of `digest` as policy evidence, and every candidate with its checks
-/// for the report: read once, checked with the policy's keys, and the certificate-signed ones
+/// Verified attestations of the digest `reads` is about as policy evidence, and every candidate
+/// with its checks for the report: in the `formats` an attestation signer of the scope accepts
+/// (a format none accepts cannot change the verdict and is not read), read once, checked with
+/// the policy's keys, and the certificate-signed ones
 /// again under each trust source the policy names (Sigstore roots: bundle referrers and
 /// keyless `.att` layers; `pki` CA roots: `.att` layers). Who signed is the policy's to judge.
 pub async fn policy_attestations(
-    store: &ImageStore,
-    digest: &Digest,
+    reads: &mut BundleReads<'_>,
+    formats: &[signet_policy::verdict::SignatureFormat],
     policy: &crate::enforce::PolicyFile,
     now: i64,
 ) -> Result<(Vec<AttestationEvidence>, Vec<AttestationChecks>), Error> {
-    let mut read = read_legacy(store, digest).await?;
-    read.extend(read_bundles(store, digest, None).await?);
+    use signet_policy::verdict::SignatureFormat as Stored;
+    let digest = &reads.subject().clone();
+    let mut read = Vec::new();
+    if formats.contains(&Stored::Legacy) {
+        read.extend(read_legacy(reads.store, digest).await?);
+    }
+    if formats.contains(&Stored::Bundle) {
+        read.extend(read_bundles(reads, None).await?);
+    }
     let keyed = VerifyAttestationOptions {
         keys: policy.keys.clone(),
         ..VerifyAttestationOptions::default()

@@ -255,7 +255,7 @@ pub async fn read_bundle_manifests(
     Ok(out)
 }
 
-fn check_bundle_manifest(
+pub(crate) fn check_bundle_manifest(
     fetched: &FetchedManifest,
     subject: &Digest,
 ) -> Result<(signet_oci::ImageManifest, Descriptor), String> {

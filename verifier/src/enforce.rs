@@ -9,8 +9,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use signet_oci::store::ImageStore;
 use signet_oci::{Descriptor, Digest, FetchedManifest, Manifest, Reference};
+use signet_policy::verdict::SignatureFormat;
 use signet_policy::{
-    AttestationInput, ConfigFacts, Evidence, Loaded, Material, Policy, SigstoreRoot, Verdict,
+    AttestationInput, ConfigFacts, Evidence, Finding, Loaded, Material, Policy, SigstoreRoot,
+    Verdict,
 };
 use signet_sign::keys::PublicKey;
 
@@ -29,6 +31,9 @@ const MAX_TRUST_FILE_BYTES: u64 = 1024 * 1024;
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Most child manifests of an index whose configs are checked.
 const MAX_CHILDREN: usize = 64;
+/// The finding for a key-signed bundle that claims a policy key and fails a check (the code
+/// `verify --key` uses for the same refusal).
+pub const BUNDLE_REFUSED: &str = "bundle-refused";
 
 /// A policy loaded from a file, with the public keys the verifier tries on every signature.
 #[derive(Debug, Clone)]
@@ -276,6 +281,10 @@ pub struct PolicyReport {
     /// under each trust source the policy names (`crate::keyless::policy_evidence`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificate_signatures: Vec<crate::keyless::KeylessChecks>,
+    /// Every key-signed cosign bundle signature referrer with its checks (read where the scope
+    /// can count a bundle signature and the policy names keys).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signature_bundles: Vec<AttestationChecks>,
     /// Every candidate attestation with its checks, when the scope requires attestations.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<AttestationChecks>,
@@ -317,7 +326,15 @@ pub async fn evaluate_resolved(
 
 /// Evaluate `policy` for the manifest `digest` (already resolved by the caller). The manifest
 /// itself is fetched (by digest, checked) only when a config check needs it and `resolved` is
-/// not given — so a signature-only policy costs two requests: the `.sig` manifest and its payload.
+/// not given. A signature-only policy reads the `.sig` manifest and its payloads and, where the
+/// scope can count a bundle signature, the image's bundle referrers (listed once per judgement
+/// and shared by every reader: key-signed and certificate-signed signature bundles, attestation
+/// bundles). A scope whose signers accept only the legacy format reads no referrers.
+///
+/// Fail closed, as `verify --key`: a key-signed bundle referrer that claims a key the policy
+/// names (its hint names it, or it has none, or it cannot be read that far) and fails any check
+/// denies the image (finding `bundle-refused`), even beside a good `.sig` layer; a valid bundle
+/// by a key the policy does not name is another signer's evidence, not a refusal.
 pub async fn evaluate_digest(
     image: &ImageStore,
     signatures: &ImageStore,
@@ -328,20 +345,26 @@ pub async fn evaluate_digest(
     now: i64,
 ) -> Result<PolicyReport, Error> {
     let digest = digest.clone();
-    let (candidates, layers) = match read_signature_manifest(signatures, &digest).await? {
-        None => (Vec::new(), Vec::new()),
-        Some((_, manifest)) => (
+    let signature_manifest = read_signature_manifest(signatures, &digest)
+        .await?
+        .map(|(_, manifest)| manifest);
+    let candidates = match &signature_manifest {
+        None => Vec::new(),
+        Some(manifest) => {
             check_layers(
                 signatures,
-                &manifest,
+                manifest,
                 &digest,
                 &policy.keys,
                 DEFAULT_MAX_SIGNATURES,
             )
-            .await?,
-            manifest.layers,
-        ),
+            .await?
+        }
     };
+    let layers = signature_manifest
+        .as_ref()
+        .map(|m| m.layers.as_slice())
+        .unwrap_or_default();
     // Only layers whose size, digest, strict parse and signature all passed give evidence;
     // with the Rekor keys the policy names, a layer's SET over this key's entry is reported too.
     let mut evidence_signatures: Vec<_> = candidates
@@ -351,20 +374,35 @@ pub async fn evaluate_digest(
             None => c.evidence(),
         })
         .collect();
-    let (certificate_evidence, certificate_signatures) =
-        crate::keyless::policy_evidence(signatures, identity, &digest, policy, now).await?;
+    let mut bundle_reads = crate::attest::BundleReads::new(signatures, &digest);
+    let bundle_signatures_count = policy
+        .policy()
+        .signatures_accept(identity, SignatureFormat::Bundle);
+    let (certificate_evidence, certificate_signatures) = crate::keyless::policy_evidence(
+        signatures,
+        identity,
+        &digest,
+        signature_manifest.as_ref(),
+        bundle_signatures_count.then_some(&mut bundle_reads),
+        policy,
+        now,
+    )
+    .await?;
     evidence_signatures.extend(certificate_evidence);
-    // Key-signed cosign bundle signatures (`sign --format bundle`), read only for an image
-    // without `.sig` layers: a legacy-signed image keeps its request count, and a bundle-only
-    // image is judged rather than denied unread. Unlike `verify --key`, a bad bundle beside a
-    // good `.sig` layer is not seen here.
-    if candidates.is_empty() && !policy.keys.is_empty() {
-        for bundle in
-            crate::attest::signature_bundle_candidates(signatures, &digest, &policy.keys).await?
-        {
-            evidence_signatures.extend(bundle.signature_evidence(&digest));
-        }
+    // Key-signed cosign bundle signatures (`sign --format bundle`).
+    let signature_bundles = if bundle_signatures_count && !policy.keys.is_empty() {
+        crate::attest::signature_bundles(&mut bundle_reads, &policy.keys).await?
+    } else {
+        Vec::new()
+    };
+    for bundle in &signature_bundles {
+        evidence_signatures.extend(bundle.signature_evidence(&digest));
     }
+    let refusals: Vec<Finding> = signature_bundles
+        .iter()
+        .filter(|b| !b.passed() && b.claims_one_of(&policy.keys))
+        .map(|b| bundle_refusal(policy.policy(), identity, b))
+        .collect();
     let needs_facts = policy.policy().needs_config(identity);
     let needs_json = policy.policy().needs_config_json(identity);
     let blobs = if needs_facts || needs_json {
@@ -406,7 +444,11 @@ pub async fn evaluate_digest(
     // the policy names, statement, subject = this digest, predicate type); only a candidate
     // that passed every check is evidence.
     let (attestation_evidence, attestations) = if policy.policy().needs_attestations(identity) {
-        crate::attest::policy_attestations(signatures, &digest, policy, now).await?
+        let formats: Vec<SignatureFormat> = [SignatureFormat::Legacy, SignatureFormat::Bundle]
+            .into_iter()
+            .filter(|f| policy.policy().attestations_accept(identity, *f))
+            .collect();
+        crate::attest::policy_attestations(&mut bundle_reads, &formats, policy, now).await?
     } else {
         (Vec::new(), Vec::new())
     };
@@ -417,7 +459,7 @@ pub async fn evaluate_digest(
         signatures: evidence_signatures,
         configs,
     };
-    let verdict = signet_policy::evaluate_with_attestations(
+    let mut verdict = signet_policy::evaluate_with_attestations(
         policy.policy(),
         &evidence,
         &AttestationInput {
@@ -426,6 +468,7 @@ pub async fn evaluate_digest(
         },
         now,
     );
+    refuse(&mut verdict, refusals);
     Ok(PolicyReport {
         image: image.display_name(),
         reference: identity.to_string(),
@@ -433,8 +476,54 @@ pub async fn evaluate_digest(
         verdict,
         signatures: candidates,
         certificate_signatures,
+        signature_bundles,
         attestations,
     })
+}
+
+/// The finding for a key-signed bundle that claims a policy key and failed a check.
+fn bundle_refusal(
+    policy: &Policy,
+    identity: &Reference,
+    bundle: &crate::attest::AttestationChecks,
+) -> Finding {
+    let failed: Vec<String> = bundle
+        .checks()
+        .iter()
+        .filter(|(_, c)| c.failed())
+        .map(|(name, c)| format!("{name}: {}", c.detail()))
+        .collect();
+    let rule = match policy
+        .select(identity)
+        .and_then(|i| policy.scope_pattern(i))
+    {
+        Some(pattern) => format!("scopes.{pattern:?}.signed"),
+        None => "default.signed".to_string(),
+    };
+    Finding {
+        code: BUNDLE_REFUSED,
+        message: format!(
+            "a bundle signature that claims a policy key does not verify, so the image is not trusted: {}: {}",
+            crate::verify::bundle_name(bundle),
+            failed.join("; ")
+        ),
+        rule,
+    }
+}
+
+/// Deny on `refusals` as the policy denies on its own findings: in `enforce` mode the decision
+/// is deny; in `warn` and `audit` the image is allowed and would be denied.
+fn refuse(verdict: &mut Verdict, refusals: Vec<Finding>) {
+    if refusals.is_empty() {
+        return;
+    }
+    verdict.findings.extend(refusals);
+    verdict.findings.sort();
+    verdict.findings.dedup();
+    verdict.would_deny = true;
+    if verdict.mode == signet_policy::Mode::Enforce {
+        verdict.decision = signet_policy::Decision::Deny;
+    }
 }
 
 /// Every config blob of the image (one per platform of an index), with its digest.

@@ -30,7 +30,7 @@ use signet_keyless::{
 };
 use signet_oci::manifest::SIMPLE_SIGNING;
 use signet_oci::store::ImageStore;
-use signet_oci::{Descriptor, Digest, Manifest, Reference};
+use signet_oci::{Descriptor, Digest, ImageManifest, Manifest, Reference};
 use signet_policy::certificate::{
     CertificateClaims as PolicyClaims, CertificateIdentity, GitHubClaims,
 };
@@ -39,6 +39,7 @@ use signet_policy::IdentityRule;
 use signet_sign::payload::SimpleSigningPayload;
 use signet_sign::SIGNATURE_ANNOTATION;
 
+use crate::attest::BundleReads;
 use crate::signatures::{read_signature_manifest, CheckResult, MAX_PAYLOAD_BYTES};
 use crate::Error;
 
@@ -1190,7 +1191,8 @@ async fn bundle_candidates(
     digest: &Digest,
     options: &KeylessOptions,
 ) -> Result<(signet_oci::referrers::ReferrersSource, Vec<KeylessChecks>), Error> {
-    let referrers = store.referrers(digest, Some(BUNDLE_ARTIFACT_TYPE)).await?;
+    let mut reads = BundleReads::new(store, digest);
+    let referrers = reads.listed().await?.clone();
     if referrers.descriptors.len() > options.max_signatures {
         return Err(Error::LimitExceeded {
             what: format!(
@@ -1204,7 +1206,7 @@ async fn bundle_candidates(
     for (index, descriptor) in referrers.descriptors.iter().enumerate() {
         let mut checks =
             KeylessChecks::new(SignatureFormat::Bundle, index, descriptor.digest.clone());
-        let bundle_bytes = match referrer_bundle_bytes(store, descriptor, digest).await {
+        let bundle_bytes = match referrer_bundle_bytes(&mut reads, descriptor).await {
             Ok(bytes) => bytes,
             Err(ReferrerProblem::Invalid(why)) => {
                 checks.material = CheckResult::Failed(why);
@@ -1232,13 +1234,13 @@ enum ReferrerProblem {
 }
 
 /// The bundle blob a referrer manifest holds: the manifest is fetched by digest (checked), must
-/// name `digest` as its subject and hold one layer of the bundle media type.
+/// name the digest `reads` is about as its subject and hold one layer of the bundle media type.
 async fn referrer_bundle_bytes(
-    store: &ImageStore,
+    reads: &mut BundleReads<'_>,
     descriptor: &Descriptor,
-    digest: &Digest,
 ) -> Result<Vec<u8>, ReferrerProblem> {
-    let fetched = store
+    let digest = &reads.subject().clone();
+    let fetched = reads
         .manifest(descriptor)
         .await
         .map_err(|e| ReferrerProblem::Error(e.into()))?;
@@ -1271,7 +1273,7 @@ async fn referrer_bundle_bytes(
             layer.size
         )));
     }
-    match store.blob_bytes(layer, MAX_REFERRER_BUNDLE_BYTES).await {
+    match reads.blob(layer, MAX_REFERRER_BUNDLE_BYTES).await {
         Ok(bytes) => Ok(bytes),
         Err(
             e @ (signet_oci::Error::DigestMismatch { .. } | signet_oci::Error::SizeMismatch { .. }),
@@ -1477,10 +1479,16 @@ pub(crate) fn policy_trust(
 /// layer has one); a Fulcio CA named without a Sigstore root (containers/image `fulcio`)
 /// verifies legacy layers whose SET one of the policy's Rekor keys verifies, the certificate
 /// checked at the SET's integrated time.
+///
+/// `signature_manifest` is the image's `.sig` manifest as the caller read it (`None`: it has
+/// none). Bundle referrers are read through `bundles`, the reads the whole judgement shares, and
+/// only when given (`None`: the scope counts no bundle signature, so none is read).
 pub async fn policy_evidence(
     store: &ImageStore,
     identity: &Reference,
     digest: &Digest,
+    signature_manifest: Option<&ImageManifest>,
+    bundles: Option<&mut BundleReads<'_>>,
     policy: &crate::enforce::PolicyFile,
     now: i64,
 ) -> Result<(Vec<signet_policy::SignatureEvidence>, Vec<KeylessChecks>), Error> {
@@ -1491,7 +1499,7 @@ pub async fn policy_evidence(
     }
     // Fetch once, check under every source.
     let mut legacy = Vec::new();
-    if let Some((_, manifest)) = read_signature_manifest(store, digest).await? {
+    if let Some(manifest) = signature_manifest {
         let layers: Vec<(usize, &Descriptor)> = manifest
             .layers
             .iter()
@@ -1524,12 +1532,12 @@ pub async fn policy_evidence(
             legacy.push((index, layer.clone(), fetched));
         }
     }
-    let mut bundles: Vec<(usize, Digest, Result<Vec<u8>, String>)> = Vec::new();
-    if sources
+    let mut bundle_bytes: Vec<(usize, Digest, Result<Vec<u8>, String>)> = Vec::new();
+    let sigstore = sources
         .iter()
-        .any(|s| matches!(s, TrustSource::Sigstore(_)))
-    {
-        let referrers = store.referrers(digest, Some(BUNDLE_ARTIFACT_TYPE)).await?;
+        .any(|s| matches!(s, TrustSource::Sigstore(_)));
+    if let (true, Some(reads)) = (sigstore, bundles) {
+        let referrers = reads.listed().await?.clone();
         if referrers.descriptors.len() > crate::signatures::DEFAULT_MAX_SIGNATURES {
             return Err(Error::LimitExceeded {
                 what: format!(
@@ -1540,12 +1548,12 @@ pub async fn policy_evidence(
             });
         }
         for (index, descriptor) in referrers.descriptors.iter().enumerate() {
-            let bytes = match referrer_bundle_bytes(store, descriptor, digest).await {
+            let bytes = match referrer_bundle_bytes(reads, descriptor).await {
                 Ok(bytes) => Ok(bytes),
                 Err(ReferrerProblem::Invalid(why)) => Err(why),
                 Err(ReferrerProblem::Error(e)) => return Err(e),
             };
-            bundles.push((index, descriptor.digest.clone(), bytes));
+            bundle_bytes.push((index, descriptor.digest.clone(), bytes));
         }
     }
     let mut evidence = Vec::new();
@@ -1597,7 +1605,7 @@ pub async fn policy_evidence(
             candidates.push(checks);
         }
         if matches!(options.trust, CertificateTrust::Sigstore { .. }) {
-            for (index, referrer, bytes) in &bundles {
+            for (index, referrer, bytes) in &bundle_bytes {
                 let mut checks =
                     KeylessChecks::new(SignatureFormat::Bundle, *index, referrer.clone());
                 match bytes {

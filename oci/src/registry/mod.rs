@@ -183,6 +183,8 @@ pub struct RegistryClient {
     chunk_bytes: usize,
     /// Set by [`RegistryClient::with_revalidation`].
     revalidation: Option<Arc<revalidate::Revalidation>>,
+    /// Registries whose referrers API answered 404, and since when (shared by clones).
+    referrers_api: Arc<referrers::ReferrersApiMemory>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -275,6 +277,7 @@ impl RegistryClient {
             proxy: Arc::new(proxy_rules),
             chunk_bytes: DEFAULT_UPLOAD_CHUNK_BYTES,
             revalidation: None,
+            referrers_api: Arc::new(referrers::ReferrersApiMemory::default()),
         })
     }
 

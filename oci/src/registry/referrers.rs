@@ -1,5 +1,14 @@
 //! The OCI 1.1 referrers API (`GET /v2/<name>/referrers/<digest>`), bounded and validated. The
 //! store-level view (API, tag-schema fallback, layouts, writing) is `crate::referrers`.
+//!
+//! A registry without the API (it answers 404, as Debian's distribution 2.8 does) is remembered
+//! for [`REFERRERS_API_ABSENT_FOR`] by the client and its clones, so the long-lived client the
+//! gate shares goes straight to the tag schema instead of asking again on every judgement; after
+//! that the API is asked again, so an upgraded registry is noticed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
@@ -12,6 +21,50 @@ use super::RegistryClient;
 
 /// Most pages of one referrers answer followed.
 const MAX_REFERRER_PAGES: usize = 16;
+/// How long a registry's 404 to the referrers API is believed before the API is asked again.
+pub const REFERRERS_API_ABSENT_FOR: Duration = Duration::from_secs(3600);
+/// Most registries remembered as lacking the API (one entry per registry host).
+const MAX_REMEMBERED_REGISTRIES: usize = 1024;
+
+/// Registries (by host as references name them) whose referrers API answered 404, and when.
+#[derive(Debug, Default)]
+pub(super) struct ReferrersApiMemory {
+    absent_since: Mutex<HashMap<String, Instant>>,
+}
+
+impl ReferrersApiMemory {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        match self.absent_since.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Whether `registry` answered 404 less than [`REFERRERS_API_ABSENT_FOR`] before `now`.
+    fn known_absent(&self, registry: &str, now: Instant) -> bool {
+        self.lock()
+            .get(registry)
+            .is_some_and(|since| now.saturating_duration_since(*since) < REFERRERS_API_ABSENT_FOR)
+    }
+
+    fn remember_absent(&self, registry: &str, now: Instant) {
+        let mut map = self.lock();
+        if map.len() >= MAX_REMEMBERED_REGISTRIES && !map.contains_key(registry) {
+            // Stale entries go first; if none, the oldest: forgetting costs one request.
+            map.retain(|_, since| now.saturating_duration_since(*since) < REFERRERS_API_ABSENT_FOR);
+            if map.len() >= MAX_REMEMBERED_REGISTRIES {
+                if let Some(oldest) = map.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        map.insert(registry.to_string(), now);
+    }
+
+    fn forget(&self, registry: &str) {
+        self.lock().remove(registry);
+    }
+}
 
 impl RegistryClient {
     /// The referrers of `subject` in `reference`'s repository through the referrers API,
@@ -33,6 +86,10 @@ impl RegistryClient {
             registry: reference.registry().to_string(),
             message: format!("{what}: {message}"),
         };
+        let registry = reference.registry().to_string();
+        if self.referrers_api.known_absent(&registry, Instant::now()) {
+            return Ok(None);
+        }
         let mut first = self.url(reference, &format!("referrers/{subject}"))?;
         if let Some(wanted) = artifact_type {
             first.query_pairs_mut().append_pair("artifactType", wanted);
@@ -45,9 +102,14 @@ impl RegistryClient {
                 .insert(reqwest::header::ACCEPT, HeaderValue::from_static(OCI_INDEX));
             let mut response = self.send(&call).await?;
             match response.status() {
+                StatusCode::OK if page == 0 => self.referrers_api.forget(&registry),
                 StatusCode::OK => {}
                 // Only the first page tells whether the API exists.
-                StatusCode::NOT_FOUND if page == 0 => return Ok(None),
+                StatusCode::NOT_FOUND if page == 0 => {
+                    self.referrers_api
+                        .remember_absent(&registry, Instant::now());
+                    return Ok(None);
+                }
                 _ => return Err(self.status_error(&call, response).await),
             }
             let next = next_link(response.headers());
@@ -102,5 +164,38 @@ impl RegistryClient {
             what,
             limit: format!("{MAX_REFERRER_PAGES} pages"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_api_is_believed_for_an_hour_then_asked_again() {
+        let memory = ReferrersApiMemory::default();
+        let start = Instant::now();
+        assert!(!memory.known_absent("reg.io", start));
+        memory.remember_absent("reg.io", start);
+        assert!(memory.known_absent("reg.io", start));
+        assert!(memory.known_absent("reg.io", start + Duration::from_secs(3599)));
+        assert!(!memory.known_absent("reg.io", start + REFERRERS_API_ABSENT_FOR));
+        assert!(!memory.known_absent("other.io", start), "per registry");
+        memory.forget("reg.io");
+        assert!(!memory.known_absent("reg.io", start));
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let memory = ReferrersApiMemory::default();
+        let start = Instant::now();
+        for i in 0..MAX_REMEMBERED_REGISTRIES + 10 {
+            memory.remember_absent(&format!("r{i}.io"), start + Duration::from_millis(i as u64));
+        }
+        assert_eq!(memory.lock().len(), MAX_REMEMBERED_REGISTRIES);
+        // The newest is kept, the oldest made room.
+        let newest = format!("r{}.io", MAX_REMEMBERED_REGISTRIES + 9);
+        assert!(memory.known_absent(&newest, start));
+        assert!(!memory.lock().contains_key("r0.io"));
     }
 }
