@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
@@ -62,6 +62,11 @@ fn verify_attestation_with_ca_roots_checks_the_chain_and_the_email_san() {
     assert_eq!(code(&ok), 0, "{}", stderr(&ok));
     let statement: Value = serde_json::from_str(stdout(&ok).trim()).unwrap();
     assert_eq!(statement["predicate"]["built"], "yes", "{statement}");
+    assert!(
+        stderr(&ok).contains("the certificate chains to the given CA roots at the current time"),
+        "{}",
+        stderr(&ok)
+    );
     assert_eq!(
         statement["subject"][0]["digest"]["sha256"],
         digest.to_string().trim_start_matches("sha256:"),
@@ -169,4 +174,165 @@ fn ca_roots_flags_are_usage_errors_where_they_contradict() {
     ]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("--ca-roots"), "{}", stderr(&out));
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the openssl CLI");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A root CA, an intermediate CA under it and a code-signing leaf under the intermediate for the
+/// public key `public` with the email SAN [`EMAIL`], all made with the `openssl` CLI; returns
+/// (root, intermediate, leaf) PEM files.
+fn two_level_ca(dir: &Path, public: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ec = [
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+    ];
+    openssl(dir, &[&ec[..], &["root.key"]].concat());
+    openssl(dir, &[&ec[..], &["inter.key"]].concat());
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "root.key",
+            "-subj",
+            "/CN=root CA",
+            "-days",
+            "30",
+            "-out",
+            "root.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    std::fs::write(
+        dir.join("inter.cnf"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "inter.key",
+            "-subj",
+            "/CN=intermediate CA",
+            "-out",
+            "inter.csr",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "inter.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "20",
+            "-extfile",
+            "inter.cnf",
+            "-out",
+            "inter.pem",
+        ],
+    );
+    std::fs::write(
+        dir.join("leaf.cnf"),
+        format!("subjectAltName=email:{EMAIL}\nextendedKeyUsage=codeSigning\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-new",
+            "-subj",
+            "/CN=builder",
+            "-force_pubkey",
+            s(public),
+            "-CA",
+            "inter.pem",
+            "-CAkey",
+            "inter.key",
+            "-days",
+            "7",
+            "-out",
+            "leaf.pem",
+            "-extfile",
+            "leaf.cnf",
+        ],
+    );
+    (
+        dir.join("root.pem"),
+        dir.join("inter.pem"),
+        dir.join("leaf.pem"),
+    )
+}
+
+/// An `.att` layer whose certificate comes without its chain verifies only when
+/// `--ca-intermediates` supplies the intermediate CA.
+#[test]
+fn ca_intermediates_complete_a_chain_the_layer_does_not_carry() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (builder, builder_public) = keypair(d, "builder");
+    let (root, intermediate, leaf) = two_level_ca(d, &builder_public);
+    let predicate = d.join("p.json");
+    std::fs::write(&predicate, br#"{"built":"yes"}"#).unwrap();
+    support::push_sample_image(&reg, "pki-cli/inter:v1");
+    let image = format!("{}/pki-cli/inter:v1", reg.host());
+    let attested = run(&[
+        "attest",
+        "--key",
+        s(&builder),
+        "--predicate",
+        s(&predicate),
+        "--certificate",
+        s(&leaf),
+        &image,
+    ]);
+    assert_eq!(code(&attested), 0, "{}", stderr(&attested));
+
+    let without = verify_pki(&image, &root, &["--certificate-email", EMAIL]);
+    assert_eq!(code(&without), 12, "{}", stderr(&without));
+    assert!(
+        stderr(&without).contains("does not chain to a configured CA root"),
+        "{}",
+        stderr(&without)
+    );
+    let with = verify_pki(
+        &image,
+        &root,
+        &[
+            "--ca-intermediates",
+            s(&intermediate),
+            "--certificate-email",
+            EMAIL,
+        ],
+    );
+    assert_eq!(code(&with), 0, "{}", stderr(&with));
+    let statement: Value = serde_json::from_str(stdout(&with).trim()).unwrap();
+    assert_eq!(statement["predicate"]["built"], "yes", "{statement}");
 }

@@ -13,6 +13,7 @@ use signet_verifier::attest::{
     attest_image, verify_attestations, AttestOptions, AttestationOutcome, VerifyAttestationOptions,
 };
 use signet_verifier::bundle_sign::SignatureFormat;
+use signet_verifier::keyless::CertificateTrust;
 use signet_verifier::sign::DEFAULT_MAX_ATTEMPTS;
 
 use super::identity_args::{certificate_trust, CertificateIdentityArgs, PkiArgs, TrustedRootArgs};
@@ -234,6 +235,15 @@ pub async fn verify_attestation(
     let flags = &args.certificates;
     let certificates = certificate_trust(&flags.identity, &flags.root, Some(&flags.pki))?
         .map(|(trust, _root)| trust);
+    let signature_check = match &certificates {
+        None => "the DSSE signature was verified against the given public key(s)",
+        Some(CertificateTrust::Sigstore { .. }) => {
+            "the certificate chains to the trusted root at its verified log or timestamp time, its log and timestamp evidence verified, it names the required identity and issuer, and its key verified the DSSE signature"
+        }
+        Some(CertificateTrust::Pki { .. }) => {
+            "the certificate chains to the given CA roots at the current time, carries the required SANs, and its key verified the DSSE signature"
+        }
+    };
     let location: ImageLocation = args.image.parse()?;
     let client = &global.registry_client(&location)?;
     let store = ImageStore::open(&location, client)?;
@@ -274,7 +284,7 @@ pub async fn verify_attestation(
     match report.outcome {
         AttestationOutcome::Verified => {
             eprintln!(
-                "\nVerification for {} ({}) --\nThe following checks were performed on each of these attestations:\n  - the envelope matched its digest and parsed strictly as DSSE\n  - the DSSE signature was verified against the given public key(s), or keylessly (certificate, log and timestamp evidence, identity)\n  - the payload type is in-toto\n  - the payload parsed strictly as an in-toto statement\n  - a subject names the image's manifest digest\n  - the predicate type is the one asked for (and the one annotated)\n{} of {} attestation(s){wanted} verified.",
+                "\nVerification for {} ({}) --\nThe following checks were performed on each of these attestations:\n  - the envelope matched its digest and parsed strictly as DSSE\n  - {signature_check}\n  - the payload type is in-toto\n  - the payload parsed strictly as an in-toto statement\n  - a subject names the image's manifest digest\n  - the predicate type is the one asked for (and the one annotated)\n{} of {} attestation(s){wanted} verified.",
                 report.image,
                 report.digest,
                 report.verified().count(),
