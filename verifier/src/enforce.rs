@@ -565,3 +565,51 @@ async fn config_blobs(
 
 /// A shared, swappable policy (the gate reloads it; readers keep the one they started with).
 pub type SharedPolicy = Arc<PolicyFile>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(mode: signet_policy::Mode) -> Verdict {
+        Verdict {
+            decision: signet_policy::Decision::Allow,
+            mode,
+            scope: "default".into(),
+            would_deny: false,
+            findings: Vec::new(),
+            valid_until: Some(7),
+        }
+    }
+
+    fn refusal() -> Finding {
+        Finding {
+            code: BUNDLE_REFUSED,
+            message: "bundle referrer sha256:00: signature: does not verify".into(),
+            rule: "default.signed".into(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_denies_in_enforce_mode_and_would_deny_in_the_others() {
+        let mut enforced = verdict(signet_policy::Mode::Enforce);
+        refuse(&mut enforced, vec![refusal()]);
+        assert_eq!(enforced.decision, signet_policy::Decision::Deny);
+        assert!(enforced.would_deny);
+        assert_eq!(enforced.findings, [refusal()]);
+        assert_eq!(
+            enforced.valid_until,
+            Some(7),
+            "the verdict's life is unchanged"
+        );
+        for mode in [signet_policy::Mode::Warn, signet_policy::Mode::Audit] {
+            let mut warned = verdict(mode);
+            refuse(&mut warned, vec![refusal(), refusal()]);
+            assert_eq!(warned.decision, signet_policy::Decision::Allow);
+            assert!(warned.would_deny);
+            assert_eq!(warned.findings.len(), 1, "duplicates are dropped");
+        }
+        let mut untouched = verdict(signet_policy::Mode::Enforce);
+        refuse(&mut untouched, Vec::new());
+        assert_eq!(untouched, verdict(signet_policy::Mode::Enforce));
+    }
+}
