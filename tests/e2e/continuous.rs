@@ -1132,8 +1132,10 @@ fn re_judging_an_unchanged_upstream_asks_only_whether_it_changed() {
         "the first judgement fetches the payload: {first:?}"
     );
 
-    // Unchanged upstream: a HEAD of the manifest by digest and a conditional GET of the
-    // signature tag answered 304; no blob.
+    // Unchanged upstream: a HEAD of the manifest by digest, a conditional GET of the
+    // signature tag answered 304, and the referrers tag index (404: still no bundle; the scope
+    // counts bundle signatures, so a bundle added since must be seen). The referrers API is not
+    // asked again: the first judgement's 404 is remembered. No blob.
     let cycle = rt.block_on(gate.rejudge_all());
     assert_eq!((cycle.judged, cycle.changed), (1, 0));
     let (requests, statuses) = relay.take();
@@ -1142,11 +1144,12 @@ fn re_judging_an_unchanged_upstream_asks_only_whether_it_changed() {
         requests,
         vec![
             format!("HEAD /v2/app/manifests/{direct}"),
-            format!("GET {sig}")
+            format!("GET {sig}"),
+            format!("GET /v2/app/manifests/{}", direct.tag_form()),
         ],
         "{statuses:?}"
     );
-    assert_eq!(statuses, vec![200, 304]);
+    assert_eq!(statuses, vec![200, 304, 404]);
 
     // The signature manifest deleted: the conditional GET finds nothing, the verdict flips.
     rt.block_on(async {
