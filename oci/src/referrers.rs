@@ -5,7 +5,9 @@
 //! - a registry is asked through the referrers API (`GET /v2/<name>/referrers/<digest>`, with the
 //!   `artifactType` filter, `Link` pagination, bounded pages and count, each descriptor
 //!   validated). A registry without the API answers 404 (Debian's distribution 2.8 does); then
-//!   the referrers tag schema is read: the image index tagged `sha256-<hex>` lists them.
+//!   the referrers tag schema is read: the image index tagged `sha256-<hex>` lists them. The
+//!   client remembers the 404 per registry for an hour (`registry/referrers.rs`), so a
+//!   long-lived client (the gate's) reads the tag at once meanwhile.
 //! - an OCI layout lists referrers in `index.json` as untagged manifests whose `subject` names the
 //!   digest (the image-layout spec's way); each listed manifest is read (bounded, digest-checked)
 //!   to see its subject.

@@ -653,24 +653,17 @@ impl<'s> BundleReads<'s> {
         &self.subject
     }
 
-    /// Whether the referrers were listed (a request was made for them).
-    pub fn was_listed(&self) -> bool {
-        self.listed.is_some()
-    }
-
     /// The bundle referrers as listed (descriptors: unverified until fetched by digest).
     pub async fn listed(&mut self) -> Result<&Referrers, Error> {
-        if self.listed.is_none() {
-            let found = self
-                .store
-                .referrers(&self.subject, Some(BUNDLE_V03_MEDIA_TYPE))
-                .await?;
-            self.listed = Some(found);
-        }
-        match &self.listed {
-            Some(listed) => Ok(listed),
-            None => Err(Error::Invalid("referrers not listed".into())),
-        }
+        let listed = match self.listed.take() {
+            Some(listed) => listed,
+            None => {
+                self.store
+                    .referrers(&self.subject, Some(BUNDLE_V03_MEDIA_TYPE))
+                    .await?
+            }
+        };
+        Ok(self.listed.insert(listed))
     }
 
     /// The referrer manifest `descriptor` names, fetched by digest and checked.
