@@ -830,10 +830,15 @@ mod tests {
                 });
                 *slot = variant;
                 tried += 1;
-                let verdict = Bundle::from_json(&serde_json::to_vec(&mutated).unwrap())
-                    .and_then(|b| v.verify(Artifact::Bytes(artifact), &b, Signer::Certificate));
-                if verdict.is_ok() {
-                    accepted.push(path.join("/"));
+                // By bytes (the message signature checked by ring over them) and by digest (the
+                // prehashed code): both must refuse.
+                let digest = Sha256Digest::of(artifact);
+                for form in [Artifact::Bytes(artifact), Artifact::Digest(digest)] {
+                    let verdict = Bundle::from_json(&serde_json::to_vec(&mutated).unwrap())
+                        .and_then(|b| v.verify(form, &b, Signer::Certificate));
+                    if verdict.is_ok() {
+                        accepted.push(format!("{} ({form:?})", path.join("/")));
+                    }
                 }
             }
         }
