@@ -1235,12 +1235,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA made with the `openssl` CLI (`<name>-ca.pem`) and a code-signing certificate
 /// (`<name>-leaf.pem`) for the public key `public`, with the email SAN `email`.
-pub(crate) fn private_ca(
-    dir: &Path,
-    name: &str,
-    public: &Path,
-    email: &str,
-) -> (PathBuf, PathBuf) {
+pub(crate) fn private_ca(dir: &Path, name: &str, public: &Path, email: &str) -> (PathBuf, PathBuf) {
     let (key, ca, leaf, ext) = (
         format!("{name}-ca.key"),
         format!("{name}-ca.pem"),
