@@ -16,7 +16,7 @@ use signet_verifier::bundle_sign::SignatureFormat;
 use signet_verifier::keyless::CertificateTrust;
 use signet_verifier::sign::DEFAULT_MAX_ATTEMPTS;
 
-use super::identity_args::{certificate_trust, CertificateIdentityArgs, PkiArgs, TrustedRootArgs};
+use super::identity_args::ImageCertificateArgs;
 use crate::exit::ExitCode;
 use crate::options::GlobalOptions;
 
@@ -94,19 +94,7 @@ pub struct VerifyAttestationArgs {
     /// Keyless and private-PKI flags; boxed (they would make every command's arguments large),
     /// and last (their help headings would hold every argument declared after them).
     #[command(flatten)]
-    certificates: Box<CertificateFlags>,
-}
-
-/// The certificate flags of `signet verify-attestation`: keyless (bundle referrers and keyless
-/// `.att` layers) and private PKI (`.att` layers).
-#[derive(Debug, clap::Args)]
-pub struct CertificateFlags {
-    #[command(flatten)]
-    identity: CertificateIdentityArgs,
-    #[command(flatten)]
-    root: TrustedRootArgs,
-    #[command(flatten)]
-    pki: PkiArgs,
+    certificates: Box<ImageCertificateArgs>,
 }
 
 fn read_predicate(path: &PathBuf) -> anyhow::Result<serde_json::Value> {
@@ -232,9 +220,7 @@ pub async fn verify_attestation(
         .map(|path| read_public_key_file(path))
         .collect::<Result<Vec<_>, _>>()?;
     // Usage and trust material first: no request is made with a flag or file that is wrong.
-    let flags = &args.certificates;
-    let certificates = certificate_trust(&flags.identity, &flags.root, Some(&flags.pki))?
-        .map(|(trust, _root)| trust);
+    let certificates = args.certificates.trust()?.map(|(trust, _root)| trust);
     let signature_check = match &certificates {
         None => "the DSSE signature was verified against the given public key(s)",
         Some(CertificateTrust::Sigstore { .. }) => {

@@ -183,6 +183,25 @@ impl PkiArgs {
     }
 }
 
+/// The certificate flags of the image commands (`verify`, `verify-attestation`): keyless and
+/// private PKI. Boxed where flattened: they would make every command's arguments large.
+#[derive(Debug, clap::Args)]
+pub struct ImageCertificateArgs {
+    #[command(flatten)]
+    identity: CertificateIdentityArgs,
+    #[command(flatten)]
+    root: TrustedRootArgs,
+    #[command(flatten)]
+    pki: PkiArgs,
+}
+
+impl ImageCertificateArgs {
+    /// The certificate trust these flags name ([`certificate_trust`]), `None` when none was given.
+    pub fn trust(&self) -> anyhow::Result<Option<(CertificateTrust, Option<TrustedRoot>)>> {
+        certificate_trust(&self.identity, &self.root, Some(&self.pki))
+    }
+}
+
 /// The certificate trust a command's flags name: a private PKI (`--ca-roots`) or a Sigstore
 /// root with an identity; `None` when neither was given. The root is returned for reports.
 pub fn certificate_trust(

@@ -10,7 +10,7 @@ use signet_sign::keys::read_public_key_file;
 use signet_verifier::identity::{parse_identity_rule, IdentityRule};
 use signet_verifier::verify::{verify_image, Outcome, VerifyOptions};
 
-use super::identity_args::{certificate_trust, CertificateIdentityArgs, PkiArgs, TrustedRootArgs};
+use super::identity_args::ImageCertificateArgs;
 use crate::exit::ExitCode;
 use crate::options::GlobalOptions;
 
@@ -61,18 +61,7 @@ pub struct VerifyArgs {
     /// Keyless and private-PKI flags; boxed (they would make every command's arguments large),
     /// and last (their help headings would hold every argument declared after them).
     #[command(flatten)]
-    certificates: Box<CertificateFlags>,
-}
-
-/// The certificate flags of `signet verify`: keyless and private PKI.
-#[derive(Debug, clap::Args)]
-pub struct CertificateFlags {
-    #[command(flatten)]
-    identity: CertificateIdentityArgs,
-    #[command(flatten)]
-    root: TrustedRootArgs,
-    #[command(flatten)]
-    pki: PkiArgs,
+    certificates: Box<ImageCertificateArgs>,
 }
 
 impl VerifyArgs {
@@ -112,9 +101,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
         anyhow::bail!("verify with --key takes one image; use --policy to verify several");
     };
     // Usage and trust material first: no request is made with a flag or root that is wrong.
-    let flags = &args.certificates;
-    if let Some((trust, root)) = certificate_trust(&flags.identity, &flags.root, Some(&flags.pki))?
-    {
+    if let Some((trust, root)) = args.certificates.trust()? {
         return super::verify_keyless::run(&args.keyless(), trust, root, image, global).await;
     }
     let location: ImageLocation = image.parse()?;
