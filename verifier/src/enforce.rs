@@ -487,12 +487,7 @@ fn bundle_refusal(
     identity: &Reference,
     bundle: &crate::attest::AttestationChecks,
 ) -> Finding {
-    let failed: Vec<String> = bundle
-        .checks()
-        .iter()
-        .filter(|(_, c)| c.failed())
-        .map(|(name, c)| format!("{name}: {}", c.detail()))
-        .collect();
+    let failed = crate::signatures::failed_checks(&bundle.checks());
     let rule = match policy
         .select(identity)
         .and_then(|i| policy.scope_pattern(i))
@@ -505,7 +500,7 @@ fn bundle_refusal(
         message: format!(
             "a bundle signature that claims a policy key does not verify, so the image is not trusted: {}: {}",
             crate::verify::bundle_name(bundle),
-            failed.join("; ")
+            failed
         ),
         rule,
     }

@@ -54,6 +54,17 @@ impl CheckResult {
     }
 }
 
+/// The checks of `checks` that failed, as `name: detail` joined by `; `, for a one-line refusal.
+/// Skipped checks are left out: they follow from a failed one, and naming that one is enough.
+pub fn failed_checks(checks: &[(&'static str, &CheckResult)]) -> String {
+    checks
+        .iter()
+        .filter(|(_, check)| check.failed())
+        .map(|(name, check)| format!("{name}: {}", check.detail()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// What a strictly parsed simple-signing payload claims.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PayloadClaims {

@@ -226,13 +226,8 @@ pub fn judge(
         .iter()
         .filter(|b| !b.passed() && b.claims_one_of(&options.keys))
         .map(|b| {
-            let failed: Vec<String> = b
-                .checks()
-                .iter()
-                .filter(|(_, c)| c.failed())
-                .map(|(name, c)| format!("{name}: {}", c.detail()))
-                .collect();
-            format!("{}: {}", bundle_name(b), failed.join("; "))
+            let failed = crate::signatures::failed_checks(&b.checks());
+            format!("{}: {}", bundle_name(b), failed)
         })
         .collect();
     for refusal in &refusals {

@@ -293,12 +293,7 @@ pub async fn verify_attestation(
                 report.digest
             );
             for candidate in &report.candidates {
-                let failed: Vec<String> = candidate
-                    .checks()
-                    .iter()
-                    .filter(|(_, c)| c.failed())
-                    .map(|(name, c)| format!("{name}: {}", c.detail()))
-                    .collect();
+                let failed = signet_verifier::signatures::failed_checks(&candidate.checks());
                 let source = match candidate.source() {
                     signet_verifier::attest::AttestationSource::Legacy { index, .. } => {
                         format!(".att layer {index}")
@@ -307,7 +302,7 @@ pub async fn verify_attestation(
                         format!("bundle {manifest_digest}")
                     }
                 };
-                eprintln!("  {source}: {}", failed.join("; "));
+                eprintln!("  {source}: {}", failed);
             }
             Ok(ExitCode::NoValidSignature)
         }

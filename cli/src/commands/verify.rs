@@ -212,31 +212,16 @@ pub async fn run(args: VerifyArgs, global: &GlobalOptions) -> anyhow::Result<Exi
                 report.digest
             );
             for candidate in &report.signatures {
-                // Skipped checks follow from a failed one; naming it is enough.
-                let failed: Vec<String> = candidate
-                    .checks()
-                    .iter()
-                    .filter(|(_, c)| c.failed())
-                    .map(|(name, c)| format!("{name}: {}", c.detail()))
-                    .collect();
-                eprintln!(
-                    "  signature {}: {}",
-                    candidate.layer().index(),
-                    failed.join("; ")
-                );
+                let failed = signet_verifier::signatures::failed_checks(&candidate.checks());
+                eprintln!("  signature {}: {}", candidate.layer().index(), failed);
             }
             for bundle in &report.bundles {
-                let failed: Vec<String> = bundle
-                    .checks()
-                    .iter()
-                    .filter(|(_, c)| c.failed())
-                    .map(|(name, c)| format!("{name}: {}", c.detail()))
-                    .collect();
+                let failed = signet_verifier::signatures::failed_checks(&bundle.checks());
                 if !failed.is_empty() {
                     eprintln!(
                         "  {}: {}",
                         signet_verifier::verify::bundle_name(bundle),
-                        failed.join("; ")
+                        failed
                     );
                 }
             }

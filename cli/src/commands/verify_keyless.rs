@@ -134,12 +134,7 @@ pub async fn run(
                 report.digest
             );
             for candidate in &report.signatures {
-                let failed: Vec<String> = candidate
-                    .checks()
-                    .iter()
-                    .filter(|(_, c)| c.failed())
-                    .map(|(name, c)| format!("{name}: {}", c.detail()))
-                    .collect();
+                let failed = signet_verifier::signatures::failed_checks(&candidate.checks());
                 eprintln!(
                     "  {} signature {}: {}",
                     match candidate.format() {
@@ -147,7 +142,7 @@ pub async fn run(
                         SignatureFormat::Bundle => "bundle",
                     },
                     candidate.index(),
-                    failed.join("; ")
+                    failed
                 );
             }
             Ok(ExitCode::NoValidSignature)
