@@ -18,11 +18,11 @@ use signet_oci::Digest;
 use crate::referrers::{artifact_manifest, Api, RefServer};
 use crate::support::{code, signet};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/cosign-real");
-const FULCIO: &str = "dir-img-cosign-fulcio-rekor-valid";
-const FULCIO_IDENTITY: &str = "192.168.64.2:5000/cosign-signed/fulcio-rekor-1";
-const EMAIL: &str = "mitr@redhat.com";
-const GITHUB: &str = "https://github.com/login/oauth";
+pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/cosign-real");
+pub(crate) const FULCIO: &str = "dir-img-cosign-fulcio-rekor-valid";
+pub(crate) const FULCIO_IDENTITY: &str = "192.168.64.2:5000/cosign-signed/fulcio-rekor-1";
+pub(crate) const EMAIL: &str = "mitr@redhat.com";
+pub(crate) const GITHUB: &str = "https://github.com/login/oauth";
 const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
 fn b64(bytes: &[u8]) -> String {
@@ -30,7 +30,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A fixture's manifest and its `signature-1` as a `.sig` layer: (manifest, payload, layer).
-fn fixture(dir: &str, drop: &[&str]) -> (Vec<u8>, Vec<u8>, Value) {
+pub(crate) fn fixture(dir: &str, drop: &[&str]) -> (Vec<u8>, Vec<u8>, Value) {
     let manifest = std::fs::read(format!("{FIXTURES}/{dir}/manifest.json")).unwrap();
     let raw = std::fs::read(format!("{FIXTURES}/{dir}/signature-1")).unwrap();
     let sig: Value = serde_json::from_slice(&raw[15..]).unwrap();
@@ -50,7 +50,7 @@ fn fixture(dir: &str, drop: &[&str]) -> (Vec<u8>, Vec<u8>, Value) {
 }
 
 /// The `.sig` manifest holding `layer`, and its config blob.
-fn sig_manifest(layer: &Value) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn sig_manifest(layer: &Value) -> (Vec<u8>, Vec<u8>) {
     let config =
         br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
             .to_vec();
@@ -93,7 +93,7 @@ fn layout(dir: &Path, fixture_dir: &str, drop: &[&str]) {
 }
 
 /// A trusted root derived from the embedded public-good one.
-fn root_file(dir: &Path, name: &str, edit: impl FnOnce(&mut Value)) -> String {
+pub(crate) fn root_file(dir: &Path, name: &str, edit: impl FnOnce(&mut Value)) -> String {
     let mut root: Value =
         serde_json::from_str(signet_keyless::Instance::PublicGood.embedded_json()).unwrap();
     edit(&mut root);

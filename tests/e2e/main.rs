@@ -15,6 +15,7 @@ mod credentials;
 mod deploy;
 mod gate;
 mod gate_referrers;
+mod gate_trust_reload;
 mod golden;
 mod hostile;
 mod hostile_server;

@@ -20,8 +20,9 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{code, s, signet};
 
-const MAKE_REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tuf/make_repo.py");
-const PUBLIC_GOOD_ROOT: &str = concat!(
+pub(crate) const MAKE_REPO: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tuf/make_repo.py");
+pub(crate) const PUBLIC_GOOD_ROOT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testdata/tuf/trusted_root.public-good.json"
 );
@@ -29,14 +30,14 @@ const SIGNING_CONFIG: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testdata/tuf/signing_config.public-good.json"
 );
-const GITHUB_ROOT: &str = concat!(
+pub(crate) const GITHUB_ROOT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testdata/tuf/trusted_root.github.json"
 );
 
 /// A static file server on 127.0.0.1 for one directory: `GET /NAME` answers the file's bytes
 /// with a Content-Length, or 404. Stops accepting when dropped.
-struct StaticServer {
+pub(crate) struct StaticServer {
     port: u16,
     stop: Arc<AtomicBool>,
 }
@@ -114,15 +115,15 @@ fn serve(mut stream: TcpStream, root: &Path) {
 }
 
 /// A python-tuf repository in a temp dir, its server, and a cache root for `signet`.
-struct Fixture {
-    dir: tempfile::TempDir,
-    server: StaticServer,
-    cache_root: PathBuf,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) server: StaticServer,
+    pub(crate) cache_root: PathBuf,
 }
 
 impl Fixture {
     /// Version 1 of every role, listing the public-good trusted root.
-    fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         require_python_tuf();
         let dir = tempfile::Builder::new()
             .prefix("signet-tuf-")
@@ -138,7 +139,7 @@ impl Fixture {
     }
 
     /// Run `make_repo.py COMMAND DIR ARGS…`.
-    fn make(&self, args: &[&str]) {
+    pub(crate) fn make(&self, args: &[&str]) {
         let out = Command::new("python3")
             .arg(MAKE_REPO)
             .arg(args[0])
@@ -158,7 +159,7 @@ impl Fixture {
     }
 
     /// `signet trust ARGS…` with this fixture's cache root as `XDG_CACHE_HOME`.
-    fn trust(&self, args: &[&str]) -> Output {
+    pub(crate) fn trust(&self, args: &[&str]) -> Output {
         let out = signet()
             .env("XDG_CACHE_HOME", &self.cache_root)
             .arg("trust")
@@ -175,7 +176,7 @@ impl Fixture {
     }
 
     /// `signet trust update` from this repository, starting from its version-1 root.
-    fn update(&self) -> Output {
+    pub(crate) fn update(&self) -> Output {
         let root = self.dir.path().join("root.json");
         self.trust(&[
             "update",
