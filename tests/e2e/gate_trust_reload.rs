@@ -418,7 +418,11 @@ fn a_gate_started_before_any_trust_update_picks_up_the_first_cache() {
     // public-good's: the gate, watching the path since it started, reloads and denies.
     lab.publish_and_update(GITHUB_ROOT);
     let github_hash = wait_for_new_hash(&gate, &embedded_hash, "the first trust update");
-    assert_denied_under_github_root(&verify(&gate, &lab.image), &github_hash);
+    let denied = verify(&gate, &lab.image);
+    assert_denied_under_github_root(&denied, &github_hash);
+    // Only asked through the verify API, the image is not among those continuous verification
+    // re-judges after a reload: this denial was judged afresh, the cached allow not served.
+    assert_eq!(denied["cached"], false, "{denied}");
 
     // T_good from the cache: allowed again, under another hash than the embedded root's (the same
     // trust, other bytes), so it is the cached copy that is in force.
