@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::engine::{Decision, DecisionView, Source};
 use super::server::Gate;
@@ -172,7 +172,18 @@ pub(crate) async fn policy<J: Judge>(State(gate): State<Gate<J>>, headers: Heade
         return response;
     }
     let active = gate.active();
-    axum::Json(json!({"hash": active.hash, "loaded_at": active.loaded_at})).into_response()
+    let trusted_roots: Vec<Value> = active
+        .judge
+        .trust_roots()
+        .into_iter()
+        .map(|root| json!({"root": root.name, "source": root.source, "sha256": root.sha256}))
+        .collect();
+    axum::Json(json!({
+        "hash": active.hash,
+        "loaded_at": active.loaded_at,
+        "trusted_roots": trusted_roots,
+    }))
+    .into_response()
 }
 
 /// `GET /v1/audit`: every image continuous verification remembers, its verdict now, when it

@@ -7,7 +7,8 @@ use signet_oci::store::ImageStore;
 use signet_oci::{Digest, Reference, RegistryClient};
 use signet_policy::{Decision, Prejudgement};
 
-use crate::{Clock, GateError, Judge, Judgement, Mode, Screening, SystemClock};
+use crate::{Clock, GateError, Judge, Judgement, Mode, Screening, SystemClock, TrustRootInUse};
+use signet_keyless::TrustSource;
 use signet_verifier::enforce::{evaluate_digest, PolicyFile};
 
 /// Judges images with a loaded policy, reading images and signatures through `client`.
@@ -128,6 +129,21 @@ impl Judge for PolicyJudge {
             withdrawn: Some(Arc::from(reason)),
             ..self.clone()
         })
+    }
+
+    fn trust_roots(&self) -> Vec<TrustRootInUse> {
+        if self.withdrawn.is_some() {
+            return Vec::new();
+        }
+        self.policy
+            .trusted_roots()
+            .map(|(name, root)| TrustRootInUse {
+                name: name.to_string(),
+                source: root.source().to_string(),
+                embedded: matches!(root.source(), TrustSource::Embedded(_)),
+                sha256: root.sha256().to_string(),
+            })
+            .collect()
     }
 
     fn screen(&self, reference: &Reference) -> Screening {

@@ -122,6 +122,21 @@ impl Judgement {
     }
 }
 
+/// A Sigstore trusted root the active policy uses: reported by `GET /v1/policy`, and compared
+/// on reload, so that a root that changes (a `signet trust update`, or its cache removed and the
+/// embedded snapshot used instead) is logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustRootInUse {
+    /// The root the policy names, for people (`Sigstore public-good root`, a file, …).
+    pub name: String,
+    /// Where it was read from, for people.
+    pub source: String,
+    /// Whether that is the snapshot embedded in the binary.
+    pub embedded: bool,
+    /// SHA-256 (hex) of its bytes.
+    pub sha256: String,
+}
+
 /// What the gate asks for a verdict. The CLI implements it with the real verifier and policy; tests
 /// implement it in a few lines.
 ///
@@ -165,6 +180,12 @@ pub trait Judge: Send + Sync + 'static {
     {
         let _ = reason;
         None
+    }
+
+    /// The Sigstore trusted roots this judge verifies with; none for a withdrawn judge (it
+    /// verifies nothing). The default: none.
+    fn trust_roots(&self) -> Vec<TrustRootInUse> {
+        Vec::new()
     }
 }
 

@@ -25,7 +25,7 @@ use super::cache::TtlMap;
 use super::config::{GateConfig, Route};
 use super::engine::VerdictState;
 use super::metrics::Metrics;
-use super::{admission, api, proxy, tls, Clock, GateError, Judge, SystemClock};
+use super::{admission, api, proxy, tls, Clock, GateError, Judge, SystemClock, TrustRootInUse};
 
 /// Blob sizes and signature manifests remembered (per replica) for this long at most.
 const MEMORY_TTL: Duration = Duration::from_secs(3600);
@@ -41,6 +41,28 @@ pub(crate) struct Active<J> {
     pub(crate) judge: Arc<J>,
     pub(crate) hash: String,
     pub(crate) loaded_at: String,
+}
+
+/// Log each trusted root that a reload changes. A root that falls back from a TUF cache to the
+/// embedded snapshot is a warning: the snapshot may be older than the root it replaces, and
+/// only removing the cache file does that.
+fn log_trust_root_changes(before: &[TrustRootInUse], after: &[TrustRootInUse]) {
+    for root in after {
+        let previous = before.iter().find(|old| old.name == root.name);
+        match previous {
+            Some(old) if old == root => {}
+            Some(old) if root.embedded && !old.embedded => tracing::warn!(
+                target: "signet::gate",
+                root = %root.name, was = %old.source, sha256 = %root.sha256,
+                "trusted root falls back to the embedded snapshot (its cache is gone): run `signet trust update`"
+            ),
+            _ => tracing::info!(
+                target: "signet::gate",
+                root = %root.name, source = %root.source, sha256 = %root.sha256,
+                "trusted root in use"
+            ),
+        }
+    }
 }
 
 pub(crate) struct Inner<J> {
@@ -143,6 +165,7 @@ impl<J: Judge> Gate<J> {
     /// this, and the old one stays.
     pub fn reload(&self, judge: J) {
         let hash = judge.policy_hash();
+        log_trust_root_changes(&self.active().judge.trust_roots(), &judge.trust_roots());
         let active = Arc::new(Active {
             judge: Arc::new(judge),
             hash: hash.clone(),

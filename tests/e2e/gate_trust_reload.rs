@@ -431,3 +431,75 @@ fn a_gate_started_before_any_trust_update_picks_up_the_first_cache() {
     assert_ne!(cached_hash, embedded_hash);
     assert_allowed(&verify(&gate, &lab.image), &cached_hash);
 }
+
+/// The trusted roots in force, as `GET /v1/policy` reports them.
+fn trusted_roots(gate: &SignetServe) -> Vec<Value> {
+    let answer: Value = http()
+        .get(gate.url("/v1/policy"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    answer["trusted_roots"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_gate_reports_its_trusted_roots_and_warns_when_the_cache_goes() {
+    let lab = lab();
+    lab.publish_and_update(&lab.good_root);
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("gate.log");
+    let gate = SignetServe::start(
+        &[
+            "--policy",
+            s(&lab.policy),
+            "--upstream",
+            &format!("http://{}", lab.reg.host()),
+        ],
+        |command| {
+            command
+                .env("XDG_CACHE_HOME", &lab.tuf.cache_root)
+                .stderr(std::fs::File::create(&log).unwrap());
+        },
+    );
+    let good_sha256 = crate::tuf::sha256_of_file(&lab.good_root);
+    let roots = trusted_roots(&gate);
+    assert_eq!(roots.len(), 1, "{roots:?}");
+    assert_eq!(roots[0]["root"], "Sigstore public-good root");
+    assert_eq!(roots[0]["sha256"], good_sha256.as_str());
+    let source = roots[0]["source"].as_str().unwrap();
+    assert!(
+        source.starts_with("public-good root from the TUF cache"),
+        "{source}"
+    );
+    let cached_hash = policy_hash(&gate);
+
+    // The cache file removed: the gate reloads with the embedded snapshot, says so in
+    // `/v1/policy`, and warns (that snapshot may be older than the root it replaces).
+    std::fs::remove_file(lab.cache_file()).unwrap();
+    wait_for_new_hash(&gate, &cached_hash, "the cache file removed");
+    let roots = trusted_roots(&gate);
+    assert_eq!(roots[0]["source"], "embedded public-good root", "{roots:?}");
+    assert_ne!(roots[0]["sha256"], good_sha256.as_str());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warning = text
+        .lines()
+        .find(|line| line.contains("trusted root falls back to the embedded snapshot"))
+        .unwrap_or_else(|| panic!("no fall-back warning in the gate's log:\n{text}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("root=Sigstore public-good root"),
+        "{warning}"
+    );
+
+    // A cache that no longer loads: the judge is withdrawn, and `/v1/policy` lists no root
+    // (nothing is verified with one).
+    std::fs::create_dir_all(lab.cache_file().parent().unwrap()).unwrap();
+    let embedded_hash = policy_hash(&gate);
+    std::fs::write(lab.cache_file(), b"not json").unwrap();
+    wait_for_new_hash(&gate, &embedded_hash, "junk in the cache file");
+    assert!(policy_hash(&gate).ends_with("+withdrawn"));
+    assert_eq!(trusted_roots(&gate), Vec::<Value>::new());
+}

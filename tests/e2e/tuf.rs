@@ -251,7 +251,7 @@ fn require_python_tuf() {
     );
 }
 
-fn sha256_of_file(path: &str) -> String {
+pub(crate) fn sha256_of_file(path: &str) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
 

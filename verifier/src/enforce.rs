@@ -85,6 +85,15 @@ impl PolicyFile {
     pub fn trusted_root(&self, root: &SigstoreRoot) -> Option<&signet_keyless::TrustedRoot> {
         self.trusted_roots.get(root).map(Arc::as_ref)
     }
+
+    /// Every Sigstore trusted root the policy's signers name, as loaded with it.
+    pub fn trusted_roots(
+        &self,
+    ) -> impl Iterator<Item = (&SigstoreRoot, &signet_keyless::TrustedRoot)> {
+        self.trusted_roots
+            .iter()
+            .map(|(name, root)| (name, root.as_ref()))
+    }
 }
 
 fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
