@@ -326,23 +326,7 @@ fn a_stale_scan_an_untrusted_scanner_and_foreign_provenance_are_denied() {
 }
 
 fn pod(image: &str) -> Value {
-    serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "3c1d9a5e-1f0b-4c8e-9a57-7f3e2b1c0d4a",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": "default",
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "p"},
-                "spec": {"containers": [{"name": "c", "image": image}]},
-            },
-        }
-    })
+    support::pod_review("3c1d9a5e-1f0b-4c8e-9a57-7f3e2b1c0d4a", image)
 }
 
 fn admit(gate: &SignetServe, image: &str) -> Value {

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use signet_oci::manifest::OCI_MANIFEST;
 use signet_oci::Digest;
 
@@ -169,19 +169,7 @@ fn verify(gate: &SignetServe, image: &str) -> Value {
 
 /// `POST /validate` of a pod running `image`: the admission response.
 fn admit(gate: &SignetServe, image: &str) -> Value {
-    let review = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "5f0b8d5e-0000-4000-8000-000000000001",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": "default",
-            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                       "spec": {"containers": [{"name": "c", "image": image}]}},
-        }
-    });
+    let review = support::pod_review("5f0b8d5e-0000-4000-8000-000000000001", image);
     let answer: Value = http()
         .post(gate.url("/validate"))
         .json(&review)

@@ -721,19 +721,7 @@ fn proxy_cell(gate: &GateProcess, image: &str, honest_digest: &str) -> Outcome {
 /// -1 no usable answer; the denial message (or the error) is the text.
 fn admission_cell(gate: &GateProcess, image: &str) -> Outcome {
     let start = Instant::now();
-    let review = serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "hostile-0001",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": "default",
-            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                       "spec": {"containers": [{"name": "c", "image": image}]}},
-        }
-    });
+    let review = crate::support::pod_review("hostile-0001", image);
     let answer = http()
         .post(gate.url("/validate"))
         .json(&review)

@@ -132,23 +132,7 @@ fn policy(dir: &Path, name: &str, public: &Path, signed_extra: &str) -> PathBuf 
 }
 
 fn admit(gate: &SignetServe, image: &str) -> Value {
-    let review = serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "6f1d2c3b-0a9e-4d8c-8b7a-1e2f3a4b5c6d",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": "default",
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "p"},
-                "spec": {"containers": [{"name": "c", "image": image}]},
-            },
-        }
-    });
+    let review = support::pod_review("6f1d2c3b-0a9e-4d8c-8b7a-1e2f3a4b5c6d", image);
     let answer: Value = serve_http()
         .post(gate.url("/validate"))
         .json(&review)

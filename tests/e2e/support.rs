@@ -1262,3 +1262,24 @@ pub fn serve_http() -> reqwest::blocking::Client {
         .build()
         .unwrap()
 }
+
+/// An AdmissionReview (v1) creating Pod `p` in `default`, with one container `c` running `image`.
+pub fn pod_review(uid: &str, image: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": "default",
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": image}]},
+            },
+        }
+    })
+}
