@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bin signet
-signet=$PWD/target/release/signet
+signet=${CARGO_TARGET_DIR:-$PWD/target}/release/signet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r testdata/images/single "$work/layout"
