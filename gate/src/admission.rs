@@ -209,8 +209,12 @@ async fn review<J: Judge>(gate: Gate<J>, headers: HeaderMap, body: Body, mutate:
         }
     };
     let response = answer(&gate, &request, mutate).await;
+    envelope(request.api_version, response)
+}
+
+fn envelope(api_version: &str, response: Value) -> Response {
     axum::Json(json!({
-        "apiVersion": request.api_version,
+        "apiVersion": api_version,
         "kind": "AdmissionReview",
         "response": response,
     }))
@@ -280,11 +284,14 @@ async fn answer<J: Judge>(gate: &Gate<J>, request: &ReviewRequest<'_>, mutate: b
         return deny(uid, &format!("signet: more than {max} distinct images"));
     }
     let decisions = gate.decide_all(&distinct, Source::Admission).await;
+    verdict(uid, &images, &decisions, mutate)
+}
 
+fn verdict(uid: &str, images: &[PodImage], decisions: &[Decision], mutate: bool) -> Value {
     let mut denied = String::new();
     let mut warnings = Vec::new();
     let mut audit = Vec::new();
-    for slot in &images {
+    for slot in images {
         let Some(d) = decisions.iter().find(|d| d.image == slot.image) else {
             continue;
         };
@@ -325,7 +332,7 @@ async fn answer<J: Judge>(gate: &Gate<J>, request: &ReviewRequest<'_>, mutate: b
         );
     }
     if mutate {
-        let patch = pin_patch(&images, &decisions);
+        let patch = pin_patch(images, decisions);
         if !patch.is_empty() {
             let encoded = base64::engine::general_purpose::STANDARD
                 .encode(serde_json::to_vec(&patch).unwrap_or_default());
@@ -682,5 +689,313 @@ mod tests {
         unknown["request"]["kind"]["kind"] = json!("ConfigMap");
         let request = parse_review(&unknown).unwrap();
         assert_eq!(answer(&gate, &request, false).await["allowed"], true);
+    }
+
+    /// The body of an HTTP answer, as text.
+    async fn body_text(response: Response) -> (u16, String) {
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    fn judged(
+        image: &str,
+        digest: Option<Digest>,
+        allowed: bool,
+        mode: Mode,
+        message: &str,
+    ) -> Decision {
+        Decision {
+            message: message.into(),
+            ..decision(image, digest, allowed, mode)
+        }
+    }
+
+    /// The exact bytes of each kind of answer, pinned on the `Value`-built answers the typed ones
+    /// replaced: clients compare neither key order nor spacing, but a change here would be a
+    /// change of the wire format all the same.
+    #[tokio::test]
+    async fn answers_are_byte_exact() {
+        let d1 = Digest::sha256(b"app");
+        let images = extract_images(
+            "Pod",
+            &json!({"spec": {
+                "initContainers": [{"name": "setup", "image": "ghcr.io/org/setup:2"}],
+                "containers": [{"name": "app", "image": "127.0.0.1:5000/team/app:v1"},
+                               {"name": "aud\"it", "image": "audit:1"},
+                               {"name": "side", "image": format!("busybox@{d1}")}],
+            }}),
+        )
+        .unwrap();
+        let allow = |image: &str| judged(image, Some(d1.clone()), true, Mode::Enforce, "ok");
+        let all_allowed = vec![
+            allow("ghcr.io/org/setup:2"),
+            allow("127.0.0.1:5000/team/app:v1"),
+            allow("audit:1"),
+            allow(&format!("busybox@{d1}")),
+        ];
+        let mixed = vec![
+            judged(
+                "ghcr.io/org/setup:2",
+                Some(d1.clone()),
+                false,
+                Mode::Warn,
+                "no signature\nfound",
+            ),
+            allow("127.0.0.1:5000/team/app:v1"),
+            judged("audit:1", None, false, Mode::Audit, "unsigned"),
+            allow(&format!("busybox@{d1}")),
+        ];
+        let denied = vec![
+            judged(
+                "ghcr.io/org/setup:2",
+                None,
+                false,
+                Mode::Enforce,
+                "no signature",
+            ),
+            allow("127.0.0.1:5000/team/app:v1"),
+            judged("audit:1", None, false, Mode::Enforce, "bad \"sig\"\t"),
+            allow(&format!("busybox@{d1}")),
+        ];
+        let v1 = "admission.k8s.io/v1";
+        let beta = "admission.k8s.io/v1beta1";
+        let cases = [
+            (v1, "u1", &all_allowed, false,
+             r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u1","allowed":true}}"#.to_string()),
+            (beta, "u\"2", &all_allowed, true,
+             format!(r#"{{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","response":{{"uid":"u\"2","allowed":true,"patchType":"JSONPatch","patch":"{}"}}}}"#,
+                 base64::engine::general_purpose::STANDARD.encode(format!(
+                     r#"[{{"op":"replace","path":"/spec/containers/0/image","value":"127.0.0.1:5000/team/app:v1@{d1}"}},{{"op":"replace","path":"/spec/containers/1/image","value":"audit:1@{d1}"}},{{"op":"replace","path":"/spec/initContainers/0/image","value":"ghcr.io/org/setup:2@{d1}"}}]"#)))),
+            (v1, "u3", &mixed, false,
+             r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u3","allowed":true,"warnings":["signet (warn): initContainers[0] \"setup\" image ghcr.io/org/setup:2 is not trusted: no signature found"],"auditAnnotations":{"untrusted-images":"audit:1: unsigned"}}}"#.to_string()),
+            (v1, "u4", &mixed, true,
+             format!(r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{{"uid":"u4","allowed":true,"warnings":["signet (warn): initContainers[0] \"setup\" image ghcr.io/org/setup:2 is not trusted: no signature found"],"auditAnnotations":{{"untrusted-images":"audit:1: unsigned"}},"patchType":"JSONPatch","patch":"{}"}}}}"#,
+                 base64::engine::general_purpose::STANDARD.encode(format!(
+                     r#"[{{"op":"replace","path":"/spec/containers/0/image","value":"127.0.0.1:5000/team/app:v1@{d1}"}},{{"op":"replace","path":"/spec/initContainers/0/image","value":"ghcr.io/org/setup:2@{d1}"}}]"#)))),
+            (v1, "u5", &denied, true,
+             r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u5","allowed":false,"status":{"code":403,"reason":"Forbidden","message":"signet: image not trusted: containers[1] \"aud\\\"it\" image audit:1: bad \"sig\" ; initContainers[0] \"setup\" image ghcr.io/org/setup:2: no signature"}}}"#.to_string()),
+        ];
+        for (api_version, uid, decisions, mutate, wanted) in cases {
+            let (status, body) = body_text(envelope(
+                api_version,
+                verdict(uid, &images, decisions, mutate),
+            ))
+            .await;
+            assert_eq!((status, body.as_str()), (200, wanted.as_str()), "{uid}");
+        }
+        // A long denial is cut, on characters.
+        let long = vec![judged(
+            "127.0.0.1:5000/team/app:v1",
+            None,
+            false,
+            Mode::Enforce,
+            &"é".repeat(5000),
+        )];
+        let (_, body) = body_text(envelope(v1, verdict("u6", &images[..1], &long, false))).await;
+        let prefix =
+            "signet: image not trusted: containers[0] \"app\" image 127.0.0.1:5000/team/app:v1: ";
+        let message = format!("{prefix}{}…", "é".repeat(4000 - prefix.len()));
+        assert_eq!(
+            body,
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{{"uid":"u6","allowed":false,"status":{{"code":403,"reason":"Forbidden","message":{}}}}}}}"#,
+                serde_json::to_string(&message).unwrap()
+            )
+        );
+    }
+
+    /// Whole reviews through the handler, where no image has to be judged: exact status and body.
+    #[tokio::test]
+    async fn reviews_are_answered_byte_exact() {
+        let config = crate::GateConfig::simple(
+            "policy.yaml".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            "http://127.0.0.1:9",
+        )
+        .unwrap();
+        let gate = Gate::new(config, NoJudge).unwrap();
+        let cases: [(&[u8], u16, &str); 8] = [
+            (b"", 400, r#"{"error":"malformed JSON: EOF while parsing a value at line 1 column 0"}"#),
+            (b"{\"apiVersion\": \"admission.k8s.io/v1\"} {}", 400, r#"{"error":"malformed JSON: trailing characters at line 1 column 39"}"#),
+            (b"[]", 400, r#"{"error":"not an AdmissionReview: apiVersion must be admission.k8s.io/v1"}"#),
+            (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"","kind":{"kind":"Pod"}}}"#,
+             400, r#"{"error":"not an AdmissionReview: request.uid missing"}"#),
+            (br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"a\u003ab","kind":{"kind":"ConfigMap"},"operation":"CREATE","object":{}}}"#,
+             200, r#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","response":{"uid":"a:b","allowed":false,"status":{"code":403,"reason":"Forbidden","message":"signet: cannot read the images of this ConfigMap: kind \"ConfigMap\" is not one the webhook reads images from (Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController, PodTemplate, CronJob); it is denied rather than admitted unread: check the webhook's rules"}}}"#),
+            (br#"{"request":{"object":{"spec":[]},"operation":"CREATE","kind":{"kind":"Pod"},"uid":"u"},"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}"#,
+             200, r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u","allowed":false,"status":{"code":403,"reason":"Forbidden","message":"signet: cannot read the images of this Pod: Pod: /spec is not an object"}}}"#),
+            (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u\n","kind":{"kind":"Deployment"},"operation":"DELETE","object":null}}"#,
+             200, r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u\n","allowed":true}}"#),
+            (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":null}}}}"#,
+             200, r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u","allowed":true}}"#),
+        ];
+        for (body, status, wanted) in cases {
+            for mutate in [false, true] {
+                let response = review(
+                    gate.clone(),
+                    HeaderMap::new(),
+                    Body::from(body.to_vec()),
+                    mutate,
+                )
+                .await;
+                let got = body_text(response).await;
+                assert_eq!(
+                    (got.0, got.1.as_str()),
+                    (status, wanted),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+    }
+
+    /// What the webhook makes of a review body: the 400 message, or the request's fields and
+    /// the images to judge (or why they cannot be read).
+    fn outcome(body: &[u8]) -> String {
+        let value: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return format!("malformed JSON: {e}"),
+        };
+        let request = match parse_review(&value) {
+            Ok(r) => r,
+            Err(e) => return format!("not an AdmissionReview: {e}"),
+        };
+        let head = format!(
+            "{} uid={:?} kind={:?} op={:?}",
+            request.api_version, request.uid, request.kind, request.operation
+        );
+        match images_to_judge(&request) {
+            Ok(images) => {
+                let images: Vec<String> = images
+                    .iter()
+                    .map(|i| format!("{}={} ({})", i.pointer, i.image, i.container))
+                    .collect();
+                format!("{head}: {}", images.join(", "))
+            }
+            Err(e) => format!("{head} error: {e}"),
+        }
+    }
+
+    const V1: &str = r#""apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview""#;
+
+    /// A review of `request`.
+    fn rv(request: &str) -> Vec<u8> {
+        format!(r#"{{{V1},"request":{request}}}"#).into_bytes()
+    }
+
+    /// A CREATE review of `object`, an object of `kind`.
+    fn create(kind: &str, object: &str) -> Vec<u8> {
+        rv(&format!(
+            r#"{{"uid":"u","kind":{{"kind":"{kind}"}},"operation":"CREATE","object":{object}}}"#
+        ))
+    }
+
+    /// Bodies the old `Value` walk read in ways a typed model could easily read otherwise.
+    #[test]
+    fn tricky_reviews() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let app = r#"{"name":"a","image":"app:1"}"#;
+        let many = |n: usize| vec![app; n].join(",");
+        let head = r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE": "#;
+        let thousand = format!(
+            "{head}{}",
+            (0..1000)
+                .map(|i| format!(r#"/spec/containers/{i}/image=app:1 (containers[{i}] "a")"#))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let uid256 = format!(
+            r#"admission.k8s.io/v1 uid="{}" kind="Pod" op="DELETE": "#,
+            "u".repeat(256)
+        );
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("empty", b"".to_vec(), r#"malformed JSON: EOF while parsing a value at line 1 column 0"#),
+            ("whitespace", b" \n ".to_vec(), r#"malformed JSON: EOF while parsing a value at line 2 column 1"#),
+            ("trailing garbage", [create("Pod", r#"{"spec":{}}"#), b"x".to_vec()].concat(), r#"malformed JSON: trailing characters at line 1 column 148"#),
+            ("two documents", [create("Pod", r#"{"spec":{}}"#), b"{}".to_vec()].concat(), r#"malformed JSON: trailing characters at line 1 column 148"#),
+            ("not an object", b"[1,2]".to_vec(), r#"not an AdmissionReview: apiVersion must be admission.k8s.io/v1"#),
+            ("null", b"null".to_vec(), r#"not an AdmissionReview: apiVersion must be admission.k8s.io/v1"#),
+            ("string", br#""AdmissionReview""#.to_vec(), r#"not an AdmissionReview: apiVersion must be admission.k8s.io/v1"#),
+            ("apiVersion a number", br#"{"apiVersion":5,"kind":"AdmissionReview","request":{}}"#.to_vec(), r#"not an AdmissionReview: apiVersion must be admission.k8s.io/v1"#),
+            ("apiVersion v1beta1", br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"object":{"spec":{}}}}"#.to_vec(), r#"admission.k8s.io/v1beta1 uid="u" kind="Pod" op="": "#),
+            ("apiVersion v2", br#"{"apiVersion":"admission.k8s.io/v2","kind":"AdmissionReview","request":{}}"#.to_vec(), r#"not an AdmissionReview: apiVersion must be admission.k8s.io/v1"#),
+            ("kind a list", br#"{"apiVersion":"admission.k8s.io/v1","kind":["AdmissionReview"],"request":{}}"#.to_vec(), r#"not an AdmissionReview: kind must be AdmissionReview"#),
+            ("kind missing", br#"{"apiVersion":"admission.k8s.io/v1","request":{}}"#.to_vec(), r#"not an AdmissionReview: kind must be AdmissionReview"#),
+            ("no request", format!("{{{V1}}}").into_bytes(), r#"not an AdmissionReview: no request"#),
+            ("request null", rv("null"), r#"not an AdmissionReview: request.uid missing"#),
+            ("request a list", rv(r#"[{"uid":"u"}]"#), r#"not an AdmissionReview: request.uid missing"#),
+            ("uid a number", rv(r#"{"uid":5,"kind":{"kind":"Pod"}}"#), r#"not an AdmissionReview: request.uid missing"#),
+            ("uid empty", rv(r#"{"uid":"","kind":{"kind":"Pod"}}"#), r#"not an AdmissionReview: request.uid missing"#),
+            ("uid 256", rv(&format!(r#"{{"uid":"{}","kind":{{"kind":"Pod"}},"operation":"DELETE"}}"#, "u".repeat(256))), &uid256),
+            ("uid 257", rv(&format!(r#"{{"uid":"{}","kind":{{"kind":"Pod"}}}}"#, "u".repeat(257))), r#"not an AdmissionReview: request.uid missing"#),
+            ("uid escaped", rv(r#"{"uid":"u\u003a1\"\n","kind":{"kind":"Pod"},"operation":"DELETE"}"#), r#"admission.k8s.io/v1 uid="u:1\"\n" kind="Pod" op="DELETE": "#),
+            ("request.kind missing", rv(r#"{"uid":"u"}"#), r#"not an AdmissionReview: request.kind.kind missing"#),
+            ("request.kind a string", rv(r#"{"uid":"u","kind":"Pod"}"#), r#"not an AdmissionReview: request.kind.kind missing"#),
+            ("request.kind.kind a number", rv(r#"{"uid":"u","kind":{"kind":3}}"#), r#"not an AdmissionReview: request.kind.kind missing"#),
+            ("request.kind.kind escaped", rv(r#"{"uid":"u","kind":{"kind":"P\u006fd"},"object":{"spec":{}}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="": "#),
+            ("operation a number", rv(r#"{"uid":"u","kind":{"kind":"Pod"},"operation":7,"object":{"spec":{"containers":[{"image":"x"}]}}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="": /spec/containers/0/image=x (containers[0] "")"#),
+            ("operation missing, no object", rv(r#"{"uid":"u","kind":{"kind":"Pod"}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="" error: Pod has no pod spec: /spec is missing"#),
+            ("object a number", create("Pod", "5"), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: Pod has no pod spec: /spec is missing"#),
+            ("object null", create("Pod", "null"), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: Pod has no pod spec: /spec is missing"#),
+            ("pod spec null", create("Pod", r#"{"spec":null}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: Pod: /spec is not an object"#),
+            ("pod spec a list", create("Pod", r#"{"spec":[{"containers":[]}]}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: Pod: /spec is not an object"#),
+            ("deployment spec a list", create("Deployment", r#"{"spec":[]}"#), r#"admission.k8s.io/v1 uid="u" kind="Deployment" op="CREATE" error: Deployment has no pod spec: /spec/template/spec is missing"#),
+            ("deployment template a string", create("Deployment", r#"{"spec":{"template":"x"}}"#), r#"admission.k8s.io/v1 uid="u" kind="Deployment" op="CREATE" error: Deployment has no pod spec: /spec/template/spec is missing"#),
+            ("deployment template null", create("Deployment", r#"{"spec":{"template":null}}"#), r#"admission.k8s.io/v1 uid="u" kind="Deployment" op="CREATE" error: Deployment has no pod spec: /spec/template/spec is missing"#),
+            ("deployment template.spec null", create("Deployment", r#"{"spec":{"template":{"spec":null}}}"#), r#"admission.k8s.io/v1 uid="u" kind="Deployment" op="CREATE" error: Deployment: /spec/template/spec is not an object"#),
+            ("deployment template.spec a number", create("Deployment", r#"{"spec":{"template":{"spec":1}}}"#), r#"admission.k8s.io/v1 uid="u" kind="Deployment" op="CREATE" error: Deployment: /spec/template/spec is not an object"#),
+            ("cronjob jobTemplate a list", create("CronJob", r#"{"spec":{"jobTemplate":[]}}"#), r#"admission.k8s.io/v1 uid="u" kind="CronJob" op="CREATE" error: CronJob has no pod spec: /spec/jobTemplate/spec/template/spec is missing"#),
+            ("cronjob jobTemplate.spec missing", create("CronJob", r#"{"spec":{"jobTemplate":{}}}"#), r#"admission.k8s.io/v1 uid="u" kind="CronJob" op="CREATE" error: CronJob has no pod spec: /spec/jobTemplate/spec/template/spec is missing"#),
+            ("cronjob spec.template ignored", create("CronJob", &format!(r#"{{"spec":{{"template":{{"spec":{{"containers":[{app}]}}}},"jobTemplate":{{"spec":{{"template":{{"spec":{{"initContainers":[{app}]}}}}}}}}}}}}"#)), r#"admission.k8s.io/v1 uid="u" kind="CronJob" op="CREATE": /spec/jobTemplate/spec/template/spec/initContainers/0/image=app:1 (initContainers[0] "a")"#),
+            ("podtemplate template.spec", create("PodTemplate", &format!(r#"{{"spec":{{"containers":[{{"image":"no"}}]}},"template":{{"spec":{{"containers":[{app}]}}}}}}"#)), r#"admission.k8s.io/v1 uid="u" kind="PodTemplate" op="CREATE": /template/spec/containers/0/image=app:1 (containers[0] "a")"#),
+            ("podtemplate template a list", create("PodTemplate", r#"{"template":[]}"#), r#"admission.k8s.io/v1 uid="u" kind="PodTemplate" op="CREATE" error: PodTemplate has no pod spec: /template/spec is missing"#),
+            ("containers null", create("Pod", r#"{"spec":{"containers":null,"initContainers":[{"image":"i"}]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE": /spec/initContainers/0/image=i (initContainers[0] "")"#),
+            ("containers an object", create("Pod", r#"{"spec":{"containers":{"0":{"image":"x"}}}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: /spec/containers is not a list"#),
+            ("containers a string", create("Pod", r#"{"spec":{"containers":"x"}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: /spec/containers is not a list"#),
+            ("initContainers a number", create("Deployment", r#"{"spec":{"template":{"spec":{"containers":[],"initContainers":1}}}}"#), r#"admission.k8s.io/v1 uid="u" kind="Deployment" op="CREATE" error: /spec/template/spec/initContainers is not a list"#),
+            ("ephemeralContainers true", create("Pod", r#"{"spec":{"ephemeralContainers":true}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: /spec/ephemeralContainers is not a list"#),
+            ("container a number", create("Pod", r#"{"spec":{"containers":[5]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: containers[0] "" has no image"#),
+            ("container a list", create("Pod", r#"{"spec":{"containers":[["image","x"]]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: containers[0] "" has no image"#),
+            ("container null", create("Pod", r#"{"spec":{"containers":[null]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: containers[0] "" has no image"#),
+            ("container name a number", create("Pod", r#"{"spec":{"containers":[{"name":3,"image":"x"}]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE": /spec/containers/0/image=x (containers[0] "")"#),
+            ("container name missing", create("Pod", r#"{"spec":{"containers":[{"image":"x"}]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE": /spec/containers/0/image=x (containers[0] "")"#),
+            ("container image a number", create("Pod", r#"{"spec":{"containers":[{"name":"n","image":3}]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: containers[0] "n" has no image"#),
+            ("container image null", create("Pod", r#"{"spec":{"containers":[{"name":"n","image":null}]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: containers[0] "n" has no image"#),
+            ("container image an object", create("Pod", r#"{"spec":{"containers":[{"name":"n","image":{"ref":"x"}}]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: containers[0] "n" has no image"#),
+            ("escaped strings", create("Pod", r#"{"spec":{"containers":[{"name":"a\"b\u00e9\n","image":"app\u003av1"}]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE": /spec/containers/0/image=app:v1 (containers[0] "a\"bé\n")"#),
+            ("escaped keys", create("Pod", r#"{"\u0073pec":{"c\u006fntainers":[{"n\u0061me":"n","\u0069mage":"x"}]}}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE": /spec/containers/0/image=x (containers[0] "n")"#),
+            ("object before kind", rv(&format!(r#"{{"object":{{"spec":{{"template":{{"spec":{{"containers":[{app}]}}}}}}}},"operation":"CREATE","kind":{{"kind":"Deployment"}},"uid":"u"}}"#)), r#"admission.k8s.io/v1 uid="u" kind="Deployment" op="CREATE": /spec/template/spec/containers/0/image=app:1 (containers[0] "a")"#),
+            ("request before apiVersion", format!(r#"{{"request":{{"object":{{"spec":{{"containers":[{app}]}}}},"kind":{{"kind":"Pod"}},"uid":"u"}},"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}}"#).into_bytes(), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="": /spec/containers/0/image=app:1 (containers[0] "a")"#),
+            ("unknown fields, nested", rv(&format!(r#"{{"x":{{"a":[1,{{"b":null}},[[["c"]]]]}},"uid":"u","kind":{{"kind":"Pod","y":[{{}}]}},"dryRun":false,"object":{{"metadata":{{"labels":{{"a":"b"}}}},"spec":{{"containers":[{{"env":[{{"name":"E","value":"1"}}],"name":"a","image":"app:1","ports":[{{"containerPort":80}}]}}],"volumes":[{{"x":{deep}}}]}},"status":{{}}}},"z":-1.5e-3}}"#, deep = deep(100))), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="": /spec/containers/0/image=app:1 (containers[0] "a")"#),
+            ("nesting at the limit", rv(&format!(r#"{{"uid":"u","kind":{{"kind":"Pod"}},"x":{},"object":{{"spec":{{}}}}}}"#, deep(125))), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="": "#),
+            ("nesting over the limit", rv(&format!(r#"{{"uid":"u","kind":{{"kind":"Pod"}},"x":{},"object":{{"spec":{{}}}}}}"#, deep(126))), r#"malformed JSON: recursion limit exceeded at line 1 column 234"#),
+            ("number out of range, unread", rv(r#"{"uid":"u","kind":{"kind":"Pod"},"x":1e400,"object":{"spec":{}}}"#), r#"malformed JSON: number out of range at line 1 column 113"#),
+            ("invalid number, unread", rv(r#"{"uid":"u","kind":{"kind":"Pod"},"x":01,"object":{"spec":{}}}"#), r#"malformed JSON: invalid number at line 1 column 110"#),
+            ("lone surrogate, unread", rv(r#"{"uid":"u","kind":{"kind":"Pod"},"x":"\ud800","object":{"spec":{}}}"#), r#"malformed JSON: unexpected end of hex escape at line 1 column 116"#),
+            ("invalid UTF-8, unread", [rv(r#"{"uid":"u","kind":{"kind":"Pod"},"x":""#), vec![0xff, b'"', b'}', b'}']].concat(), r#"malformed JSON: invalid unicode code point at line 1 column 111"#),
+            ("invalid UTF-8 key, unread", [rv(r#"{"uid":"u","kind":{"kind":"Pod"},""#), vec![0xc3, b'"', b':', b'1', b'}', b'}']].concat(), r#"malformed JSON: invalid unicode code point at line 1 column 107"#),
+            ("control character, unread", rv("{\"uid\":\"u\",\"kind\":{\"kind\":\"Pod\"},\"x\":\"\t\",\"object\":{\"spec\":{}}}"), r#"malformed JSON: control character (\u0000-\u001F) found while parsing a string at line 1 column 110"#),
+            ("unterminated", create("Pod", r#"{"spec":{"containers":[{"image":"x"}"#), r#"malformed JSON: expected `,` or `]` at line 1 column 171"#),
+            ("1000 containers", create("Pod", &format!(r#"{{"spec":{{"containers":[{}]}}}}"#, many(1000))), &thousand),
+            ("1001 containers", create("Pod", &format!(r#"{{"spec":{{"containers":[{}],"initContainers":[{app}]}}}}"#, many(1000))), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE" error: more than 1000 containers"#),
+            ("unknown kind", create("ConfigMap", r#"{"data":{}}"#), r#"admission.k8s.io/v1 uid="u" kind="ConfigMap" op="CREATE" error: kind "ConfigMap" is not one the webhook reads images from (Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController, PodTemplate, CronJob); it is denied rather than admitted unread: check the webhook's rules"#),
+            ("delete, junk object", rv(r#"{"uid":"u","kind":{"kind":"Pod"},"operation":"DELETE","object":[1]}"#), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="DELETE": "#),
+            ("connect, unknown kind", rv(r#"{"uid":"u","kind":{"kind":"PodExecOptions"},"operation":"CONNECT"}"#), r#"admission.k8s.io/v1 uid="u" kind="PodExecOptions" op="CONNECT": "#),
+            ("update", rv(&format!(r#"{{"uid":"u","kind":{{"kind":"Pod"}},"operation":"UPDATE","object":{{"spec":{{"containers":[{app},{{"name":"b","image":"new:1"}}]}}}},"oldObject":{{"spec":{{"containers":[{app}]}}}}}}"#)), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="UPDATE": /spec/containers/1/image=new:1 (containers[1] "b")"#),
+            ("update, oldObject unreadable", rv(&format!(r#"{{"uid":"u","kind":{{"kind":"Pod"}},"operation":"UPDATE","object":{{"spec":{{"containers":[{app}]}}}},"oldObject":{{"spec":{{"containers":[{{"name":"b"}}]}}}}}}"#)), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="UPDATE": /spec/containers/0/image=app:1 (containers[0] "a")"#),
+            ("update, oldObject a number", rv(&format!(r#"{{"uid":"u","kind":{{"kind":"Pod"}},"operation":"UPDATE","object":{{"spec":{{"containers":[{app}]}}}},"oldObject":5}}"#)), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="UPDATE": /spec/containers/0/image=app:1 (containers[0] "a")"#),
+            ("update, object unreadable", rv(&format!(r#"{{"uid":"u","kind":{{"kind":"Pod"}},"operation":"UPDATE","object":{{"spec":[]}},"oldObject":{{"spec":{{"containers":[{app}]}}}}}}"#)), r#"admission.k8s.io/v1 uid="u" kind="Pod" op="UPDATE" error: Pod: /spec is not an object"#),
+        ];
+        let mut wrong = Vec::new();
+        for (name, body, wanted) in &cases {
+            let got = outcome(body);
+            if got != *wanted {
+                wrong.push(format!("{name:?}: {got:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
     }
 }
