@@ -234,4 +234,7 @@ main() {
     echo "gate VmRSS at the end: $(awk '/VmRSS/ { print $2 }' "/proc/$GATE_PID/status") KiB"
 }
 
-main "$@"
+# ATTEST_BENCH_LIB=1: only define the functions (A/B scripts source this file).
+if [[ -z ${ATTEST_BENCH_LIB:-} ]]; then
+    main "$@"
+fi

@@ -156,13 +156,13 @@ fn main() -> std::process::ExitCode {
         Err(error) => return exit::report_error(&error).into(),
     };
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let quiet_level = if matches!(cli.command, Command::Serve(_)) {
-        "info"
-    } else {
-        "warn"
-    };
-    cli.global.init_logging(quiet_level);
-    match run(cli) {
+    let serving = matches!(cli.command, Command::Serve(_));
+    let quiet_level = if serving { "info" } else { "warn" };
+    let log_guard = cli.global.init_logging(quiet_level, serving);
+    let outcome = run(cli);
+    // Every queued log line is out before the last line the command prints.
+    drop(log_guard);
+    match outcome {
         Ok(code) => code.into(),
         Err(error) => exit::report_error(&error).into(),
     }

@@ -348,6 +348,11 @@ impl GateError {
 /// `text` on one line, control characters replaced, at most `max` characters: messages from
 /// judges and registries end up in HTTP bodies, headers and log lines.
 pub(crate) fn one_line(text: &str, max: usize) -> String {
+    // The common case, a short message already on one line, is copied as it is: this runs
+    // for every decision, cached ones included.
+    if text.len() <= max && !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
     let mut out: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

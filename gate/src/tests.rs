@@ -967,3 +967,22 @@ async fn a_cycle_bypasses_the_cache_and_an_error_is_unknown() {
     // Still down: no change, nothing new to say.
     assert_eq!(gate.rejudge_all().await.changed, 0);
 }
+
+/// Messages go into headers, bodies and log lines on one line and cut to a length, whichever
+/// path (the copy of an already clean message, or the rewrite) makes them.
+#[test]
+fn one_line_replaces_controls_and_cuts_at_characters() {
+    use crate::one_line;
+    assert_eq!(
+        one_line("denied by scope: [no-signature]", 100),
+        "denied by scope: [no-signature]"
+    );
+    assert_eq!(one_line("a\nb\tc\u{1b}[31m", 100), "a b c [31m");
+    assert_eq!(one_line("abcdef", 3), "abc…");
+    assert_eq!(one_line("abc", 3), "abc");
+    // Six characters in twelve bytes: within a limit of six characters, not cut.
+    assert_eq!(one_line("éééééé", 6), "éééééé");
+    assert_eq!(one_line("ééééééé", 6), "éééééé…");
+    assert_eq!(one_line("", 0), "");
+    assert_eq!(one_line("x", 0), "…");
+}
