@@ -3,7 +3,14 @@
 //! ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController, PodTemplate, CronJob) is judged;
 //! `/validate` allows or denies, `/mutate` does the same and pins admitted images to their digest
 //! with a JSONPatch.
+//!
+//! Reviews are read into the typed model of [`model`] and answered with the typed
+//! [`AdmissionResponse`]: the admission path runs for every Pod created, and a `serde_json::Value`
+//! (an ordered, hashed map per object) costs far more than the few fields the webhook reads.
 
+mod model;
+
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
@@ -12,8 +19,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use self::model::{text, Field, List, Node, Review};
 use super::api::{bad_request, read_body};
 use super::engine::{Decision, Source};
 use super::server::Gate;
@@ -73,6 +82,13 @@ fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
 /// object without its pod spec, and a container without a string `image` are errors, and the
 /// review is denied with the error as the reason.
 pub fn extract_images(kind: &str, object: &Value) -> Result<Vec<PodImage>, String> {
+    // A `Value` holds no duplicate keys, the only thing the model refuses.
+    let object = Field::<Node<'_>>::deserialize(object).map_err(|e| e.to_string())?;
+    images_of(kind, object.0.as_ref())
+}
+
+/// [`extract_images`] of an object read into the model (`None`: absent or not an object).
+fn images_of(kind: &str, object: Option<&Node<'_>>) -> Result<Vec<PodImage>, String> {
     let Some(spec_pointer) = pod_spec_pointer(kind) else {
         return Err(format!(
             "kind {kind:?} is not one the webhook reads images from ({}); \
@@ -80,30 +96,34 @@ pub fn extract_images(kind: &str, object: &Value) -> Result<Vec<PodImage>, Strin
             KINDS.join(", ")
         ));
     };
-    let spec = match object.pointer(spec_pointer) {
-        Some(spec @ Value::Object(_)) => spec,
-        Some(_) => return Err(format!("{kind}: {spec_pointer} is not an object")),
+    // As `Value::pointer` walks: a step missing or not an object ends the walk.
+    let mut node = object;
+    let mut last = None;
+    for step in spec_pointer.split('/').skip(1) {
+        last = node.and_then(|n| n.child(step));
+        node = last.and_then(|field| field.0.as_deref());
+    }
+    let spec = match last {
+        Some(Field(Some(spec))) => spec,
+        Some(Field(None)) => return Err(format!("{kind}: {spec_pointer} is not an object")),
         None => return Err(format!("{kind} has no pod spec: {spec_pointer} is missing")),
     };
     let mut images = Vec::new();
     for list in CONTAINER_LISTS {
-        let Some(containers) = spec.get(list) else {
-            continue;
-        };
-        let containers = match containers {
-            Value::Array(a) => a,
-            Value::Null => continue,
-            _ => return Err(format!("{spec_pointer}/{list} is not a list")),
+        let containers = match spec.list(list) {
+            None | Some(Field(Some(List::Null))) => continue,
+            Some(Field(Some(List::Items(items)))) => items,
+            Some(Field(None)) => return Err(format!("{spec_pointer}/{list} is not a list")),
         };
         for (i, container) in containers.iter().enumerate() {
             if images.len() >= MAX_CONTAINERS {
                 return Err(format!("more than {MAX_CONTAINERS} containers"));
             }
-            let name = container.get("name").and_then(Value::as_str).unwrap_or("");
+            let container = container.0.as_ref();
+            let name = container.and_then(|c| text(&c.name)).unwrap_or("");
             let label = format!("{list}[{i}] {name:?}");
             let image = container
-                .get("image")
-                .and_then(Value::as_str)
+                .and_then(|c| text(&c.image))
                 .ok_or_else(|| format!("{label} has no image"))?;
             images.push(PodImage {
                 pointer: format!("{spec_pointer}/{list}/{i}/image"),
@@ -115,60 +135,91 @@ pub fn extract_images(kind: &str, object: &Value) -> Result<Vec<PodImage>, Strin
     Ok(images)
 }
 
-/// The JSONPatch (RFC 6902) pinning each admitted image of `images` to the digest judged
-/// (`name:tag@sha256:…`), leaving images already pinned (`@` present) alone. `decisions` are
-/// looked up by image string.
-pub fn pin_patch(images: &[PodImage], decisions: &[Decision]) -> Vec<Value> {
+/// One operation of the pinning JSONPatch.
+#[derive(Serialize)]
+struct PatchOp<'a> {
+    op: &'static str,
+    path: &'a str,
+    value: String,
+}
+
+/// The operations of [`pin_patch`].
+fn pin_ops<'a>(images: &'a [PodImage], decisions: &[Decision]) -> Vec<PatchOp<'a>> {
     images
         .iter()
         .filter(|slot| !slot.image.contains('@'))
         .filter_map(|slot| {
             let decision = decisions.iter().find(|d| d.image == slot.image)?;
             let digest = decision.digest.as_ref().filter(|_| decision.admitted())?;
-            Some(json!({"op": "replace", "path": slot.pointer, "value": format!("{}@{digest}", slot.image)}))
+            Some(PatchOp {
+                op: "replace",
+                path: &slot.pointer,
+                value: format!("{}@{digest}", slot.image),
+            })
         })
+        .collect()
+}
+
+/// The JSONPatch (RFC 6902) pinning each admitted image of `images` to the digest judged
+/// (`name:tag@sha256:…`), leaving images already pinned (`@` present) alone. `decisions` are
+/// looked up by image string.
+pub fn pin_patch(images: &[PodImage], decisions: &[Decision]) -> Vec<Value> {
+    pin_ops(images, decisions)
+        .iter()
+        .filter_map(|op| serde_json::to_value(op).ok())
         .collect()
 }
 
 /// A parsed review request.
 struct ReviewRequest<'a> {
-    api_version: &'a str,
-    uid: &'a str,
-    kind: &'a str,
-    operation: &'a str,
-    object: &'a Value,
-    old_object: &'a Value,
+    api_version: &'static str,
+    uid: Cow<'a, str>,
+    kind: Cow<'a, str>,
+    operation: Cow<'a, str>,
+    /// `None`: absent or not an object.
+    object: Option<Node<'a>>,
+    old_object: Option<Node<'a>>,
 }
 
-fn parse_review(review: &Value) -> Result<ReviewRequest<'_>, String> {
-    let api_version = review
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .filter(|v| *v == "admission.k8s.io/v1" || *v == "admission.k8s.io/v1beta1")
-        .ok_or("apiVersion must be admission.k8s.io/v1")?;
-    if review.get("kind").and_then(Value::as_str) != Some("AdmissionReview") {
-        return Err("kind must be AdmissionReview".into());
+/// The request of the review in `body`, or the message of the 400 answer.
+fn parse_review(body: &[u8]) -> Result<ReviewRequest<'_>, String> {
+    let review: Field<Review<'_>> =
+        serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+    check_review(review.0.unwrap_or_default()).map_err(|e| format!("not an AdmissionReview: {e}"))
+}
+
+fn check_review(review: Review<'_>) -> Result<ReviewRequest<'_>, &'static str> {
+    let api_version = match text(&review.api_version) {
+        Some("admission.k8s.io/v1") => "admission.k8s.io/v1",
+        Some("admission.k8s.io/v1beta1") => "admission.k8s.io/v1beta1",
+        _ => return Err("apiVersion must be admission.k8s.io/v1"),
+    };
+    if text(&review.kind) != Some("AdmissionReview") {
+        return Err("kind must be AdmissionReview");
     }
-    let request = review.get("request").ok_or("no request")?;
+    // A `request` that is not an object reads as one without any field.
+    let request = review.request.ok_or("no request")?.0.unwrap_or_default();
     let uid = request
-        .get("uid")
-        .and_then(Value::as_str)
+        .uid
+        .and_then(|f| f.0)
         .filter(|u| !u.is_empty() && u.len() <= 256)
         .ok_or("request.uid missing")?;
     let kind = request
-        .pointer("/kind/kind")
-        .and_then(Value::as_str)
+        .kind
+        .and_then(|f| f.0)
+        .and_then(|k| k.kind)
+        .and_then(|f| f.0)
         .ok_or("request.kind.kind missing")?;
     Ok(ReviewRequest {
         api_version,
         uid,
         kind,
         operation: request
-            .get("operation")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-        object: request.get("object").unwrap_or(&Value::Null),
-        old_object: request.get("oldObject").unwrap_or(&Value::Null),
+            .operation
+            .and_then(|f| f.0)
+            .unwrap_or(Cow::Borrowed("")),
+        object: request.object.and_then(|f| f.0),
+        old_object: request.old_object.and_then(|f| f.0),
     })
 }
 
@@ -195,38 +246,87 @@ async fn review<J: Judge>(gate: Gate<J>, headers: HeaderMap, body: Body, mutate:
         Ok(b) => b,
         Err(response) => return response,
     };
-    let value: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => return bad_request(StatusCode::BAD_REQUEST, &format!("malformed JSON: {e}")),
-    };
-    let request = match parse_review(&value) {
+    let request = match parse_review(&bytes) {
         Ok(r) => r,
-        Err(e) => {
-            return bad_request(
-                StatusCode::BAD_REQUEST,
-                &format!("not an AdmissionReview: {e}"),
-            )
-        }
+        Err(e) => return bad_request(StatusCode::BAD_REQUEST, &e),
     };
     let response = answer(&gate, &request, mutate).await;
     envelope(request.api_version, response)
 }
 
-fn envelope(api_version: &str, response: Value) -> Response {
-    axum::Json(json!({
-        "apiVersion": api_version,
-        "kind": "AdmissionReview",
-        "response": response,
-    }))
+/// The answer: an `AdmissionReview` of `response`.
+#[derive(Serialize)]
+struct AnswerReview<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    kind: &'static str,
+    response: AdmissionResponse<'a>,
+}
+
+/// The `response` of an AdmissionReview; the optional fields are left out when absent.
+#[derive(Serialize)]
+struct AdmissionResponse<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<Status>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+    #[serde(rename = "auditAnnotations", skip_serializing_if = "Option::is_none")]
+    audit_annotations: Option<AuditAnnotations>,
+    #[serde(rename = "patchType", skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+}
+
+impl<'a> AdmissionResponse<'a> {
+    fn allow(uid: &'a str) -> Self {
+        AdmissionResponse {
+            uid,
+            allowed: true,
+            status: None,
+            warnings: Vec::new(),
+            audit_annotations: None,
+            patch_type: None,
+            patch: None,
+        }
+    }
+}
+
+/// The `status` of a denial.
+#[derive(Serialize)]
+struct Status {
+    code: u16,
+    reason: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct AuditAnnotations {
+    #[serde(rename = "untrusted-images")]
+    untrusted_images: String,
+}
+
+fn envelope(api_version: &str, response: AdmissionResponse<'_>) -> Response {
+    axum::Json(AnswerReview {
+        api_version,
+        kind: "AdmissionReview",
+        response,
+    })
     .into_response()
 }
 
-fn deny(uid: &str, message: &str) -> Value {
-    json!({
-        "uid": uid,
-        "allowed": false,
-        "status": {"code": 403, "reason": "Forbidden", "message": one_line(message, MAX_STATUS_CHARS)},
-    })
+fn deny<'a>(uid: &'a str, message: &str) -> AdmissionResponse<'a> {
+    AdmissionResponse {
+        allowed: false,
+        status: Some(Status {
+            code: 403,
+            reason: "Forbidden",
+            message: one_line(message, MAX_STATUS_CHARS),
+        }),
+        ..AdmissionResponse::allow(uid)
+    }
 }
 
 /// The images of a review to judge: those of `object`, less (on UPDATE) those `oldObject`
@@ -240,14 +340,14 @@ fn deny(uid: &str, message: &str) -> Value {
 /// Pod), and one whose kind the webhook does not know (`deployments/scale` carries a `Scale`) is
 /// denied like any unknown kind — the shipped webhook rules send neither.
 fn images_to_judge(request: &ReviewRequest<'_>) -> Result<Vec<PodImage>, String> {
-    if matches!(request.operation, "DELETE" | "CONNECT") {
+    if matches!(&*request.operation, "DELETE" | "CONNECT") {
         return Ok(Vec::new());
     }
-    let images = extract_images(request.kind, request.object)?;
+    let images = images_of(&request.kind, request.object.as_ref())?;
     if request.operation != "UPDATE" {
         return Ok(images);
     }
-    let old: BTreeSet<String> = extract_images(request.kind, request.old_object)
+    let old: BTreeSet<String> = images_of(&request.kind, request.old_object.as_ref())
         .unwrap_or_default()
         .into_iter()
         .map(|i| i.image)
@@ -259,8 +359,12 @@ fn images_to_judge(request: &ReviewRequest<'_>) -> Result<Vec<PodImage>, String>
 }
 
 /// The `response` of an AdmissionReview.
-async fn answer<J: Judge>(gate: &Gate<J>, request: &ReviewRequest<'_>, mutate: bool) -> Value {
-    let uid = request.uid;
+async fn answer<'a, J: Judge>(
+    gate: &Gate<J>,
+    request: &'a ReviewRequest<'_>,
+    mutate: bool,
+) -> AdmissionResponse<'a> {
+    let uid = &*request.uid;
     let images = match images_to_judge(request) {
         Ok(i) => i,
         Err(e) => {
@@ -287,7 +391,12 @@ async fn answer<J: Judge>(gate: &Gate<J>, request: &ReviewRequest<'_>, mutate: b
     verdict(uid, &images, &decisions, mutate)
 }
 
-fn verdict(uid: &str, images: &[PodImage], decisions: &[Decision], mutate: bool) -> Value {
+fn verdict<'a>(
+    uid: &'a str,
+    images: &[PodImage],
+    decisions: &[Decision],
+    mutate: bool,
+) -> AdmissionResponse<'a> {
     let mut denied = String::new();
     let mut warnings = Vec::new();
     let mut audit = Vec::new();
@@ -305,13 +414,13 @@ fn verdict(uid: &str, images: &[PodImage], decisions: &[Decision], mutate: bool)
                 d.message
             );
         } else if !d.allowed && d.mode == Mode::Warn {
-            warnings.push(Value::String(one_line(
+            warnings.push(one_line(
                 &format!(
                     "signet (warn): {} image {} is not trusted: {}",
                     slot.container, slot.image, d.message
                 ),
                 MAX_WARNING_CHARS,
-            )));
+            ));
         } else if !d.allowed && d.mode == Mode::Audit {
             audit.push(format!("{}: {}", slot.image, d.message));
         }
@@ -319,28 +428,23 @@ fn verdict(uid: &str, images: &[PodImage], decisions: &[Decision], mutate: bool)
     if !denied.is_empty() {
         return deny(uid, &format!("signet: image not trusted: {denied}"));
     }
-    let mut response = Map::new();
-    response.insert("uid".into(), json!(uid));
-    response.insert("allowed".into(), json!(true));
-    if !warnings.is_empty() {
-        response.insert("warnings".into(), Value::Array(warnings));
-    }
+    let mut response = AdmissionResponse::allow(uid);
+    response.warnings = warnings;
     if !audit.is_empty() {
-        response.insert(
-            "auditAnnotations".into(),
-            json!({"untrusted-images": one_line(&audit.join("; "), MAX_STATUS_CHARS)}),
-        );
+        response.audit_annotations = Some(AuditAnnotations {
+            untrusted_images: one_line(&audit.join("; "), MAX_STATUS_CHARS),
+        });
     }
     if mutate {
-        let patch = pin_patch(images, decisions);
+        let patch = pin_ops(images, decisions);
         if !patch.is_empty() {
             let encoded = base64::engine::general_purpose::STANDARD
                 .encode(serde_json::to_vec(&patch).unwrap_or_default());
-            response.insert("patchType".into(), json!("JSONPatch"));
-            response.insert("patch".into(), json!(encoded));
+            response.patch_type = Some("JSONPatch");
+            response.patch = Some(encoded);
         }
     }
-    Value::Object(response)
+    response
 }
 
 #[cfg(test)]
@@ -348,6 +452,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use serde_json::json;
     use signet_oci::Digest;
 
     fn pod_spec() -> Value {
@@ -536,8 +641,9 @@ mod tests {
     fn reviews_are_checked() {
         let ok = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE", "object": {}}});
-        let r = parse_review(&ok).unwrap();
-        assert_eq!((r.uid, r.kind, r.operation), ("u1", "Pod", "CREATE"));
+        let ok_bytes = serde_json::to_vec(&ok).unwrap();
+        let r = parse_review(&ok_bytes).unwrap();
+        assert_eq!((&*r.uid, &*r.kind, &*r.operation), ("u1", "Pod", "CREATE"));
         for (mutation, wanted) in [
             (json!({"apiVersion": "v1"}), "apiVersion"),
             (json!({"kind": "Pod"}), "kind must be"),
@@ -547,7 +653,9 @@ mod tests {
             for (k, v) in mutation.as_object().unwrap() {
                 bad[k] = v.clone();
             }
-            let err = parse_review(&bad).err().unwrap();
+            let err = parse_review(&serde_json::to_vec(&bad).unwrap())
+                .err()
+                .unwrap();
             assert!(err.contains(wanted), "{err}");
         }
     }
@@ -610,8 +718,7 @@ mod tests {
             ),
         ];
         for (name, text, wanted) in cases {
-            let review: Value = serde_json::from_str(text).unwrap();
-            let request = parse_review(&review).unwrap();
+            let request = parse_review(text.as_bytes()).unwrap();
             assert!(request.uid.starts_with("6a5c4b1e-"), "{name}");
             let got: Vec<String> = images_to_judge(&request)
                 .unwrap()
@@ -665,13 +772,12 @@ mod tests {
                 "signet: cannot read the images of this Deployment: Deployment has no pod spec: /spec/template/spec is missing",
             ),
         ] {
-            let review: Value = serde_json::from_str(text).unwrap();
-            let request = parse_review(&review).unwrap();
+            let request = parse_review(text.as_bytes()).unwrap();
             for mutate in [false, true] {
-                let response = answer(&gate, &request, mutate).await;
+                let response = serde_json::to_value(answer(&gate, &request, mutate).await).unwrap();
                 assert_eq!(response["allowed"], false, "{name}");
                 assert_eq!(response["status"]["code"], 403, "{name}");
-                assert_eq!(response["uid"], request.uid, "{name}");
+                assert_eq!(response["uid"], &*request.uid, "{name}");
                 let message = response["status"]["message"].as_str().unwrap();
                 assert!(message.starts_with(wanted), "{name}: {message}");
                 assert!(response.get("patch").is_none(), "{name}");
@@ -682,13 +788,17 @@ mod tests {
             "../../testdata/admission/deployment-delete.json"
         ))
         .unwrap();
-        let request = parse_review(&review).unwrap();
+        let bytes = serde_json::to_vec(&review).unwrap();
+        let request = parse_review(&bytes).unwrap();
         assert_eq!(request.operation, "DELETE");
-        assert_eq!(answer(&gate, &request, false).await["allowed"], true);
+        let response = serde_json::to_value(answer(&gate, &request, false).await).unwrap();
+        assert_eq!(response["allowed"], true);
         let mut unknown = review.clone();
         unknown["request"]["kind"]["kind"] = json!("ConfigMap");
-        let request = parse_review(&unknown).unwrap();
-        assert_eq!(answer(&gate, &request, false).await["allowed"], true);
+        let bytes = serde_json::to_vec(&unknown).unwrap();
+        let request = parse_review(&bytes).unwrap();
+        let response = serde_json::to_value(answer(&gate, &request, false).await).unwrap();
+        assert_eq!(response["allowed"], true);
     }
 
     /// The body of an HTTP answer, as text.
@@ -855,13 +965,9 @@ mod tests {
     /// What the webhook makes of a review body: the 400 message, or the request's fields and
     /// the images to judge (or why they cannot be read).
     fn outcome(body: &[u8]) -> String {
-        let value: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return format!("malformed JSON: {e}"),
-        };
-        let request = match parse_review(&value) {
+        let request = match parse_review(body) {
             Ok(r) => r,
-            Err(e) => return format!("not an AdmissionReview: {e}"),
+            Err(e) => return e,
         };
         let head = format!(
             "{} uid={:?} kind={:?} op={:?}",
@@ -997,5 +1103,101 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+
+    /// A key the webhook reads, given twice in one object, is refused (the `Value` parser kept
+    /// the last): JSON parsers disagree on which of the two counts, so the API server may store
+    /// another image than the one judged.
+    #[tokio::test]
+    async fn duplicate_fields_are_refused() {
+        let app = r#"{"name":"a","image":"app:1"}"#;
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "image twice",
+                create(
+                    "Pod",
+                    r#"{"spec":{"containers":[{"name":"a","image":"app:1","image":"evil:1"}]}}"#,
+                ),
+                r#"malformed JSON: duplicate field `image` at line 1 column 192"#,
+            ),
+            (
+                "image twice, escaped",
+                create(
+                    "Pod",
+                    r#"{"spec":{"containers":[{"image":"app:1","\u0069mage":"evil:1"}]}}"#,
+                ),
+                r#"malformed JSON: duplicate field `image` at line 1 column 186"#,
+            ),
+            (
+                "containers twice",
+                create(
+                    "Deployment",
+                    &format!(
+                        r#"{{"spec":{{"template":{{"spec":{{"containers":[{app}],"containers":[]}}}}}}}}"#
+                    ),
+                ),
+                r#"malformed JSON: duplicate field `containers` at line 1 column 226"#,
+            ),
+            (
+                "spec twice",
+                create(
+                    "Pod",
+                    &format!(r#"{{"spec":{{"containers":[{app}]}},"spec":{{}}}}"#),
+                ),
+                r#"malformed JSON: duplicate field `spec` at line 1 column 194"#,
+            ),
+            (
+                "object twice",
+                rv(&format!(
+                    r#"{{"uid":"u","kind":{{"kind":"Pod"}},"object":{{"spec":{{}}}},"object":{{"spec":{{"containers":[{app}]}}}}}}"#
+                )),
+                r#"malformed JSON: duplicate field `object` at line 1 column 133"#,
+            ),
+            (
+                "request.kind.kind twice",
+                rv(r#"{"uid":"u","kind":{"kind":"ConfigMap","kind":"Pod"},"object":{"spec":{}}}"#),
+                r#"malformed JSON: duplicate field `kind` at line 1 column 115"#,
+            ),
+            (
+                "uid twice",
+                rv(r#"{"uid":"u","uid":"v","kind":{"kind":"Pod"},"object":{"spec":{}}}"#),
+                r#"malformed JSON: duplicate field `uid` at line 1 column 87"#,
+            ),
+            (
+                "oldObject image twice",
+                rv(&format!(
+                    r#"{{"uid":"u","kind":{{"kind":"Pod"}},"operation":"UPDATE","object":{{"spec":{{"containers":[{app}]}}}},"oldObject":{{"spec":{{"containers":[{{"image":"app:1","image":"x"}}]}}}}}}"#
+                )),
+                r#"malformed JSON: duplicate field `image` at line 1 column 248"#,
+            ),
+        ];
+        for (name, body, wanted) in &cases {
+            assert_eq!(outcome(body), *wanted, "{name}");
+        }
+        // Keys the webhook does not read may repeat.
+        assert_eq!(
+            outcome(&create(
+                "Pod",
+                r#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"name":"a","image":"app:1","env":[],"env":{}}]},"status":1,"status":2}"#
+            )),
+            r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE": /spec/containers/0/image=app:1 (containers[0] "a")"#
+        );
+        // Through the handler: a 400 naming the field.
+        let config = crate::GateConfig::simple(
+            "policy.yaml".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            "http://127.0.0.1:9",
+        )
+        .unwrap();
+        let gate = Gate::new(config, NoJudge).unwrap();
+        let response = review(gate, HeaderMap::new(), Body::from(cases[0].1.clone()), true).await;
+        let (status, body) = body_text(response).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.starts_with(
+                r#"{"error":"malformed JSON: duplicate field `image` at line 1 column "#
+            ),
+            "{body}"
+        );
     }
 }
