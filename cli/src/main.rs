@@ -6,6 +6,7 @@
 
 mod commands;
 mod exit;
+mod logfmt;
 mod options;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};

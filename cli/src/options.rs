@@ -289,7 +289,9 @@ impl GlobalOptions {
                 .with_writer(writer)
                 .with_ansi(ansi);
             let _ = match self.log_format {
-                LogFormat::Text => builder.try_init(),
+                LogFormat::Text => builder
+                    .event_format(crate::logfmt::PlainLines::default())
+                    .try_init(),
                 LogFormat::Json => builder.json().try_init(),
             };
             return Some(LogGuard { _writer: guard });
@@ -299,7 +301,9 @@ impl GlobalOptions {
             .with_writer(std::io::stderr)
             .with_ansi(ansi);
         let _ = match self.log_format {
-            LogFormat::Text => builder.try_init(),
+            LogFormat::Text => builder
+                .event_format(crate::logfmt::PlainLines::default())
+                .try_init(),
             LogFormat::Json => builder.json().try_init(),
         };
         None
