@@ -173,6 +173,18 @@ fn ran_out(clock: &dyn Clock, valid_until: Option<i64>) -> bool {
     deadline(clock, valid_until, now).is_some_and(|end| end <= now)
 }
 
+/// The value, or nothing, in a log field.
+struct OrEmpty<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrEmpty<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Messages are cut to this many characters.
 pub(crate) const MAX_MESSAGE_CHARS: usize = 1000;
 
@@ -427,11 +439,7 @@ impl<J: Judge> Gate<J> {
             .metrics
             .decision(source.as_str(), d.result(), d.mode.as_str(), took);
         self.remember(d, source);
-        let digest = d
-            .digest
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let digest = OrEmpty(d.digest.as_ref());
         let elapsed_ms = took.as_millis() as u64;
         if d.admitted() {
             tracing::info!(
@@ -453,6 +461,10 @@ impl<J: Judge> Gate<J> {
     /// Decide about every image of `images` (distinct, at most `limits.max_images`), judging up
     /// to `limits.parallel_images` at a time; results in the order given.
     pub async fn decide_all(&self, images: &[String], source: Source) -> Vec<Decision> {
+        // One image (most pods): no stream of tasks to set up.
+        if let [image] = images {
+            return vec![self.decide(image, source).await];
+        }
         let parallel = self.inner.config.limits.parallel_images;
         // Owned strings and gate clones: borrowing closures here trip the compiler's
         // higher-ranked `Send` inference in axum handlers.
