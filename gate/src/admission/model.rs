@@ -191,7 +191,9 @@ impl<'de, T: Lenient<'de>> Lenient<'de> for Box<T> {
 
 /// A list that may be `null` (a Kubernetes client writes an empty list either way).
 pub(crate) enum List<T> {
+    /// `null`.
     Null,
+    /// The items, each `Field(None)` when not of a type `T` reads.
     Items(Vec<Field<T>>),
 }
 
