@@ -7,6 +7,7 @@
 mod commands;
 mod exit;
 mod logfmt;
+mod logsink;
 mod options;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};

@@ -11,15 +11,7 @@ use signet_oci::{ImageLocation, RegistryClient, RegistryOptions};
 
 /// Largest password accepted on stdin.
 const MAX_PASSWORD_BYTES: u64 = 64 * 1024;
-/// The background log writer's buffer: the lines queued while it wrote the previous batch go
-/// out in writes of up to this many bytes.
-const LOG_BATCH_BYTES: usize = 64 * 1024;
-
-/// Keeps the background log writer of [`GlobalOptions::init_logging`] running; dropping it
-/// writes out every queued line and flushes stderr.
-pub struct LogGuard {
-    _writer: tracing_appender::non_blocking::WorkerGuard,
-}
+pub use crate::logsink::LogGuard;
 
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -260,12 +252,9 @@ impl GlobalOptions {
     /// `quiet_level` is the level without -v (`warn` for one-shot commands, `info` for the
     /// gate, whose decision lines are its audit log).
     ///
-    /// With `background` (the gate), lines are handed to a writer thread that writes whatever
-    /// has queued up in one `write`: one line per decision at tens of thousands of decisions a
-    /// second otherwise costs a `write` each and contention on stderr's lock between the
-    /// runtime's workers. The queue is lossless (a full queue makes the logging thread wait,
-    /// it never drops a line), and the returned guard writes out what is queued when dropped:
-    /// keep it until the command has finished.
+    /// With `background` (the gate), decision lines are queued and written out in batches
+    /// (`logsink.rs`); the returned guard writes out the queue when dropped: keep it until the
+    /// command has finished.
     pub fn init_logging(&self, quiet_level: &str, background: bool) -> Option<LogGuard> {
         let level = match self.verbose {
             0 => quiet_level,
@@ -277,16 +266,14 @@ impl GlobalOptions {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
         let ansi = self.colored_stderr();
         if background {
-            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(false)
-                .thread_name("signet-log")
-                .finish(std::io::BufWriter::with_capacity(
-                    LOG_BATCH_BYTES,
-                    std::io::stderr(),
-                ));
+            let (sink, guard) = crate::logsink::LogSink::new(
+                std::io::stderr(),
+                crate::logsink::FLUSH_INTERVAL,
+                crate::logsink::MAX_QUEUED_BYTES,
+            );
             let builder = tracing_subscriber::fmt()
                 .with_env_filter(filter)
-                .with_writer(writer)
+                .with_writer(sink)
                 .with_ansi(ansi);
             let _ = match self.log_format {
                 LogFormat::Text => builder
@@ -294,7 +281,7 @@ impl GlobalOptions {
                     .try_init(),
                 LogFormat::Json => builder.json().try_init(),
             };
-            return Some(LogGuard { _writer: guard });
+            return Some(guard);
         }
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
