@@ -170,6 +170,14 @@ pub fn pin_patch(images: &[PodImage], decisions: &[Decision]) -> Vec<Value> {
         .collect()
 }
 
+/// The images the webhook judges for the AdmissionReview in `body`, read as `/validate` and
+/// `/mutate` read it: none for `DELETE` and `CONNECT`, on `UPDATE` only those `oldObject` did not
+/// have. `Err`: why the body is not a review the webhook can read (its 400 answer or the reason
+/// it denies).
+pub fn review_images(body: &[u8]) -> Result<Vec<PodImage>, String> {
+    images_to_judge(&parse_review(body)?)
+}
+
 /// A parsed review request.
 struct ReviewRequest<'a> {
     api_version: &'static str,

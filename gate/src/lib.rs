@@ -55,7 +55,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use signet_oci::{Digest, Reference};
 
-pub use admission::{extract_images, pin_patch, PodImage};
+pub use admission::{extract_images, pin_patch, review_images, PodImage};
 pub use config::{
     ApiConfig, CacheConfig, ContinuousConfig, GateConfig, Limits, NetworkConfig, Timeouts,
     TlsConfig, Upstream, UpstreamCredentials, UpstreamProxy, WebhookConfig,
