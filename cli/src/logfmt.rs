@@ -49,9 +49,7 @@ where
         {
             return self.full.format_event(ctx, writer, event);
         }
-        if SystemTime.format_time(&mut writer).is_err() {
-            writer.write_str("<unknown time>")?;
-        }
+        write_timestamp(&mut writer)?;
         writer.write_str(match *meta.level() {
             Level::TRACE => " TRACE ",
             Level::DEBUG => " DEBUG ",
@@ -70,6 +68,85 @@ where
         fields.result?;
         writer.write_char('\n')
     }
+}
+
+/// The time now as the default format writes it (`2026-12-03T10:03:13.523662Z`), the part up to
+/// the second formatted once a second per thread.
+fn write_timestamp(writer: &mut Writer<'_>) -> fmt::Result {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok();
+    let written = since_epoch.map(|since| -> Result<bool, fmt::Error> {
+        SECOND.with(|second| {
+            let Ok(mut second) = second.try_borrow_mut() else {
+                return Ok(false);
+            };
+            if second.0 != Some(since.as_secs()) {
+                second.0 = None;
+                second.1.clear();
+                if !format_second(&mut second.1, since.as_secs())? {
+                    return Ok(false);
+                }
+                second.0 = Some(since.as_secs());
+            }
+            writer.write_str(&second.1)?;
+            write_fraction(writer, since.subsec_micros())?;
+            Ok(true)
+        })
+    });
+    match written {
+        Some(Ok(true)) => Ok(()),
+        Some(Err(e)) => Err(e),
+        // Before 1970, after 9999 or re-entered: the default format's own clock and words.
+        _ => {
+            if SystemTime.format_time(writer).is_err() {
+                writer.write_str("<unknown time>")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's last second and its text.
+    static SECOND: std::cell::RefCell<(Option<u64>, String)> =
+        const { std::cell::RefCell::new((None, String::new())) };
+}
+
+/// `2026-12-03T10:03:13` for `unix_seconds` into `out`; `false` for a year the default format
+/// writes otherwise (after 9999).
+fn format_second(out: &mut String, unix_seconds: u64) -> Result<bool, fmt::Error> {
+    let Ok(seconds) = i64::try_from(unix_seconds) else {
+        return Ok(false);
+    };
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(seconds) else {
+        return Ok(false);
+    };
+    if !(0..=9999).contains(&t.year()) {
+        return Ok(false);
+    }
+    write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )?;
+    Ok(true)
+}
+
+/// `.523662Z`
+fn write_fraction(writer: &mut impl fmt::Write, micros: u32) -> fmt::Result {
+    let mut text = *b".000000Z";
+    let mut rest = micros.min(999_999);
+    for digit in text[1..7].iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
 }
 
 /// Writes an event's fields as tracing-subscriber's `DefaultVisitor` does: `message` bare and
@@ -321,6 +398,44 @@ mod tests {
 
     /// `2026-12-03T10:03:13.523662Z`
     const TIMESTAMP_LEN: usize = 27;
+
+    /// Known instants, and the clock now as the default format writes it.
+    #[test]
+    fn timestamps_are_written_as_the_default_format_writes_them() {
+        for (seconds, micros, wanted) in [
+            (0, 0, "1970-01-01T00:00:00.000000Z"),
+            (1_764_756_193, 523_662, "2025-12-03T10:03:13.523662Z"),
+            (951_782_400, 7, "2000-02-29T00:00:00.000007Z"),
+            (4_102_444_799, 999_999, "2099-12-31T23:59:59.999999Z"),
+        ] {
+            let mut text = String::new();
+            assert!(format_second(&mut text, seconds).unwrap());
+            write_fraction(&mut text, micros).unwrap();
+            assert_eq!(text, wanted);
+        }
+        let mut far = String::new();
+        assert!(
+            !format_second(&mut far, 253_402_300_800).unwrap(),
+            "year 10000"
+        );
+        // Against tracing-subscriber's own clock: equal to the second unless one ended between
+        // the two readings, then try again.
+        for _ in 0..5 {
+            let mut theirs = String::new();
+            SystemTime
+                .format_time(&mut Writer::new(&mut theirs))
+                .unwrap();
+            let mut ours = String::new();
+            write_timestamp(&mut Writer::new(&mut ours)).unwrap();
+            assert_eq!(ours.len(), TIMESTAMP_LEN, "{ours:?}");
+            assert!(ours.ends_with('Z'), "{ours:?}");
+            if theirs[..19] == ours[..19] {
+                assert_eq!(theirs.len(), TIMESTAMP_LEN);
+                return;
+            }
+        }
+        panic!("the two clocks never agreed to the second");
+    }
 
     #[test]
     fn plain_lines_are_the_default_format_byte_for_byte() {
