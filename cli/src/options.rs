@@ -271,21 +271,21 @@ impl GlobalOptions {
                 crate::logsink::FLUSH_INTERVAL,
                 crate::logsink::MAX_QUEUED_BYTES,
             );
-            let builder = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(sink)
-                .with_ansi(ansi);
-            let _ = match self.log_format {
-                LogFormat::Text => builder
-                    .event_format(crate::logfmt::PlainLines::default())
-                    .try_init(),
-                LogFormat::Json => builder.json().try_init(),
-            };
+            self.install_logging(filter, sink, ansi);
             return Some(guard);
         }
+        self.install_logging(filter, std::io::stderr, ansi);
+        None
+    }
+
+    /// The global subscriber: `filter`, writing to `writer` in the `--log-format`.
+    fn install_logging<W>(&self, filter: tracing_subscriber::EnvFilter, writer: W, ansi: bool)
+    where
+        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    {
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .with_ansi(ansi);
         let _ = match self.log_format {
             LogFormat::Text => builder
@@ -293,7 +293,6 @@ impl GlobalOptions {
                 .try_init(),
             LogFormat::Json => builder.json().try_init(),
         };
-        None
     }
 
     /// Whether stderr gets ANSI colours (`--color`, `NO_COLOR`, whether it is a terminal).

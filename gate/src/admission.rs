@@ -754,15 +754,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn fixtures_the_webhook_cannot_read_are_denied() {
+    /// A gate whose judge must never be asked (its upstream is a closed port).
+    fn no_judge_gate() -> Gate<NoJudge> {
         let config = crate::GateConfig::simple(
             "policy.yaml".into(),
             "127.0.0.1:0".parse().unwrap(),
             "http://127.0.0.1:9",
         )
         .unwrap();
-        let gate = Gate::new(config, NoJudge).unwrap();
+        Gate::new(config, NoJudge).unwrap()
+    }
+
+    #[tokio::test]
+    async fn fixtures_the_webhook_cannot_read_are_denied() {
+        let gate = no_judge_gate();
         for (name, text, wanted) in [
             (
                 "configmap-create",
@@ -928,13 +933,7 @@ mod tests {
     /// Whole reviews through the handler, where no image has to be judged: exact status and body.
     #[tokio::test]
     async fn reviews_are_answered_byte_exact() {
-        let config = crate::GateConfig::simple(
-            "policy.yaml".into(),
-            "127.0.0.1:0".parse().unwrap(),
-            "http://127.0.0.1:9",
-        )
-        .unwrap();
-        let gate = Gate::new(config, NoJudge).unwrap();
+        let gate = no_judge_gate();
         let cases: [(&[u8], u16, &str); 8] = [
             (b"", 400, r#"{"error":"malformed JSON: EOF while parsing a value at line 1 column 0"}"#),
             (b"{\"apiVersion\": \"admission.k8s.io/v1\"} {}", 400, r#"{"error":"malformed JSON: trailing characters at line 1 column 39"}"#),
@@ -1193,13 +1192,7 @@ mod tests {
             r#"admission.k8s.io/v1 uid="u" kind="Pod" op="CREATE": /spec/containers/0/image=app:1 (containers[0] "a")"#
         );
         // Through the handler: a 400 naming the field.
-        let config = crate::GateConfig::simple(
-            "policy.yaml".into(),
-            "127.0.0.1:0".parse().unwrap(),
-            "http://127.0.0.1:9",
-        )
-        .unwrap();
-        let gate = Gate::new(config, NoJudge).unwrap();
+        let gate = no_judge_gate();
         let response = review(gate, HeaderMap::new(), Body::from(cases[0].1.clone()), true).await;
         let (status, body) = body_text(response).await;
         assert_eq!(status, 400, "{body}");

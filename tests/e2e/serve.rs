@@ -614,40 +614,24 @@ fn every_decision_line_is_written_under_a_burst_and_whole_after_sigterm() {
     const PER_CLIENT: usize = 500;
     let lab = lab();
     let host = lab.reg.host();
-    let port = support::free_port();
     let log_path = lab.dir.path().join("serve.log");
-    let mut child = signet()
-        .args([
-            "serve",
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let gate = SignetServe::start(
+        &[
             "--policy",
             s(&lab.policy),
             "--upstream",
             &format!("http://{host}"),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !http()
-        .get(url("/readyz"))
-        .send()
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "signet serve did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        ],
+        |command| {
+            command.stderr(log_file);
+        },
+    );
     // Names outside the policy's registry: each is a decision (denied by screening, no
     // request upstream), so the burst is quick and every line is a distinct image.
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let url = url("/v1/verify");
+            let url = gate.url("/v1/verify");
             std::thread::spawn(move || {
                 let client = http();
                 for i in 0..PER_CLIENT {
@@ -666,23 +650,7 @@ fn every_decision_line_is_written_under_a_burst_and_whole_after_sigterm() {
         client.join().unwrap();
     }
     // At once: lines may still be queued.
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "signet serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = gate.terminate();
     assert!(status.success(), "{status:?}");
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(
