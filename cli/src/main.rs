@@ -105,7 +105,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyBlob(args) => commands::verify_blob::run(args, &global),
         Command::Copy(args) => commands::runtime()?.block_on(commands::copy::run(args, &global)),
         Command::Policy(args) => commands::policy::run(args, &global),
-        Command::Serve(args) => commands::runtime()?.block_on(commands::serve::run(args, &global)),
+        Command::Serve(args) => commands::runtime_with_workers(args.workers)?
+            .block_on(commands::serve::run(args, &global)),
         Command::ContainerdVerifier(args) => {
             commands::runtime()?.block_on(commands::serve::containerd(args, &global))
         }

@@ -683,3 +683,59 @@ fn every_decision_line_is_written_under_a_burst_and_whole_after_sigterm() {
         }
     }
 }
+
+/// `--workers N` (or `SIGNET_WORKERS`) sets how many threads serve requests: the gate says so
+/// when it starts, from its runtime, and serves with them. 0 and non-numbers are refused with
+/// exit 2 before anything is bound.
+#[test]
+fn workers_set_the_serving_threads_and_zero_is_refused() {
+    let lab = lab();
+    let upstream = format!("http://{}", lab.reg.host());
+    let started = |flag: &[&str], env: Option<&str>, wanted: &str| {
+        let log_path = lab.dir.path().join(format!("workers-{wanted}.log"));
+        let log_file = std::fs::File::create(&log_path).unwrap();
+        let gate = SignetServe::start(
+            &[&["--policy", s(&lab.policy), "--upstream", &upstream], flag].concat(),
+            |command| {
+                command.stderr(log_file);
+                if let Some(n) = env {
+                    command.env("SIGNET_WORKERS", n);
+                }
+            },
+        );
+        let (status, answer) = gate.verify("elsewhere.example/team/app:v1", None);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["admitted"], false, "{answer}");
+        assert!(gate.terminate().success());
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.starts_with("signet serve: listening on "))
+            .unwrap_or_else(|| panic!("no listening line in {log}"));
+        assert!(line.ends_with(&format!(", {wanted} workers")), "{line}");
+    };
+    started(&["--workers", "3"], None, "3");
+    started(&[], Some("1"), "1");
+    // The flag wins over the environment.
+    started(&["--workers", "2"], Some("1"), "2");
+
+    for (args, env) in [
+        (&["--workers", "0"][..], None),
+        (&["--workers", "many"][..], None),
+        (&[][..], Some("0")),
+    ] {
+        let mut command = signet();
+        command.args(["serve", "--policy", s(&lab.policy), "--upstream", &upstream]);
+        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        if let Some(n) = env {
+            command.env("SIGNET_WORKERS", n);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains("--workers") && !stderr.contains("listening on"),
+            "{args:?} {env:?}: {stderr}"
+        );
+    }
+}

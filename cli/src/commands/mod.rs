@@ -20,7 +20,14 @@ pub mod verify_policy;
 
 /// A runtime for commands that talk to registries or hash in parallel.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    runtime_with_workers(None)
+}
+
+/// [`runtime`] with `workers` threads (`None`: one per CPU the process may use).
+pub fn runtime_with_workers(workers: Option<u16>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(usize::from(n));
+    }
+    Ok(builder.enable_all().build()?)
 }

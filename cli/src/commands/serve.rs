@@ -33,7 +33,15 @@ pub struct ServeArgs {
     /// The registry every repository is served from (with --listen, instead of --config).
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
+    /// Threads that serve requests and judge images (default: one per CPU the process may use).
+    /// Fewer leave CPUs to what shares the machine, e.g. one on a node that also runs the load.
+    #[arg(long, value_name = "N", env = "SIGNET_WORKERS",
+          value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
+    pub workers: Option<u16>,
 }
+
+/// The most `--workers` accepted: more threads than this only add switching between them.
+const MAX_WORKERS: i64 = 1024;
 
 /// Arguments of `signet containerd-verifier` (containerd's bindir verifier protocol; single-dash
 /// long flags as containerd passes them are accepted too).
@@ -130,7 +138,11 @@ pub async fn run(args: ServeArgs, global: &GlobalOptions) -> anyhow::Result<Exit
     watched.extend(judge.policy().key_paths());
     let gate = Gate::new(config, judge)?;
     let bound = gate.bind().await?;
-    eprintln!("signet serve: listening on {}", bound.local_addr());
+    eprintln!(
+        "signet serve: listening on {}, {} workers",
+        bound.local_addr(),
+        tokio::runtime::Handle::current().metrics().num_workers()
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reloader = gate.clone();
     let reload_client = client.clone();
