@@ -4,6 +4,7 @@
 //! (`signet_gate_decisions_total{source,result,mode}`, `signet_gate_decision_seconds_bucket{le}`,
 //! …); dashboards, `bench/` and the tests read them.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -24,6 +25,24 @@ const BUCKETS: [f64; 12] = [
 /// A decision's labels: source, result, mode (fixed vocabularies, so no cardinality to bound).
 type DecisionLabels = [(&'static str, &'static str); 3];
 
+/// The label values of `decisions` the gate uses (a value not listed still counts, looked up
+/// in the family each time).
+const SOURCES: [&str; 3] = ["proxy", "admission", "api"];
+const RESULTS: [&str; 3] = ["allow", "deny", "error"];
+const MODES: [&str; 3] = ["enforce", "warn", "audit"];
+const DECISION_SLOTS: usize = SOURCES.len() * RESULTS.len() * MODES.len();
+
+/// The index of a `decisions` series in `Metrics::decision_series`.
+fn decision_slot(source: &str, result: &str, mode: &str) -> Option<usize> {
+    let position = |names: &[&str], value: &str| names.iter().position(|n| *n == value);
+    let (s, r, m) = (
+        position(&SOURCES, source)?,
+        position(&RESULTS, result)?,
+        position(&MODES, mode)?,
+    );
+    Some((s * RESULTS.len() + r) * MODES.len() + m)
+}
+
 /// A notification's outcome: `sent`, `failed` (after every retry) or `dropped` (queue full).
 pub(crate) type NotificationLabels = [(&'static str, &'static str); 1];
 
@@ -36,6 +55,9 @@ type RunningLabels = [(&'static str, String); 1];
 pub(crate) struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
+    /// Each series of `decisions`, once looked up: the family's lookup hashes the labels and takes
+    /// a lock, on every decision. Indexed by [`decision_slot`].
+    decision_series: [OnceLock<Counter>; DECISION_SLOTS],
     decision_seconds: Histogram,
     pub(crate) cache_hits: Counter,
     pub(crate) cache_misses: Counter,
@@ -150,6 +172,7 @@ impl Default for Metrics {
             running_reasons,
             registry,
             decisions,
+            decision_series: std::array::from_fn(|_| OnceLock::new()),
             decision_seconds,
             cache_hits,
             cache_misses,
@@ -174,9 +197,13 @@ impl Metrics {
         mode: &'static str,
         took: Duration,
     ) {
-        self.decisions
-            .get_or_create(&[("source", source), ("result", result), ("mode", mode)])
-            .inc();
+        let labels = [("source", source), ("result", result), ("mode", mode)];
+        match decision_slot(source, result, mode) {
+            Some(slot) => self.decision_series[slot]
+                .get_or_init(|| self.decisions.get_or_create(&labels).clone())
+                .inc(),
+            None => self.decisions.get_or_create(&labels).inc(),
+        };
         self.decision_seconds.observe(took.as_secs_f64());
     }
 
@@ -230,18 +257,21 @@ mod tests {
         m.decision("proxy", "allow", "enforce", Duration::from_millis(3));
         m.decision("proxy", "allow", "enforce", Duration::from_millis(30));
         m.decision("admission", "deny", "warn", Duration::from_secs(20));
+        // A value outside the known ones is counted too, in its own series.
+        m.decision("api", "deny", "dry-run", Duration::from_millis(2));
         Metrics::inc(&m.cache_hits);
         Metrics::inc(&m.blob_streams_refused);
         let text = m.render(4, 2);
         for line in [
             "signet_gate_decisions_total{source=\"proxy\",result=\"allow\",mode=\"enforce\"} 2",
             "signet_gate_decisions_total{source=\"admission\",result=\"deny\",mode=\"warn\"} 1",
+            "signet_gate_decisions_total{source=\"api\",result=\"deny\",mode=\"dry-run\"} 1",
             "signet_gate_decision_seconds_bucket{le=\"0.001\"} 0",
-            "signet_gate_decision_seconds_bucket{le=\"0.005\"} 1",
-            "signet_gate_decision_seconds_bucket{le=\"0.05\"} 2",
-            "signet_gate_decision_seconds_bucket{le=\"10.0\"} 2",
-            "signet_gate_decision_seconds_bucket{le=\"+Inf\"} 3",
-            "signet_gate_decision_seconds_count 3",
+            "signet_gate_decision_seconds_bucket{le=\"0.005\"} 2",
+            "signet_gate_decision_seconds_bucket{le=\"0.05\"} 3",
+            "signet_gate_decision_seconds_bucket{le=\"10.0\"} 3",
+            "signet_gate_decision_seconds_bucket{le=\"+Inf\"} 4",
+            "signet_gate_decision_seconds_count 4",
             "signet_gate_cache_hits_total 1",
             "signet_gate_cache_misses_total 0",
             "signet_gate_cache_entries 4",
@@ -265,7 +295,7 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        assert!((sum - 20.033).abs() < 1e-6, "{sum}");
+        assert!((sum - 20.035).abs() < 1e-6, "{sum}");
         // Every sample line belongs to a declared metric.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();

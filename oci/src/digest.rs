@@ -102,8 +102,12 @@ impl Digest {
 }
 
 impl fmt::Display for Digest {
+    // Pieces written as they are: digests are formatted on every gate decision (cache keys,
+    // log lines), and `write!` would format each piece through padding it never has.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.algorithm, self.hex)
+        f.write_str(self.algorithm.as_str())?;
+        f.write_str(":")?;
+        f.write_str(&self.hex)
     }
 }
 

@@ -69,7 +69,11 @@ impl Reference {
 
     /// `registry/repository`: the name a cosign signature's `docker-reference` carries.
     pub fn name(&self) -> String {
-        format!("{}/{}", self.registry, self.repository)
+        let mut name = String::with_capacity(self.registry.len() + 1 + self.repository.len());
+        name.push_str(&self.registry);
+        name.push('/');
+        name.push_str(&self.repository);
+        name
     }
 
     /// The same repository at `digest`, without a tag.
@@ -138,13 +142,19 @@ fn has_explicit_tag(name: &str) -> bool {
 }
 
 impl fmt::Display for Reference {
+    // Pieces written as they are (see `Digest`'s `Display`): references are formatted on every
+    // gate decision.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.registry, self.repository)?;
+        f.write_str(&self.registry)?;
+        f.write_str("/")?;
+        f.write_str(&self.repository)?;
         if let Some(tag) = &self.tag {
-            write!(f, ":{tag}")?;
+            f.write_str(":")?;
+            f.write_str(tag)?;
         }
         if let Some(digest) = &self.digest {
-            write!(f, "@{digest}")?;
+            f.write_str("@")?;
+            fmt::Display::fmt(digest, f)?;
         }
         Ok(())
     }
