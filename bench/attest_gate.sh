@@ -27,6 +27,13 @@
 # the gate and the registry. Everything is loopback only, stops by itself and is removed after.
 set -euo pipefail
 
+# One CPU for the gate (`--workers 1`) and one for the load generator (one thread), 32
+# connections. On two cores, a load generator with two threads and a gate with two workers keep
+# three or four threads runnable at once, and the scheduler's time slices, not the gate, make the
+# p99: the /healthz control then has a p99 of 3-4 ms. Set them to compare (bench/README.md).
+GATE_WORKERS="${GATE_WORKERS:-1}"
+LOAD_THREADS="${LOAD_THREADS:-1}"
+CONNS="${CONNS:-32}"
 GATE_BENCH_LIB=1
 # shellcheck source=bench/gate.sh
 source "$(dirname "${BASH_SOURCE[0]}")/gate.sh"
@@ -220,7 +227,8 @@ main() {
     done
 
     echo
-    echo "signet serve on $(nproc) cores, loopback; $CONNS connections; the load generator shares the cores"
+    echo "signet serve on $(nproc) cores (--workers ${GATE_WORKERS:-default}), loopback; $CONNS connections;"
+    echo "the load generator ($LOAD_THREADS threads) shares the cores"
     printf '%-26s %11s %8s %8s %7s %6s %9s %9s %6s\n' "phase (tool-name)" "decisions/s" "p50 ms" "p99 ms" "errors" "wrong" "gate CPU" "reg. CPU" "load1"
     while read -r name rate p50 p99 errors wrong cpu rcpu l; do
         printf '%-26s %11s %8s %8s %7s %6s %9s %9s %6s\n' "$name" "$rate" "$p50" "$p99" "$errors" "$wrong" "$cpu" "$rcpu" "$l"

@@ -33,6 +33,10 @@ SIGNET="$TARGET/release/signet"
 GATE_LOAD="$TARGET/release/examples/gate_load"
 HASHING_RELAY="$TARGET/release/examples/hashing_relay"
 CONNS="${CONNS:-64}"
+# Threads of the load generators (wrk -t, gate_load --threads) and the gate's --workers (empty:
+# one per CPU). They share the machine's cores with the gate.
+LOAD_THREADS="${LOAD_THREADS:-2}"
+GATE_WORKERS="${GATE_WORKERS:-}"
 PIDS=()
 WORK=""
 
@@ -125,7 +129,7 @@ start_gate() {
     port="$(free_port)"
     GATE="127.0.0.1:$port"
     "$SIGNET" serve --policy "$WORK/policy.yaml" --listen "$GATE" --upstream "http://$HOST" \
-        > /dev/null 2> "$WORK/gate.log" &
+        ${GATE_WORKERS:+--workers "$GATE_WORKERS"} > /dev/null 2> "$WORK/gate.log" &
     GATE_PID=$!
     PIDS+=("$GATE_PID")
     for _ in $(seq 150); do
@@ -167,7 +171,7 @@ json.dump({"requests": [entry]}, open(out, "w"))
 EOF
 }
 
-# wrk_post NAME PATH BODY: wrk (GET when BODY is empty), CONNS connections, 2 threads, SECONDS_PER_PHASE; appends
+# wrk_post NAME PATH BODY: wrk (GET when BODY is empty), CONNS connections, LOAD_THREADS threads, SECONDS_PER_PHASE; appends
 # "NAME rate p50 p99 non2xx errors" to $WORK/results.
 wrk_post() {
     local name=$1 path=$2 body=$3
@@ -194,7 +198,7 @@ EOF
     h0=$(decide_histogram)
     t0=$(gate_cpu_ticks)
     r0=$(registry_cpu_ticks)
-    out="$(wrk -t2 -c"$CONNS" -d"${SECONDS_PER_PHASE}s" --latency -s "$lua" "http://$GATE$path")"
+    out="$(wrk -t"$LOAD_THREADS" -c"$CONNS" -d"${SECONDS_PER_PHASE}s" --latency -s "$lua" "http://$GATE$path")"
     t1=$(gate_cpu_ticks)
     r1=$(registry_cpu_ticks)
     h1=$(decide_histogram)
@@ -218,7 +222,8 @@ load() {
     l=$(load1)
     t0=$(gate_cpu_ticks)
     r0=$(registry_cpu_ticks)
-    out="$("$GATE_LOAD" --target "http://$GATE" --scenario "$scenario_file" --label "$name" "$@")" || rc=$?
+    out="$("$GATE_LOAD" --target "http://$GATE" --scenario "$scenario_file" --label "$name" \
+        --threads "$LOAD_THREADS" "$@")" || rc=$?
     t1=$(gate_cpu_ticks)
     r1=$(registry_cpu_ticks)
     echo "$out" | grep -v '^RESULT' >&2

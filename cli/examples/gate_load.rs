@@ -10,7 +10,11 @@
 //! gate_load --target http://127.0.0.1:PORT --scenario FILE
 //!           [--concurrency 64] [--requests N] [--seconds S]
 //!           [--health-ms 50] [--rss-pid PID] [--rss-ms 100] [--label NAME]
+//!           [--threads N]
 //! ```
+//!
+//! `--threads` is how many threads drive the clients (default: one per CPU); on a machine the
+//! gate shares, one leaves it the other CPUs.
 //!
 //! The scenario is JSON: `{"requests": [{"name", "method", "path", "body", "status",
 //! "checks": [[JSON_POINTER, VALUE], …]}, …]}`. Request `i` (counting from 0 across all clients)
@@ -76,6 +80,7 @@ struct Args {
     rss_pid: Option<u32>,
     rss_ms: u64,
     label: String,
+    threads: Option<usize>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -89,6 +94,7 @@ fn parse_args() -> anyhow::Result<Args> {
         rss_pid: None,
         rss_ms: 100,
         label: "load".into(),
+        threads: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -103,6 +109,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rss-pid" => args.rss_pid = Some(value()?.parse()?),
             "--rss-ms" => args.rss_ms = value()?.parse()?,
             "--label" => args.label = value()?,
+            "--threads" => args.threads = Some(value()?.parse()?),
             other => bail!("unexpected argument {other:?}"),
         }
     }
@@ -114,6 +121,9 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
+    }
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1");
     }
     Ok(args)
 }
@@ -234,9 +244,11 @@ fn main() -> anyhow::Result<()> {
     if scenario.requests.is_empty() {
         bail!("the scenario has no requests");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        builder.worker_threads(n);
+    }
+    let runtime = builder.enable_all().build()?;
     let summary = runtime.block_on(run(&args, Arc::new(scenario)))?;
     let bad = summary["wrong"].as_u64() != Some(0)
         || summary["status_5xx"].as_u64() != Some(0)
