@@ -3,7 +3,10 @@
 //! every pattern.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+/// The scope index's maps: built from the policy's patterns, then only read. A name under
+/// judgement is hashed once per namespace prefix on every decision, and no outside input is ever
+/// inserted, so a fast hash rather than SipHash's flooding resistance.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use serde::Serialize;
 use signet_oci::Reference;
