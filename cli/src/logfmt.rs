@@ -6,8 +6,13 @@
 //! piece (target, each field name, each `=`) even when colours are off, and passes each message
 //! through its escaping writer one character at a time. [`PlainLines`] writes the same bytes for
 //! the events the gate logs (no colours, no span context, no `log` records), and hands every
-//! other event to `Full` itself, so a line never depends on which path wrote it. The test below
-//! holds the two paths to the same output.
+//! other event to `Full` itself, so a line never depends on which path wrote it. The tests below
+//! hold the two paths to the same output.
+//!
+//! A line is put together in a per-thread buffer and handed to tracing-subscriber in one piece.
+//! Values whose `Debug` text is known without running it (a `str` of printable ASCII other than
+//! `"` and `\`, which it only quotes; integers; `bool`) are written directly; any other value
+//! goes through `Debug` as in `Full`.
 
 use std::fmt::{self, Write as _};
 
@@ -49,30 +54,63 @@ where
         {
             return self.full.format_event(ctx, writer, event);
         }
-        write_timestamp(&mut writer)?;
-        writer.write_str(match *meta.level() {
-            Level::TRACE => " TRACE ",
-            Level::DEBUG => " DEBUG ",
-            Level::INFO => "  INFO ",
-            Level::WARN => "  WARN ",
-            Level::ERROR => " ERROR ",
-        })?;
-        writer.write_str(meta.target())?;
-        writer.write_str(": ")?;
-        let mut fields = PlainFields {
-            writer: writer.by_ref(),
-            is_empty: true,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_char('\n')
+        // The line is put together in a buffer of this formatter's own and handed on in one
+        // piece: every piece written to `writer` goes through two dynamic calls.
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                let result = write_line(&mut line, event).and_then(|()| writer.write_str(&line));
+                if line.capacity() > MAX_KEPT_LINE_BYTES {
+                    *line = String::new();
+                }
+                result
+            }
+            // Re-entered from inside a value's `Debug` (an event logged while formatting): a
+            // fresh buffer.
+            Err(_) => {
+                let mut line = String::new();
+                write_line(&mut line, event)?;
+                writer.write_str(&line)
+            }
+        })
     }
+}
+
+thread_local! {
+    /// Each thread's line buffer, reused from line to line.
+    static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// A line buffer larger than this is not kept for the next line.
+const MAX_KEPT_LINE_BYTES: usize = 16 * 1024;
+
+/// The whole line for `event`, newline included, onto `line`.
+fn write_line(line: &mut String, event: &Event<'_>) -> fmt::Result {
+    let meta = event.metadata();
+    write_timestamp(line)?;
+    line.push_str(match *meta.level() {
+        Level::TRACE => " TRACE ",
+        Level::DEBUG => " DEBUG ",
+        Level::INFO => "  INFO ",
+        Level::WARN => "  WARN ",
+        Level::ERROR => " ERROR ",
+    });
+    line.push_str(meta.target());
+    line.push_str(": ");
+    let mut fields = PlainFields {
+        line,
+        is_empty: true,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.result?;
+    fields.line.push('\n');
+    Ok(())
 }
 
 /// The time now as the default format writes it (`2026-12-03T10:03:13.523662Z`), the part up to
 /// the second formatted once a second per thread.
-fn write_timestamp(writer: &mut Writer<'_>) -> fmt::Result {
+fn write_timestamp<W: fmt::Write>(writer: &mut W) -> fmt::Result {
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok();
@@ -99,7 +137,7 @@ fn write_timestamp(writer: &mut Writer<'_>) -> fmt::Result {
         Some(Err(e)) => Err(e),
         // Before 1970, after 9999 or re-entered: the default format's own clock and words.
         _ => {
-            if SystemTime.format_time(writer).is_err() {
+            if SystemTime.format_time(&mut Writer::new(writer)).is_err() {
                 writer.write_str("<unknown time>")?;
             }
             Ok(())
@@ -146,117 +184,197 @@ fn write_fraction(writer: &mut impl fmt::Write, micros: u32) -> fmt::Result {
         *digit = b'0' + (rest % 10) as u8;
         rest /= 10;
     }
-    writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    text.iter()
+        .try_for_each(|&b| writer.write_char(char::from(b)))
 }
 
 /// Writes an event's fields as tracing-subscriber's `DefaultVisitor` does: `message` bare and
 /// escaped, the others `name=value` in `Debug`, separated by spaces.
-struct PlainFields<'w> {
-    writer: Writer<'w>,
+struct PlainFields<'l> {
+    line: &'l mut String,
     is_empty: bool,
     result: fmt::Result,
 }
 
 impl PlainFields<'_> {
     /// The separator before every field but the first.
-    fn pad(&mut self) -> fmt::Result {
+    fn pad(&mut self) {
         if self.is_empty {
             self.is_empty = false;
-            Ok(())
         } else {
-            self.writer.write_char(' ')
+            self.line.push(' ');
         }
     }
 
     /// `name=` for a field other than `message` (a raw identifier loses its `r#`).
-    fn name(&mut self, field: &Field) -> fmt::Result {
+    fn name(&mut self, field: &Field) {
         let name = field.name();
-        self.writer
-            .write_str(name.strip_prefix("r#").unwrap_or(name))?;
-        self.writer.write_char('=')
+        self.line.push_str(name.strip_prefix("r#").unwrap_or(name));
+        self.line.push('=');
     }
 
+    /// A `message` value: its `Debug`, with the control characters the default format escapes
+    /// escaped. Written in place and rewritten only if it has any.
     fn write_message(&mut self, value: &dyn fmt::Debug) -> fmt::Result {
-        MESSAGE.with(|buffer| {
-            let mut buffer = match buffer.try_borrow_mut() {
-                Ok(b) => b,
-                // Re-entered from inside a value's `Debug` (an event logged while formatting):
-                // a fresh buffer.
-                Err(_) => return write_escaped(&mut self.writer, &format!("{value:?}")),
-            };
-            buffer.clear();
-            write!(buffer, "{value:?}")?;
-            let result = write_escaped(&mut self.writer, &buffer);
-            if buffer.capacity() > MAX_KEPT_MESSAGE_BYTES {
-                *buffer = String::new();
-            }
-            result
-        })
+        let start = self.line.len();
+        write!(self.line, "{value:?}")?;
+        if may_need_escaping(&self.line[start..]) {
+            let text = self.line.split_off(start);
+            write_escaped(self.line, &text);
+        }
+        Ok(())
+    }
+
+    /// Whether a value goes to `record_debug` as it is: an error before, `message`, or a field
+    /// `record_debug` skips.
+    fn is_special(&self, field: &Field) -> bool {
+        let name = field.name();
+        self.result.is_err() || name == "message" || name.starts_with("log.")
     }
 }
 
-thread_local! {
-    /// Each thread's message buffer, reused from line to line.
-    static MESSAGE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+/// Whether `text` may hold a character [`write_escaped`] escapes: one of the ASCII ones, or
+/// U+0080 to U+00BF (lead byte 0xC2), which holds the C1 range.
+fn may_need_escaping(text: &str) -> bool {
+    !is_printable_ascii(text)
+        && text
+            .bytes()
+            .any(|b| matches!(b, 0x07 | 0x08 | 0x0c | 0x1b | 0x7f | 0xc2))
 }
 
-/// A message buffer larger than this is not kept for the next line.
-const MAX_KEPT_MESSAGE_BYTES: usize = 16 * 1024;
+/// Whether every byte of `text` is printable ASCII (space to `~`). Every byte is looked at,
+/// without stopping early, so that the compiler can check many at once.
+fn is_printable_ascii(text: &str) -> bool {
+    text.bytes()
+        .fold(true, |plain, b| plain & (b.wrapping_sub(b' ') < 0x5f))
+}
 
 /// `text` with the terminal control characters tracing-subscriber escapes in messages
 /// (ESC, BEL, BS, FF, DEL and the C1 range) written as it writes them.
-fn write_escaped(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
-    let needs_escaping = |c: char| {
-        matches!(
-            c,
-            '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' | '\u{80}'..='\u{9f}'
-        )
-    };
-    if !text.chars().any(needs_escaping) {
-        return writer.write_str(text);
+fn write_escaped(out: &mut String, text: &str) {
+    if !may_need_escaping(text) {
+        return out.push_str(text);
     }
     for c in text.chars() {
         match c {
-            '\x1b' => writer.write_str("\\x1b")?,
-            '\x07' => writer.write_str("\\x07")?,
-            '\x08' => writer.write_str("\\x08")?,
-            '\x0c' => writer.write_str("\\x0c")?,
-            '\x7f' => writer.write_str("\\x7f")?,
-            '\u{80}'..='\u{9f}' => write!(writer, "\\u{{{:x}}}", c as u32)?,
-            c => writer.write_char(c)?,
+            '\x1b' => out.push_str("\\x1b"),
+            '\x07' => out.push_str("\\x07"),
+            '\x08' => out.push_str("\\x08"),
+            '\x0c' => out.push_str("\\x0c"),
+            '\x7f' => out.push_str("\\x7f"),
+            '\u{80}'..='\u{9f}' => {
+                out.push_str("\\u{");
+                write_hex(out, c as u32);
+                out.push('}');
+            }
+            c => out.push(c),
         }
     }
-    Ok(())
+}
+
+/// `value` in lower-case hexadecimal, as `{:x}` writes it.
+fn write_hex(out: &mut String, value: u32) {
+    let mut digits = [b'0'; 8];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdef"[(rest % 16) as usize];
+        rest /= 16;
+        if rest == 0 {
+            break;
+        }
+    }
+    digits[at..].iter().for_each(|&d| out.push(char::from(d)));
+}
+
+/// `value` as `{:?}` writes a `str`: quoted and escaped. Text of printable ASCII but `"` and
+/// `\` (which is how `Debug` leaves it) is copied; any other goes through `Debug`, which also
+/// escapes non-printable and grapheme-extending characters beyond ASCII.
+fn write_debug_str(out: &mut String, value: &str) -> fmt::Result {
+    let plain = value.bytes().fold(true, |plain, b| {
+        plain & (b.wrapping_sub(b' ') < 0x5f) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+        Ok(())
+    } else {
+        write!(out, "{value:?}")
+    }
+}
+
+/// `value` as `{:?}` writes it (`-` and decimal digits).
+fn write_decimal(out: &mut String, negative: bool, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push('-');
+    }
+    digits[at..].iter().for_each(|&d| out.push(char::from(d)));
 }
 
 impl Visit for PlainFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.result.is_err() {
+        if self.result.is_err() || field.name().starts_with("log.") {
             return;
         }
-        if field.name() == "message" {
-            self.record_debug(field, &format_args!("{value}"));
+        self.pad();
+        self.result = if field.name() == "message" {
+            // What the default format writes: the `Debug` of `format_args!("{value}")`, which
+            // is the text itself, escaped.
+            write_escaped(self.line, value);
+            Ok(())
         } else {
-            self.record_debug(field, &value);
-        }
+            self.name(field);
+            write_debug_str(self.line, value)
+        };
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.result.is_err() || field.name() == "message" {
+        if self.is_special(field) {
             return self.record_debug(field, &value);
         }
-        self.result = self
-            .pad()
-            .and_then(|()| self.name(field))
-            .and_then(|()| self.writer.write_str(if value { "true" } else { "false" }));
+        self.pad();
+        self.name(field);
+        self.line.push_str(if value { "true" } else { "false" });
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.is_special(field) {
+            return self.record_debug(field, &value);
+        }
+        self.pad();
+        self.name(field);
+        write_decimal(self.line, false, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.is_special(field) {
+            return self.record_debug(field, &value);
+        }
+        self.pad();
+        self.name(field);
+        write_decimal(self.line, value < 0, value.unsigned_abs());
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         if self.result.is_err() {
             return;
         }
-        // Errors with their sources: the default visitor's own words.
-        let mut visitor = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+        // Errors with their sources: the default visitor's own words (no colours, escaping
+        // on, as on this path).
+        let mut visitor = DefaultVisitor::new(Writer::new(self.line), self.is_empty);
         visitor.record_error(field, value);
         self.is_empty = false;
         self.result = visitor.finish();
@@ -266,14 +384,13 @@ impl Visit for PlainFields<'_> {
         if self.result.is_err() || field.name().starts_with("log.") {
             return;
         }
-        self.result = self.pad().and_then(|()| {
-            if field.name() == "message" {
-                self.write_message(value)
-            } else {
-                self.name(field)?;
-                write!(self.writer, "{value:?}")
-            }
-        });
+        self.pad();
+        self.result = if field.name() == "message" {
+            self.write_message(value)
+        } else {
+            self.name(field);
+            write!(self.line, "{value:?}")
+        };
     }
 }
 
@@ -365,6 +482,12 @@ mod tests {
     }
 
     fn lines(plain: bool) -> Vec<String> {
+        lines_of(plain, events)
+    }
+
+    /// The lines `events` logs, in the default format or through [`PlainLines`], timestamps
+    /// cut off.
+    fn lines_of(plain: bool, events: fn()) -> Vec<String> {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let builder = tracing_subscriber::fmt()
@@ -454,5 +577,123 @@ mod tests {
             "{}",
             full[0]
         );
+    }
+
+    /// Text that `str`'s `Debug` and the message escaping treat in every way they can: plain
+    /// printable ASCII (with `'`, which `str`'s `Debug` leaves alone), quotes, backslashes,
+    /// ASCII controls, DEL, the C1 range and the rest of U+0080..U+00BF, other non-ASCII,
+    /// zero-width, grapheme-extending and non-printable characters.
+    const AWKWARD: &[&str] = &[
+        "",
+        "plain ~!#$%&'()*+,-./:;<=>?@[]^_`{|}",
+        "quote \" inside",
+        "back\\slash",
+        "new\nline",
+        "tab\tcarriage\rnul\0 \x01 \x1f",
+        "bell \x07 bs \x08 ff \x0c esc \x1b[2J del \x7f",
+        "c1 \u{80} \u{85} \u{9b} \u{9f} nbsp \u{a0} soft \u{ad} \u{bf}",
+        "caf\u{e9} \u{fc}ber \u{4e2d}\u{6587} \u{1f600}",
+        "zero\u{200b}width \u{200d} \u{2028} \u{feff} \u{e000} \u{10ffff}",
+        "e\u{301} a\u{308} \u{300}leading",
+        "\u{fffd} \u{d7ff}",
+    ];
+
+    /// A `Display` written straight into the line, like the gate's image and digest values.
+    struct Shown(&'static str);
+    impl fmt::Display for Shown {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    /// Logs while it is being formatted: the event inside must not break the line outside.
+    struct Reentrant;
+    impl fmt::Display for Reentrant {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            tracing::info!(inner = "from inside a value", "nested");
+            f.write_str("outer value")
+        }
+    }
+
+    /// Events whose fields take every fast path and every way out of one.
+    fn awkward_events() {
+        for text in AWKWARD {
+            tracing::info!(target: "signet::gate::decision", source = *text, "str field");
+            tracing::info!(r#type = *text, "raw str field");
+            tracing::info!(message = *text, after = 1u64);
+            tracing::info!(shown = %Shown(text), message = %Shown(text));
+            tracing::warn!("{} and {:?}", text, text);
+        }
+        tracing::info!(
+            zero = 0u64,
+            max = u64::MAX,
+            min = i64::MIN,
+            minus_one = -1i64,
+            nought = 0i64,
+            top = i64::MAX,
+            r#loop = 12u64,
+            r#true = false,
+            "numbers"
+        );
+        tracing::info!(message = 42u64, other = -42i64);
+        tracing::info!(message = -7i64);
+        tracing::info!(message = true, yes = true);
+        tracing::info!(
+            log.note = "skipped",
+            log.n = 3u64,
+            log.b = true,
+            kept = "kept",
+            "log."
+        );
+        tracing::info!(value = %Reentrant, message = %Reentrant);
+    }
+
+    #[test]
+    fn fast_paths_are_the_default_format_byte_for_byte() {
+        let full = lines_of(false, awkward_events);
+        let plain = lines_of(true, awkward_events);
+        assert!(full.len() > AWKWARD.len() * 5, "{full:#?}");
+        for (full, plain) in full.iter().zip(&plain) {
+            assert_eq!(plain, full);
+        }
+        assert_eq!(plain.len(), full.len());
+        // The escapes the fast paths must give way to are in there.
+        let text = full.join("\n");
+        for escaped in [
+            r#"source="quote \" inside""#,
+            r"\u{200b}",
+            r"e\u{301}",
+            r"\x1b[2J",
+        ] {
+            assert!(text.contains(escaped), "{escaped} in {text}");
+        }
+    }
+
+    /// `str`'s `Debug`, character by character, for every character up to U+3000 and some
+    /// beyond, alone and between printable ASCII.
+    #[test]
+    fn debug_strings_are_written_as_debug_writes_them() {
+        let beyond = [0xfeff, 0xfff9, 0xfffd, 0xe0001, 0xe0100, 0x1f600, 0x10ffff];
+        for c in (0..0x3000).chain(beyond).filter_map(char::from_u32) {
+            for text in [c.to_string(), format!("a{c}b")] {
+                let mut ours = String::new();
+                write_debug_str(&mut ours, &text).unwrap();
+                assert_eq!(ours, format!("{text:?}"), "U+{:04X}", c as u32);
+            }
+        }
+    }
+
+    #[test]
+    fn integers_are_written_as_debug_writes_them() {
+        for value in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            let mut ours = String::new();
+            write_decimal(&mut ours, false, value);
+            assert_eq!(ours, format!("{value:?}"));
+        }
+        for value in [i64::MIN, -100, -1, 0, 1, i64::MAX] {
+            let mut ours = String::new();
+            write_decimal(&mut ours, value < 0, value.unsigned_abs());
+            assert_eq!(ours, format!("{value:?}"));
+        }
     }
 }
