@@ -16,9 +16,11 @@ use std::fmt::Write as _;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -121,18 +123,61 @@ fn images_of(kind: &str, object: Option<&Node<'_>>) -> Result<Vec<PodImage>, Str
             }
             let container = container.0.as_ref();
             let name = container.and_then(|c| text(&c.name)).unwrap_or("");
-            let label = format!("{list}[{i}] {name:?}");
+            let label = container_label(list, i, name);
             let image = container
                 .and_then(|c| text(&c.image))
                 .ok_or_else(|| format!("{label} has no image"))?;
             images.push(PodImage {
-                pointer: format!("{spec_pointer}/{list}/{i}/image"),
-                image: image.to_string(),
+                pointer: image_pointer(spec_pointer, list, i),
+                image: image.to_owned(),
                 container: label,
             });
         }
     }
     Ok(images)
+}
+
+/// `{list}[{i}] {name:?}`, the container in messages; written out rather than formatted, as
+/// it is built for every container of every review.
+fn container_label(list: &str, i: usize, name: &str) -> String {
+    let mut label = String::with_capacity(list.len() + name.len() + 10);
+    label.push_str(list);
+    label.push('[');
+    push_index(&mut label, i);
+    label.push_str("] ");
+    // `Debug` of a string leaves printable ASCII other than `"` and `\` as it is.
+    if name
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\')
+    {
+        label.push('"');
+        label.push_str(name);
+        label.push('"');
+    } else {
+        let _ = write!(label, "{name:?}");
+    }
+    label
+}
+
+/// `{spec_pointer}/{list}/{i}/image`, the JSON pointer to a container's image.
+fn image_pointer(spec_pointer: &str, list: &str, i: usize) -> String {
+    let mut pointer = String::with_capacity(spec_pointer.len() + list.len() + 12);
+    pointer.push_str(spec_pointer);
+    pointer.push('/');
+    pointer.push_str(list);
+    pointer.push('/');
+    push_index(&mut pointer, i);
+    pointer.push_str("/image");
+    pointer
+}
+
+/// `i` in decimal.
+fn push_index(out: &mut String, i: usize) {
+    if i < 10 {
+        out.push(char::from(b'0' + i as u8));
+    } else {
+        let _ = write!(out, "{i}");
+    }
 }
 
 /// One operation of the pinning JSONPatch.
@@ -191,8 +236,14 @@ struct ReviewRequest<'a> {
 
 /// The request of the review in `body`, or the message of the 400 answer.
 fn parse_review(body: &[u8]) -> Result<ReviewRequest<'_>, String> {
-    let review: Field<Review<'_>> =
-        serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+    // A body that is UTF-8 throughout (every review a Kubernetes API server sends) is checked
+    // once, not string by string; any other is read as bytes, so that its error is the one the
+    // byte reader gives.
+    let review: Field<Review<'_>> = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+    .map_err(|e| format!("malformed JSON: {e}"))?;
     check_review(review.0.unwrap_or_default()).map_err(|e| format!("not an AdmissionReview: {e}"))
 }
 
@@ -316,13 +367,60 @@ struct AuditAnnotations {
     untrusted_images: String,
 }
 
+/// The answer as `axum::Json` gives it (the same body and `content-type`), written into one
+/// buffer sized for the common answers.
 fn envelope(api_version: &str, response: AdmissionResponse<'_>) -> Response {
-    axum::Json(AnswerReview {
+    let answer = AnswerReview {
         api_version,
         kind: "AdmissionReview",
         response,
-    })
-    .into_response()
+    };
+    let mut body = Vec::with_capacity(256);
+    match answer_json(&mut body, &answer) {
+        Ok(()) => (
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            Bytes::from(body),
+        )
+            .into_response(),
+        Err(_) => axum::Json(answer).into_response(),
+    }
+}
+
+/// Writes the JSON of `answer` to `out`. A bare allow (most answers) is written piece by piece,
+/// with the bytes its serialisation gives; every other answer is serialised.
+fn answer_json(out: &mut Vec<u8>, answer: &AnswerReview<'_>) -> serde_json::Result<()> {
+    let AnswerReview {
+        api_version,
+        kind,
+        response,
+    } = answer;
+    // Every field named, so that a new one cannot be left out of the bare answer unnoticed.
+    let AdmissionResponse {
+        uid,
+        allowed,
+        status,
+        warnings,
+        audit_annotations,
+        patch_type,
+        patch,
+    } = response;
+    let bare = *allowed
+        && status.is_none()
+        && warnings.is_empty()
+        && audit_annotations.is_none()
+        && patch_type.is_none()
+        && patch.is_none();
+    if !bare {
+        return serde_json::to_writer(out, answer);
+    }
+    out.extend_from_slice(br#"{"apiVersion":"#);
+    serde_json::to_writer(&mut *out, api_version)?;
+    out.extend_from_slice(br#","kind":"#);
+    serde_json::to_writer(&mut *out, kind)?;
+    out.extend_from_slice(br#","response":{"uid":"#);
+    serde_json::to_writer(&mut *out, uid)?;
+    out.extend_from_slice(br#","allowed":true}}"#);
+    Ok(())
 }
 
 fn deny<'a>(uid: &'a str, message: &str) -> AdmissionResponse<'a> {
@@ -385,12 +483,10 @@ async fn answer<'a, J: Judge>(
             )
         }
     };
-    let distinct: Vec<String> = images
-        .iter()
-        .map(|i| i.image.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    // In order, once each (what a `BTreeSet` gives, without a node per image).
+    let mut distinct: Vec<String> = images.iter().map(|i| i.image.clone()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
     let max = gate.inner.config.limits.max_images;
     if distinct.len() > max {
         return deny(uid, &format!("signet: more than {max} distinct images"));
@@ -1202,5 +1298,186 @@ mod tests {
             ),
             "{body}"
         );
+    }
+
+    #[test]
+    fn labels_and_pointers_read_as_formatted() {
+        // The message text and pointer of every container, whatever its index and name, are
+        // what `format!` made of them.
+        let names = [
+            "",
+            "app",
+            "a b",
+            "with\"quote",
+            "back\\slash",
+            "tab\there",
+            "new\nline",
+            "nul\0",
+            "del\u{7f}",
+            "it's",
+            "café",
+            "\u{301}mark",
+            "🚀",
+            "~!@#$%^&*()_+{}|:<>?",
+        ];
+        for list in CONTAINER_LISTS {
+            for i in [0, 1, 9, 10, 11, 99, 100, 999, 1000, 123_456] {
+                for name in names {
+                    assert_eq!(
+                        container_label(list, i, name),
+                        format!("{list}[{i}] {name:?}"),
+                        "{list} {i} {name:?}"
+                    );
+                }
+                for spec in ["/spec", "/spec/template/spec"] {
+                    assert_eq!(
+                        image_pointer(spec, list, i),
+                        format!("{spec}/{list}/{i}/image")
+                    );
+                }
+            }
+        }
+        // Through a review: a pod of many containers, names needing escapes among them.
+        let containers: Vec<Value> = (0..12)
+            .map(|i| json!({"name": names[i % names.len()], "image": format!("app:{i}")}))
+            .collect();
+        let body = create(
+            "Deployment",
+            &json!({"spec": {"template": {"spec": {"containers": containers, "initContainers": [{"name": "in\"it", "image": "init:1"}]}}}})
+                .to_string(),
+        );
+        let images = review_images(&body).unwrap();
+        assert_eq!(images.len(), 13);
+        for (i, image) in images.iter().take(12).enumerate() {
+            let name = names[i % names.len()];
+            assert_eq!(image.container, format!("containers[{i}] {name:?}"));
+            assert_eq!(
+                image.pointer,
+                format!("/spec/template/spec/containers/{i}/image")
+            );
+            assert_eq!(image.image, format!("app:{i}"));
+        }
+        assert_eq!(images[12].container, r#"initContainers[0] "in\"it""#);
+        assert_eq!(
+            images[12].pointer,
+            "/spec/template/spec/initContainers/0/image"
+        );
+        // The error naming a container without an image.
+        let body = create(
+            "Pod",
+            r#"{"spec":{"containers":[{"name":"a","image":"x"}],"ephemeralContainers":[{"name":"d\u00e9\tbug"}]}}"#,
+        );
+        assert_eq!(
+            review_images(&body).unwrap_err(),
+            r#"ephemeralContainers[0] "dé\tbug" has no image"#
+        );
+    }
+
+    #[test]
+    fn bare_allows_are_written_as_serialised() {
+        let uids = [
+            "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "u",
+            "quote\"back\\slash/solidus",
+            "ctl\u{1}\u{1f}\t\n\r\u{7f}",
+            "é🚀\u{2028}\u{2029}",
+        ];
+        for api_version in ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"] {
+            for uid in uids {
+                let answer = AnswerReview {
+                    api_version,
+                    kind: "AdmissionReview",
+                    response: AdmissionResponse::allow(uid),
+                };
+                let mut written = Vec::new();
+                answer_json(&mut written, &answer).unwrap();
+                assert_eq!(
+                    String::from_utf8(written).unwrap(),
+                    serde_json::to_string(&answer).unwrap(),
+                    "{uid:?}"
+                );
+            }
+        }
+        // Any other answer is serialised as it is.
+        let mut warned = AdmissionResponse::allow("u");
+        warned.warnings.push("w".into());
+        let mut patched = AdmissionResponse::allow("u");
+        patched.patch_type = Some("JSONPatch");
+        patched.patch = Some("W10=".into());
+        for response in [deny("u", "no"), warned, patched] {
+            let answer = AnswerReview {
+                api_version: "admission.k8s.io/v1",
+                kind: "AdmissionReview",
+                response,
+            };
+            let mut written = Vec::new();
+            answer_json(&mut written, &answer).unwrap();
+            assert_eq!(written, serde_json::to_vec(&answer).unwrap());
+        }
+    }
+
+    #[test]
+    fn bodies_read_as_the_byte_reader_reads_them() {
+        // A UTF-8 body is read as text, any other as bytes; either way the outcome, and the
+        // error with its position, is the byte reader's.
+        let by_bytes = |body: &[u8]| -> String {
+            match serde_json::from_slice::<Field<Review<'_>>>(body) {
+                Ok(review) => match check_review(review.0.unwrap_or_default()) {
+                    Ok(r) => format!("ok {} {:?}", r.uid, images_to_judge(&r)),
+                    Err(e) => format!("not an AdmissionReview: {e}"),
+                },
+                Err(e) => format!("malformed JSON: {e}"),
+            }
+        };
+        let by_reader = |body: &[u8]| -> String {
+            match parse_review(body) {
+                Ok(r) => format!("ok {} {:?}", r.uid, images_to_judge(&r)),
+                Err(e) => e,
+            }
+        };
+        let pod = r#"{"spec":{"containers":[{"name":"a","image":"app:1"}]}}"#;
+        let mut bodies: Vec<Vec<u8>> = vec![
+            create("Pod", pod),
+            create(
+                "Pod",
+                r#"{"spec":{"containers":[{"name":"\u00e9","image":"app:\u0031"}]}}"#,
+            ),
+            create("Pod", r#"{"metadata":{"name":"\ud800"},"spec":{}}"#),
+            create("Pod", r#"{"metadata":{"name":"\ud83d\ude80"},"spec":{}}"#),
+            create("Pod", r#"{"metadata":{"name":"\x"},"spec":{}}"#),
+            create("Pod", "{\"metadata\":{\"name\":\"a\tb\"},\"spec\":{}}"),
+            create("Pod", r#"{"metadata":{"n":1e400},"spec":{}}"#),
+            create("Pod", r#"{"metadata":{"n":-0.5e-400},"spec":{}}"#),
+            create("Pod", r#"{"spec":{"containers":[{"image":"é🚀"}]}}"#),
+            create(
+                "Pod",
+                &format!(r#"{{"metadata":{}1{}}}"#, "[".repeat(200), "]".repeat(200)),
+            ),
+            create("Pod", pod)[..60].to_vec(),
+            b"".to_vec(),
+            b"\xef\xbb\xbf{}".to_vec(),
+            b"{\"apiVersion\":\"admission.k8s.io/v1\"\xff".to_vec(),
+            b"\xff".to_vec(),
+        ];
+        let valid = create("Pod", pod);
+        // Invalid UTF-8 at every place of a review: in strings, keys, between tokens.
+        for at in (0..valid.len()).step_by(7) {
+            for bad in [
+                &[0xff_u8][..],
+                &[0xc3],
+                &[0xed, 0xa0, 0x80],
+                &[0xf4, 0x90, 0x80, 0x80],
+            ] {
+                bodies.push([&valid[..at], bad, &valid[at..]].concat());
+            }
+        }
+        for body in &bodies {
+            assert_eq!(
+                by_reader(body),
+                by_bytes(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }
