@@ -289,7 +289,7 @@ impl<J: Judge> Gate<J> {
         let Ok(now) = self.inner.clock.unix_now() else {
             return;
         };
-        let key = (reference.to_string(), digest.clone());
+        let key = (reference.text(), digest.clone());
         let mut images = c.images();
         if let Some(e) = images.get_mut(&key) {
             e.last_seen = now;

@@ -198,7 +198,7 @@ pub(crate) type Key = (String, Digest, String);
 /// for `app:v1` and not for `app:v2` of the same digest, `digest: pinned` allows `app@sha256:…`
 /// and not `app:v1`, and policies and identities are per repository.
 pub(crate) fn verdict_key(reference: &Reference, digest: &Digest, hash: &str) -> Key {
-    (reference.to_string(), digest.clone(), hash.to_string())
+    (reference.text(), digest.clone(), hash.to_string())
 }
 
 /// What a judgement task yields to everyone waiting on it.
@@ -289,7 +289,7 @@ impl<J: Judge> Gate<J> {
         source: Source,
     ) -> Decision {
         let started = Instant::now();
-        let image = reference.to_string();
+        let image = reference.text();
         let decision = self.judge_at(&image, reference, digest, source).await;
         self.record(&decision, source, started);
         decision

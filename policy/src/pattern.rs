@@ -565,7 +565,7 @@ impl ScopeIndex {
     ) {
         let name = reference.name();
         if !self.full.is_empty() {
-            if let Some(&i) = self.full.get(reference.to_string().as_str()) {
+            if let Some(&i) = self.full.get(reference.text().as_str()) {
                 found(i);
             }
         }
