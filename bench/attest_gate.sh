@@ -229,12 +229,13 @@ main() {
     echo
     echo "signet serve on $(nproc) cores (--workers ${GATE_WORKERS:-default}), loopback; $CONNS connections;"
     echo "the load generator ($LOAD_THREADS threads) shares the cores"
-    printf '%-26s %11s %8s %8s %7s %6s %9s %9s %6s\n' "phase (tool-name)" "decisions/s" "p50 ms" "p99 ms" "errors" "wrong" "gate CPU" "reg. CPU" "load1"
-    while read -r name rate p50 p99 errors wrong cpu rcpu l; do
-        printf '%-26s %11s %8s %8s %7s %6s %9s %9s %6s\n' "$name" "$rate" "$p50" "$p99" "$errors" "$wrong" "$cpu" "$rcpu" "$l"
+    printf '%-26s %11s %8s %8s %7s %6s %9s %9s %6s %7s\n' "phase (tool-name)" "decisions/s" "p50 ms" "p99 ms" "errors" "wrong" "gate CPU" "reg. CPU" "load1" "steal%"
+    while read -r name rate p50 p99 errors wrong cpu rcpu l steal; do
+        printf '%-26s %11s %8s %8s %7s %6s %9s %9s %6s %7s\n' "$name" "$rate" "$p50" "$p99" "$errors" "$wrong" "$cpu" "$rcpu" "$l" "$steal"
     done < "$WORK/results"
     echo "(as bench/gate.sh: wrk errors = non-2xx, wrong = socket errors; gate_load errors = 5xx + failed,"
-    echo " wrong = wrong verdicts; gate/reg. CPU = µs of CPU per decision; load1 when the phase started)"
+    echo " wrong = wrong verdicts; gate/reg. CPU = µs of CPU per decision; load1 when the phase started;"
+    echo " steal% = share of the machine's CPU time the host took during the phase)"
     cat "$WORK/histograms"
     echo "registry requests per cold decision:"
     cat "$WORK/cold.results"

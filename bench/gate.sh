@@ -193,14 +193,16 @@ done = function(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 EOF
-    local out t0 t1 l h0 h1 r0 r1
+    local out t0 t1 l h0 h1 r0 r1 s0 s1
     l=$(load1)
     h0=$(decide_histogram)
     t0=$(gate_cpu_ticks)
     r0=$(registry_cpu_ticks)
+    s0=$(steal_ticks)
     out="$(wrk -t"$LOAD_THREADS" -c"$CONNS" -d"${SECONDS_PER_PHASE}s" --latency -s "$lua" "http://$GATE$path")"
     t1=$(gate_cpu_ticks)
     r1=$(registry_cpu_ticks)
+    s1=$(steal_ticks)
     h1=$(decide_histogram)
     echo "$out" | grep -v '^WRK' >&2
     # shellcheck disable=SC2086
@@ -211,21 +213,23 @@ EOF
     local line n
     line="$(echo "$out" | grep '^WRK')"
     n=$(echo "$out" | awk '/requests in/ { print $1 }')
-    echo "wrk-$name ${line#WRK } $(cpu_us_per_decision "$t0" "$t1" "$n") $(cpu_us_per_decision "$r0" "$r1" "$n") $l" >> "$WORK/results"
+    echo "wrk-$name ${line#WRK } $(cpu_us_per_decision "$t0" "$t1" "$n") $(cpu_us_per_decision "$r0" "$r1" "$n") $l $(steal_percent "$s0" "$s1")" >> "$WORK/results"
 }
 
 # load NAME SCENARIO ARGS...: gate_load; appends "NAME rate p50 p99 5xx+failed wrong" to results.
 load() {
     local name=$1 scenario_file=$2
     shift 2
-    local out rc=0 t0 t1 l r0 r1
+    local out rc=0 t0 t1 l r0 r1 s0 s1
     l=$(load1)
     t0=$(gate_cpu_ticks)
     r0=$(registry_cpu_ticks)
+    s0=$(steal_ticks)
     out="$("$GATE_LOAD" --target "http://$GATE" --scenario "$scenario_file" --label "$name" \
         --threads "$LOAD_THREADS" "$@")" || rc=$?
     t1=$(gate_cpu_ticks)
     r1=$(registry_cpu_ticks)
+    s1=$(steal_ticks)
     echo "$out" | grep -v '^RESULT' >&2
     local json n
     json="$(echo "$out" | grep '^RESULT' | cut -d' ' -f2-)"
@@ -233,7 +237,8 @@ load() {
     n=$(echo "$json" | jq -r .answered)
     echo "$json" | jq -r --arg n "load-$name" --arg cpu "$(cpu_us_per_decision "$t0" "$t1" "$n")" \
         --arg rcpu "$(cpu_us_per_decision "$r0" "$r1" "$n")" --arg l "$l" \
-        '"\($n) \(.per_second*10|round/10) \(.p50_ms) \(.p99_ms) \(.status_5xx + .failed) \(.wrong) \($cpu) \($rcpu) \($l)"' >> "$WORK/results"
+        --arg steal "$(steal_percent "$s0" "$s1")" \
+        '"\($n) \(.per_second*10|round/10) \(.p50_ms) \(.p99_ms) \(.status_5xx + .failed) \(.wrong) \($cpu) \($rcpu) \($l) \($steal)"' >> "$WORK/results"
     return $rc
 }
 
@@ -247,6 +252,15 @@ cpu_us_per_decision() {
     awk -v a="$1" -v b="$2" -v n="$3" -v hz="$TICKS_PER_SECOND" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
 }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# steal_ticks: "steal total" CPU ticks of the whole machine (/proc/stat): time a virtual
+# machine's CPUs wanted to run while the host ran something else.
+steal_ticks() { awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+# steal_percent "S0 T0" "S1 T1": stolen share of the CPU time between the two readings.
+steal_percent() {
+    # shellcheck disable=SC2086
+    set -- $1 $2
+    awk -v s="$(($3 - $1))" -v t="$(($4 - $2))" 'BEGIN { printf "%.1f", (t > 0 ? 100 * s / t : 0) }'
+}
 # decide_histogram: "count le_1ms le_5ms" of the gate's own decision-time histogram (/metrics:
 # time inside the gate from parsed request to decision, without HTTP or the client's scheduling).
 decide_histogram() {
@@ -628,9 +642,9 @@ EOF
 
     echo
     echo "signet serve on $(nproc) cores, loopback; $CONNS connections; load generator on the same cores"
-    printf '%-24s %11s %8s %8s %7s %6s %9s %9s %6s\n' "phase (tool-name)" "decisions/s" "p50 ms" "p99 ms" "errors" "wrong" "gate CPU" "reg. CPU" "load1"
-    while read -r name rate p50 p99 errors wrong cpu rcpu l; do
-        printf '%-24s %11s %8s %8s %7s %6s %9s %9s %6s\n' "$name" "$rate" "$p50" "$p99" "$errors" "$wrong" "$cpu" "$rcpu" "$l"
+    printf '%-24s %11s %8s %8s %7s %6s %9s %9s %6s %7s\n' "phase (tool-name)" "decisions/s" "p50 ms" "p99 ms" "errors" "wrong" "gate CPU" "reg. CPU" "load1" "steal%"
+    while read -r name rate p50 p99 errors wrong cpu rcpu l steal; do
+        printf '%-24s %11s %8s %8s %7s %6s %9s %9s %6s %7s\n' "$name" "$rate" "$p50" "$p99" "$errors" "$wrong" "$cpu" "$rcpu" "$l" "$steal"
     done < "$WORK/results"
     echo "(wrk: errors = non-2xx answers, wrong = socket errors; gate_load: errors = 5xx + failed, wrong = wrong"
     echo " verdicts; gate CPU, reg. CPU = microseconds of user+system CPU per decision used by the gate and"
