@@ -34,7 +34,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
     /// Threads that serve requests and judge images (default: one per CPU the process may use).
-    /// Fewer leave CPUs to what shares the machine, e.g. one on a node that also runs the load.
+    /// Fewer leave CPUs to other work on the same machine.
     #[arg(long, value_name = "N", env = "SIGNET_WORKERS",
           value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
     pub workers: Option<u16>,
