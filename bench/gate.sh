@@ -37,8 +37,16 @@ CONNS="${CONNS:-64}"
 # one per CPU). They share the machine's cores with the gate.
 LOAD_THREADS="${LOAD_THREADS:-2}"
 GATE_WORKERS="${GATE_WORKERS:-}"
+# Where the gate's log goes: one line per decision, so tens of MB a second at full rate. In a
+# container its stderr is a pipe; a file on tmpfs costs the gate about what a pipe does, while a
+# file on a virtual machine's disk measures the disk (bench/README.md, "Where the log goes").
+# Default: /dev/shm when it has GATE_LOG_MIN_FREE_KIB free, else the work directory.
+GATE_LOG_DIR="${GATE_LOG_DIR:-}"
+GATE_LOG_MIN_FREE_KIB="${GATE_LOG_MIN_FREE_KIB:-8388608}"
 PIDS=()
 WORK=""
+GATE_LOG=""
+GATE_LOG_OWN_DIR=""
 
 build() {
     # NO_BUILD=1: use the binaries already in the target directory.
@@ -53,18 +61,33 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
+    if [[ -n $GATE_LOG_OWN_DIR ]]; then rm -rf "$GATE_LOG_OWN_DIR"; fi
 }
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# setup_workdir: WORK, HOME (no user auth files), SIGNET_PASSWORD.
+# setup_workdir: WORK, GATE_LOG, HOME (no user auth files), SIGNET_PASSWORD.
 setup_workdir() {
     WORK="$(mktemp -d "${TMPDIR:-/tmp}/signet-gate-bench.XXXXXX")"
     trap cleanup EXIT
     export HOME="$WORK/home" SIGNET_PASSWORD="bench-password"
     mkdir -p "$HOME"
+    local log_dir="$GATE_LOG_DIR" free_kib
+    if [[ -z $log_dir && -d /dev/shm && -w /dev/shm ]]; then
+        free_kib="$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')"
+        if [[ $free_kib =~ ^[0-9]+$ ]] && (( free_kib >= GATE_LOG_MIN_FREE_KIB )); then
+            log_dir=/dev/shm
+        fi
+    fi
+    if [[ -n $log_dir ]]; then
+        GATE_LOG_OWN_DIR="$(mktemp -d "$log_dir/signet-gate-log.XXXXXX")"
+        GATE_LOG="$GATE_LOG_OWN_DIR/gate.log"
+    else
+        GATE_LOG="$WORK/gate.log"
+    fi
+    echo "gate log: $GATE_LOG ($(stat -f -c %T "$(dirname "$GATE_LOG")"))" >&2
 }
 
 # start_registry: REGISTRY_PID, HOST; the access log (combined format) is $WORK/access.log.
@@ -123,13 +146,13 @@ scopes:
 EOF
 }
 
-# start_gate: GATE_PID, GATE (127.0.0.1:PORT); its log (one line per decision) is $WORK/gate.log.
+# start_gate: GATE_PID, GATE (127.0.0.1:PORT); its log (one line per decision) is $GATE_LOG.
 start_gate() {
     local port
     port="$(free_port)"
     GATE="127.0.0.1:$port"
     "$SIGNET" serve --policy "$WORK/policy.yaml" --listen "$GATE" --upstream "http://$HOST" \
-        ${GATE_WORKERS:+--workers "$GATE_WORKERS"} > /dev/null 2> "$WORK/gate.log" &
+        ${GATE_WORKERS:+--workers "$GATE_WORKERS"} > /dev/null 2> "$GATE_LOG" &
     GATE_PID=$!
     PIDS+=("$GATE_PID")
     for _ in $(seq 150); do
@@ -137,7 +160,7 @@ start_gate() {
         sleep 0.1
     done
     echo "signet serve did not become ready:" >&2
-    cat "$WORK/gate.log" >&2
+    cat "$GATE_LOG" >&2
     exit 1
 }
 
@@ -653,7 +676,7 @@ EOF
     cat "$WORK/histograms"
     echo "cold: $upstream upstream requests for $COLD verifications by digest = $per_cold per verification"
     cat "$WORK/pull.table"
-    echo "gate VmRSS at the end: ${gate_rss} KiB; decision log lines: $(wc -l < "$WORK/gate.log")"
+    echo "gate VmRSS at the end: ${gate_rss} KiB; decision log lines: $(wc -l < "$GATE_LOG")"
 }
 
 if [[ -z ${GATE_BENCH_LIB:-} ]]; then

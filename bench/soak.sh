@@ -78,5 +78,5 @@ kill -0 "$GATE_PID" 2> /dev/null || { echo "the gate died" >&2; rc=1; }
 echo "gate metrics after the soak:"
 curl -fsS "http://$GATE/metrics" | grep -E '^signet_gate_(decisions_total|cache_|shared|upstream_errors)' || rc=1
 echo "gate VmRSS now: $(awk '/VmRSS/ { print $2 }' "/proc/$GATE_PID/status") KiB; VmHWM: $(awk '/VmHWM/ { print $2 }' "/proc/$GATE_PID/status") KiB"
-echo "decision log: $(wc -l < "$WORK/gate.log") lines, $(du -k "$WORK/gate.log" | cut -f1) KiB"
+echo "decision log: $(wc -l < "$GATE_LOG") lines, $(du -k "$GATE_LOG" | cut -f1) KiB"
 exit $rc
