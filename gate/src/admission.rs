@@ -300,7 +300,13 @@ pub(crate) async fn mutate<J: Judge>(
     review(gate, headers, body, true).await
 }
 
-async fn review<J: Judge>(gate: Gate<J>, headers: HeaderMap, body: Body, mutate: bool) -> Response {
+/// The answer to a review sent to `/validate` (or `/mutate`, with `mutate`).
+pub(crate) async fn review<J: Judge>(
+    gate: Gate<J>,
+    headers: HeaderMap,
+    body: Body,
+    mutate: bool,
+) -> Response {
     let bytes = match read_body(&headers, body, gate.inner.config.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(response) => return response,

@@ -1,21 +1,26 @@
 //! The gate's server: shared state ([`Gate`]), the routes, the accept loop (plain or TLS, bounded
 //! connections, header time-outs) and graceful shutdown; policy reload by swapping the judge.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
+use futures_util::future::{BoxFuture, Either};
+use hyper::body::Incoming;
+use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use hyper_util::service::{TowerToHyperService, TowerToHyperServiceFuture};
 use signet_oci::{Digest, RegistryClient};
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
@@ -258,12 +263,78 @@ impl<J: Judge> Gate<J> {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz::<J>))
             .route("/metrics", get(metrics::<J>))
+            // `Routes` answers the POSTs before they reach the router; the other methods get
+            // their `405` here.
             .route("/validate", post(admission::validate::<J>))
             .route("/mutate", post(admission::mutate::<J>))
             .route("/v2", any(proxy::version))
             .route("/v2/", any(proxy::version))
             .route("/v2/{*path}", any(proxy::dispatch::<J>))
             .with_state(self.clone())
+    }
+}
+
+/// The routes as the connections serve them. `POST /validate` and `POST /mutate` go straight to
+/// the admission webhook, past the router: the API server asks them for every Pod created, and
+/// the router's matching, boxed handler and header extractor are a sizeable part of answering a
+/// cached decision. Every other request, the same paths with another method among them, is
+/// the router's.
+struct Routes<J: Judge> {
+    gate: Gate<J>,
+    router: TowerToHyperService<Router>,
+}
+
+impl<J: Judge> Clone for Routes<J> {
+    fn clone(&self) -> Self {
+        Routes {
+            gate: self.gate.clone(),
+            router: self.router.clone(),
+        }
+    }
+}
+
+impl<J: Judge> Routes<J> {
+    fn new(gate: &Gate<J>, client_verified: bool) -> Self {
+        Routes {
+            gate: gate.clone(),
+            router: TowerToHyperService::new(gate.router(client_verified)),
+        }
+    }
+}
+
+/// `Some(mutate)` for the requests the router would give the admission webhook (`POST` to
+/// exactly `/validate` or `/mutate`, whatever the query string), `None` for the others.
+fn admission_route(method: &Method, uri: &Uri) -> Option<bool> {
+    if method != Method::POST {
+        return None;
+    }
+    match uri.path() {
+        "/validate" => Some(false),
+        "/mutate" => Some(true),
+        _ => None,
+    }
+}
+
+impl<J: Judge> Service<Request<Incoming>> for Routes<J> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        BoxFuture<'static, Result<Response, Infallible>>,
+        TowerToHyperServiceFuture<Router, Request<Incoming>>,
+    >;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        match admission_route(request.method(), request.uri()) {
+            Some(mutate) => {
+                let gate = self.gate.clone();
+                // The headers are moved, not copied as the router's extractor does.
+                let (parts, body) = request.into_parts();
+                Either::Left(Box::pin(async move {
+                    Ok(admission::review(gate, parts.headers, Body::new(body), mutate).await)
+                }))
+            }
+            None => Either::Right(self.router.call(request)),
+        }
     }
 }
 
@@ -289,9 +360,9 @@ impl<J: Judge> BoundGate<J> {
             local,
         } = self;
         let config = &gate.inner.config;
-        let service = TowerToHyperService::new(gate.router(false));
+        let service = Routes::new(&gate, false);
         // Connections that presented a client certificate the handshake verified get `/v1/*`.
-        let verified_service = TowerToHyperService::new(gate.router(true));
+        let verified_service = Routes::new(&gate, true);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -419,3 +490,7 @@ async fn metrics<J: Judge>(State(gate): State<Gate<J>>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+#[path = "admission_route_tests.rs"]
+mod admission_route_tests;
