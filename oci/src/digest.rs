@@ -120,18 +120,22 @@ impl fmt::Debug for Digest {
 impl FromStr for Digest {
     type Err = Error;
 
+    // Parsed for every reference the gate sees, so this avoids a general string search and checks
+    // the hex in a loop the compiler can run over many bytes at once.
     fn from_str(s: &str) -> Result<Digest, Error> {
         let invalid = |reason: &str| Error::InvalidDigest {
             input: s.chars().take(200).collect(),
             reason: reason.to_string(),
         };
-        let (alg, hex) = s
-            .split_once(':')
-            .ok_or_else(|| invalid("expected ALGORITHM:HEX"))?;
-        let algorithm = match alg {
-            "sha256" => Algorithm::Sha256,
-            "sha512" => Algorithm::Sha512,
-            _ => return Err(invalid("unsupported algorithm (sha256 and sha512 are)")),
+        // The algorithm is everything before the first ':'.
+        let (algorithm, hex) = if let Some(hex) = s.strip_prefix("sha256:") {
+            (Algorithm::Sha256, hex)
+        } else if let Some(hex) = s.strip_prefix("sha512:") {
+            (Algorithm::Sha512, hex)
+        } else if s.contains(':') {
+            return Err(invalid("unsupported algorithm (sha256 and sha512 are)"));
+        } else {
+            return Err(invalid("expected ALGORITHM:HEX"));
         };
         if hex.len() != algorithm.hex_len() {
             return Err(invalid(&format!(
@@ -141,12 +145,16 @@ impl FromStr for Digest {
                 hex.len()
             )));
         }
-        if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        // No early exit: a loop that checks every byte can be vectorised.
+        let lowercase_hex = hex
+            .bytes()
+            .fold(true, |all, b| all & matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !lowercase_hex {
             return Err(invalid("the hash must be lowercase hex"));
         }
         Ok(Digest {
             algorithm,
-            hex: hex.to_string(),
+            hex: hex.to_owned(),
         })
     }
 }
@@ -205,6 +213,44 @@ impl DigestHasher {
     }
 }
 
+/// Digest parsing as it was before it was made cheaper, kept as the oracle the differential tests
+/// (here and in `reference`) compare today's parser with.
+#[cfg(test)]
+pub(crate) mod oracle {
+    use super::{Algorithm, Digest};
+    use crate::Error;
+
+    pub(crate) fn parse(s: &str) -> Result<Digest, Error> {
+        let invalid = |reason: &str| Error::InvalidDigest {
+            input: s.chars().take(200).collect(),
+            reason: reason.to_string(),
+        };
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| invalid("expected ALGORITHM:HEX"))?;
+        let algorithm = match alg {
+            "sha256" => Algorithm::Sha256,
+            "sha512" => Algorithm::Sha512,
+            _ => return Err(invalid("unsupported algorithm (sha256 and sha512 are)")),
+        };
+        if hex.len() != algorithm.hex_len() {
+            return Err(invalid(&format!(
+                "{} needs {} hex digits, found {}",
+                algorithm,
+                algorithm.hex_len(),
+                hex.len()
+            )));
+        }
+        if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(invalid("the hash must be lowercase hex"));
+        }
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -255,5 +301,72 @@ mod tests {
             d.signature_tag(),
             "sha256-e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.sig"
         );
+    }
+
+    /// Inputs for the differential test: every digest the tests above use, and a generated corpus
+    /// of near misses (each algorithm, lengths around the right one, each kind of bad character).
+    fn digest_inputs() -> Vec<String> {
+        let mut inputs: Vec<String> = [
+            "sha256",
+            "md5:abcd",
+            "sha256:ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789",
+            "sha256:abc",
+            "",
+            ":",
+            "sha256:",
+            "sha512:",
+            ":abc",
+            "sha256::",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        inputs.push("sha512:".to_string() + &"ab".repeat(64));
+        inputs.push("sha256:".to_string() + &"g".repeat(64));
+        inputs.push(Digest::sha256(b"").to_string());
+        let algorithms = [
+            "sha256", "sha512", "SHA256", "sha384", "sha", "sha2566", "md5", "", "sha256 ", "é",
+        ];
+        let bad_bytes = ["A", "F", "g", "G", "z", ":", "@", "/", " ", "é", "\0", "-"];
+        for algorithm in algorithms {
+            for len in [0, 1, 63, 64, 65, 127, 128, 129, 200, 300] {
+                let hex: String = "0123456789abcdef".chars().cycle().take(len).collect();
+                inputs.push(format!("{algorithm}:{hex}"));
+                inputs.push(format!("{algorithm}{hex}"));
+                if len == 0 {
+                    continue;
+                }
+                for bad in bad_bytes {
+                    for at in [0, len / 2, len - 1] {
+                        let mut broken = hex.clone();
+                        broken.replace_range(at..at + 1, bad);
+                        inputs.push(format!("{algorithm}:{broken}"));
+                    }
+                }
+            }
+        }
+        inputs
+    }
+
+    #[test]
+    fn parses_exactly_as_the_oracle() {
+        let inputs = digest_inputs();
+        assert!(inputs.len() > 1000, "{} inputs", inputs.len());
+        for input in &inputs {
+            let got = input.parse::<Digest>();
+            let want = oracle::parse(input);
+            match (&got, &want) {
+                (Ok(got), Ok(want)) => {
+                    assert_eq!(got, want, "{input:?}");
+                    assert_eq!(got.to_string(), want.to_string(), "{input:?}");
+                    assert_eq!(got.hex().len(), got.hex.capacity(), "{input:?}");
+                }
+                (Err(got), Err(want)) => {
+                    assert_eq!(got.to_string(), want.to_string(), "{input:?}");
+                    assert_eq!(format!("{got:?}"), format!("{want:?}"), "{input:?}");
+                }
+                _ => panic!("{input:?}: got {got:?}, the oracle {want:?}"),
+            }
+        }
     }
 }
